@@ -1,0 +1,1 @@
+//! On-device proximity filter (placeholder).

@@ -1,0 +1,3 @@
+//! One module per subcommand: arguments and `run`.
+
+pub(crate) mod score;
