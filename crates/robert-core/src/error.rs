@@ -28,6 +28,21 @@ pub enum Error {
     /// A date was not a valid `YYYY-MM-DD` (or `YYYYMMDD`) calendar date.
     #[error("invalid date (expected YYYY-MM-DD)")]
     InvalidDate,
+    /// A public key was not a valid base64 SubjectPublicKeyInfo of a P-256 point.
+    #[error("invalid P-256 public key (expected base64 X.509 SubjectPublicKeyInfo)")]
+    InvalidPublicKey,
+    /// A private key was not a valid P-256 scalar or PKCS#8 document.
+    #[error("invalid P-256 private key")]
+    InvalidPrivateKey,
+    /// A tuple bundle's plaintext was not the expected JSON.
+    #[error("invalid tuple bundle JSON")]
+    InvalidTuples,
+    /// A tuple bundle did not decrypt under the given key (wrong key or altered data).
+    #[error("tuple bundle does not decrypt")]
+    Decrypt,
+    /// A wrapped key did not decrypt under the KEK (wrong KEK or altered data).
+    #[error("wrapped key does not decrypt under the KEK")]
+    Unwrap,
     /// An epoch does not fit in the 24 bits an EBID carries.
     #[error("epoch {0} does not fit in 24 bits")]
     EpochOutOfRange(u32),

@@ -240,7 +240,11 @@ impl UtcDate {
         let year = yoe + era * 400 + i64::from(month <= 2);
         // Ranges are bounded by the algorithm: month 1..=12, day 1..=31.
         #[allow(clippy::cast_possible_truncation)]
-        Self { year: year as i32, month: month as u8, day: day as u8 }
+        Self {
+            year: year as i32,
+            month: month as u8,
+            day: day as u8,
+        }
     }
 
     /// 00:00:00 UTC of this date in NTP seconds (0 for dates before 1900).
@@ -276,14 +280,20 @@ impl core::str::FromStr for UtcDate {
     /// Parses `YYYY-MM-DD` or `YYYYMMDD`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let digits: String = s.chars().filter(|c| *c != '-').collect();
-        let ok_shape = (s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-')
-            || s.len() == 8;
+        let ok_shape =
+            (s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-') || s.len() == 8;
         if !ok_shape || digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(crate::Error::InvalidDate);
         }
-        let year = digits[0..4].parse().map_err(|_| crate::Error::InvalidDate)?;
-        let month = digits[4..6].parse().map_err(|_| crate::Error::InvalidDate)?;
-        let day = digits[6..8].parse().map_err(|_| crate::Error::InvalidDate)?;
+        let year = digits[0..4]
+            .parse()
+            .map_err(|_| crate::Error::InvalidDate)?;
+        let month = digits[4..6]
+            .parse()
+            .map_err(|_| crate::Error::InvalidDate)?;
+        let day = digits[6..8]
+            .parse()
+            .map_err(|_| crate::Error::InvalidDate)?;
         Self::new(year, month, day).ok_or(crate::Error::InvalidDate)
     }
 }
@@ -317,13 +327,20 @@ impl Default for ServiceStart {
 impl ServiceStart {
     /// 2020-06-01, the start date of StopCovid and the reference default.
     pub const REFERENCE: Self = Self {
-        date: UtcDate { year: 2020, month: 6, day: 1 },
+        date: UtcDate {
+            year: 2020,
+            month: 6,
+            day: 1,
+        },
         ntp: NtpSeconds(3_799_958_400),
     };
 
     /// A service starting at 00:00 UTC of `date`.
     pub fn new(date: UtcDate) -> Self {
-        Self { date, ntp: date.midnight() }
+        Self {
+            date,
+            ntp: date.midnight(),
+        }
     }
 
     /// The start date.
@@ -366,7 +383,10 @@ impl ServiceStart {
         if days < 0 {
             return None;
         }
-        u32::try_from(days).ok()?.checked_mul(EPOCHS_PER_DAY).map(Epoch)
+        u32::try_from(days)
+            .ok()?
+            .checked_mul(EPOCHS_PER_DAY)
+            .map(Epoch)
     }
 }
 
@@ -375,7 +395,10 @@ mod tests {
     use super::*;
 
     fn ntp(y: i32, mo: u8, d: u8, h: u64, mi: u64, s: u64) -> NtpSeconds {
-        UtcDate::new(y, mo, d).unwrap().midnight().plus(h * 3600 + mi * 60 + s)
+        UtcDate::new(y, mo, d)
+            .unwrap()
+            .midnight()
+            .plus(h * 3600 + mi * 60 + s)
     }
 
     #[test]
@@ -383,7 +406,10 @@ mod tests {
         let start = UtcDate::new(2020, 6, 1).unwrap();
         assert_eq!(start.midnight(), NtpSeconds(3_799_958_400));
         assert_eq!(ServiceStart::new(start), ServiceStart::REFERENCE);
-        assert_eq!(NtpSeconds::from_unix(1_590_969_600), NtpSeconds(3_799_958_400));
+        assert_eq!(
+            NtpSeconds::from_unix(1_590_969_600),
+            NtpSeconds(3_799_958_400)
+        );
     }
 
     /// TV-8 (RobertClockTest): start 2022-01-01.
@@ -391,12 +417,22 @@ mod tests {
     fn tv8_clock() {
         let s = ServiceStart::new(UtcDate::new(2022, 1, 1).unwrap());
         let rows = [
-            (ntp(2022, 1, 1, 0, 0, 0), 3_849_984_000u64, 0u32, 0xE57A_1800u32),
+            (
+                ntp(2022, 1, 1, 0, 0, 0),
+                3_849_984_000u64,
+                0u32,
+                0xE57A_1800u32,
+            ),
             (ntp(2022, 1, 1, 0, 14, 59), 3_849_984_899, 0, 0xE57A_1B83),
             (ntp(2022, 1, 1, 0, 15, 0), 3_849_984_900, 1, 0xE57A_1B84),
             (ntp(2022, 1, 1, 0, 29, 59), 3_849_985_799, 1, 0xE57A_1F07),
             (ntp(2022, 1, 1, 0, 30, 0), 3_849_985_800, 2, 0xE57A_1F08),
-            (ntp(2022, 2, 15, 22, 43, 13), 3_853_953_793, 4410, 0xE5B6_AB01),
+            (
+                ntp(2022, 2, 15, 22, 43, 13),
+                3_853_953_793,
+                4410,
+                0xE5B6_AB01,
+            ),
         ];
         for (t, n, e, t32) in rows {
             assert_eq!(t.get(), n);
@@ -418,7 +454,10 @@ mod tests {
     fn tv5_epoch() {
         let t = ntp(2022, 4, 28, 9, 45, 0);
         assert_eq!(ServiceStart::REFERENCE.epoch_at(t), Epoch(66855));
-        assert_eq!(ServiceStart::REFERENCE.day_of(Epoch(66855)), UtcDate::new(2022, 4, 28).unwrap());
+        assert_eq!(
+            ServiceStart::REFERENCE.day_of(Epoch(66855)),
+            UtcDate::new(2022, 4, 28).unwrap()
+        );
     }
 
     #[test]
@@ -437,8 +476,14 @@ mod tests {
             let d = UtcDate::from_days_since_unix_epoch(days);
             assert_eq!(d.days_since_unix_epoch(), days);
         }
-        assert_eq!("2020-06-01".parse::<UtcDate>().unwrap(), UtcDate::new(2020, 6, 1).unwrap());
-        assert_eq!("20200601".parse::<UtcDate>().unwrap(), UtcDate::new(2020, 6, 1).unwrap());
+        assert_eq!(
+            "2020-06-01".parse::<UtcDate>().unwrap(),
+            UtcDate::new(2020, 6, 1).unwrap()
+        );
+        assert_eq!(
+            "20200601".parse::<UtcDate>().unwrap(),
+            UtcDate::new(2020, 6, 1).unwrap()
+        );
         assert!("2020-02-30".parse::<UtcDate>().is_err());
         assert!("2020-6-1".parse::<UtcDate>().is_err());
         assert!("2020x06x01".parse::<UtcDate>().is_err());
@@ -448,7 +493,10 @@ mod tests {
     #[test]
     fn first_epoch_of_a_day() {
         let s = ServiceStart::REFERENCE;
-        assert_eq!(s.first_epoch_of(UtcDate::new(2020, 6, 2).unwrap()), Some(Epoch(96)));
+        assert_eq!(
+            s.first_epoch_of(UtcDate::new(2020, 6, 2).unwrap()),
+            Some(Epoch(96))
+        );
         assert_eq!(s.first_epoch_of(UtcDate::new(2020, 5, 31).unwrap()), None);
     }
 }

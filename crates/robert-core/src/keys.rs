@@ -1,0 +1,379 @@
+//! The protocol's secret keys (protocol.md §3).
+//!
+//! | key | size | role |
+//! |---|---|---|
+//! | [`KeyS`] | 192 bits, one per UTC day | SKINNY-64-192 key of the EBIDs |
+//! | [`KeyG`] | AES-128/192/256 | federation key of the ECC |
+//! | [`KeyA`] | 256 bits, per registration | HMAC-SHA256 key of HELLO and request MACs |
+//! | [`KeyATuples`] | 256 bits, per registration | AES-256-GCM key of the tuple bundles |
+//! | [`Kek`] | 256 bits | AES-256-GCM key wrapping each K_A and K_A_Tuples at rest |
+//!
+//! Every key is zeroized on drop, compares in constant time, and prints as
+//! `KeyX { .. }`. Expanded forms (SKINNY round keys, AES schedules, the keyed
+//! HMAC state) are computed once at construction and zeroized with the key.
+
+use core::fmt;
+
+use aes::cipher::{BlockCipherEncrypt, KeyInit};
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::Hmac;
+use rand_core::CryptoRng;
+use sha2::Sha256;
+use skinny::Skinny64_192;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::Error;
+
+/// HMAC-SHA256.
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+macro_rules! secret_debug_eq {
+    ($name:ident) => {
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), " { .. }"))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.raw.as_slice().ct_eq(other.raw.as_slice()).into()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl ZeroizeOnDrop for $name {}
+    };
+}
+
+/// K_S: the per-day server key, 24 bytes, used with SKINNY-64-192 (protocol.md §3, §4.2).
+///
+/// Holds the expanded cipher so that EBID encryption costs one block operation.
+#[derive(Clone)]
+pub struct KeyS {
+    raw: Zeroizing<[u8; 24]>,
+    cipher: Skinny64_192,
+}
+
+secret_debug_eq!(KeyS);
+
+impl KeyS {
+    /// Length of K_S in bytes.
+    pub const LEN: usize = 24;
+
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 24]) -> Self {
+        let raw = Zeroizing::new(bytes);
+        let cipher = Skinny64_192::new(&(*raw).into());
+        Self { raw, cipher }
+    }
+
+    /// Builds a key from a slice of exactly 24 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        let arr: [u8; 24] = bytes.try_into().map_err(|_| Error::InvalidLength {
+            what: "K_S",
+            expected: 24,
+            actual: bytes.len(),
+        })?;
+        let k = Self::from_bytes(arr);
+        let mut arr = arr;
+        arr.zeroize();
+        Ok(k)
+    }
+
+    /// Draws a fresh random key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut b = Zeroizing::new([0u8; 24]);
+        rng.fill_bytes(b.as_mut());
+        Self::from_bytes(*b)
+    }
+
+    /// The raw key, for the key store only.
+    pub fn expose_secret(&self) -> &[u8; 24] {
+        &self.raw
+    }
+
+    /// The prepared SKINNY-64-192 cipher.
+    pub fn cipher(&self) -> &Skinny64_192 {
+        &self.cipher
+    }
+}
+
+/// The prepared AES cipher of a [`KeyG`].
+#[derive(Clone)]
+enum EccAes {
+    Aes128(aes::Aes128),
+    Aes192(aes::Aes192),
+    Aes256(aes::Aes256),
+}
+
+/// K_G: the federation key (AES-128, -192 or -256), which encrypts country codes
+/// into ECCs (protocol.md §4.3). Production uses AES-256.
+#[derive(Clone)]
+pub struct KeyG {
+    raw: Zeroizing<Vec<u8>>,
+    aes: EccAes,
+}
+
+secret_debug_eq!(KeyG);
+
+impl KeyG {
+    /// Builds K_G from 16, 24 or 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        let bad = || Error::InvalidLength {
+            what: "K_G",
+            expected: 32,
+            actual: bytes.len(),
+        };
+        let aes = match bytes.len() {
+            16 => EccAes::Aes128(aes::Aes128::new_from_slice(bytes).map_err(|_| bad())?),
+            24 => EccAes::Aes192(aes::Aes192::new_from_slice(bytes).map_err(|_| bad())?),
+            32 => EccAes::Aes256(aes::Aes256::new_from_slice(bytes).map_err(|_| bad())?),
+            _ => return Err(bad()),
+        };
+        Ok(Self {
+            raw: Zeroizing::new(bytes.to_vec()),
+            aes,
+        })
+    }
+
+    /// Draws a fresh random AES-256 key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut b = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(b.as_mut());
+        // A 32-byte slice is always a valid AES-256 key.
+        match Self::from_slice(b.as_ref()) {
+            Ok(k) => k,
+            Err(_) => unreachable!("32 bytes is a valid K_G length"),
+        }
+    }
+
+    /// The raw key, for the key store only.
+    pub fn expose_secret(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// First byte of `AES(K_G, ebid ‖ 0^64)`: the keystream byte the ECC XORs with.
+    pub fn ecc_mask(&self, ebid: &[u8; 8]) -> u8 {
+        let mut block = [0u8; 16];
+        block[..8].copy_from_slice(ebid);
+        let mut b = block.into();
+        match &self.aes {
+            EccAes::Aes128(c) => c.encrypt_block(&mut b),
+            EccAes::Aes192(c) => c.encrypt_block(&mut b),
+            EccAes::Aes256(c) => c.encrypt_block(&mut b),
+        }
+        b[0]
+    }
+}
+
+/// K_A (the spec's K^auth_A): the per-registration HMAC-SHA256 key of HELLO and
+/// request MACs (protocol.md §3.2, §5, §8).
+///
+/// Construction also computes the keyed HMAC state, so a MAC costs two
+/// SHA-256 compressions instead of four.
+#[derive(Clone)]
+pub struct KeyA {
+    raw: Zeroizing<[u8; 32]>,
+    keyed: HmacSha256,
+}
+
+secret_debug_eq!(KeyA);
+
+impl KeyA {
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let raw = Zeroizing::new(bytes);
+        // HMAC accepts keys of any length, so this cannot fail.
+        let keyed = match <HmacSha256 as KeyInit>::new_from_slice(raw.as_ref()) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        Self { raw, keyed }
+    }
+
+    /// The raw key, for wrapping and storage only.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        &self.raw
+    }
+
+    /// A fresh HMAC computation under this key.
+    pub(crate) fn mac(&self) -> HmacSha256 {
+        self.keyed.clone()
+    }
+}
+
+/// K_A_Tuples (the spec's K^enc_A): the per-registration AES-256-GCM key of the
+/// tuple bundles (protocol.md §3.2, §6).
+#[derive(Clone)]
+pub struct KeyATuples {
+    raw: Zeroizing<[u8; 32]>,
+}
+
+secret_debug_eq!(KeyATuples);
+
+impl KeyATuples {
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            raw: Zeroizing::new(bytes),
+        }
+    }
+
+    /// The raw key, for wrapping and storage only.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        &self.raw
+    }
+
+    pub(crate) fn aead(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&(*self.raw).into())
+    }
+}
+
+/// A 32-byte key wrapped under the [`Kek`]: `IV(12) ‖ AES-256-GCM(KEK, key)(32) ‖ tag(16)`,
+/// the reference's `identity.key_for_mac` / `key_for_tuples` layout (protocol.md §11).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey(pub [u8; WrappedKey::LEN]);
+
+impl WrappedKey {
+    /// Length of a wrapped key: 12 + 32 + 16.
+    pub const LEN: usize = 60;
+
+    /// Parses the 60-byte form.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        bytes
+            .try_into()
+            .map(Self)
+            .map_err(|_| Error::InvalidLength {
+                what: "wrapped key",
+                expected: Self::LEN,
+                actual: bytes.len(),
+            })
+    }
+}
+
+impl fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WrappedKey { .. }")
+    }
+}
+
+/// KEK: the AES-256-GCM key-encryption key protecting each registration's
+/// K_A and K_A_Tuples at rest (protocol.md §11).
+#[derive(Clone)]
+pub struct Kek {
+    raw: Zeroizing<[u8; 32]>,
+}
+
+secret_debug_eq!(Kek);
+
+impl Kek {
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            raw: Zeroizing::new(bytes),
+        }
+    }
+
+    /// Draws a fresh random key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut b = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(b.as_mut());
+        Self::from_bytes(*b)
+    }
+
+    /// The raw key, for the key store only.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        &self.raw
+    }
+
+    /// Encrypts a 32-byte key with a fresh random IV.
+    pub fn wrap(&self, key: &[u8; 32], rng: &mut impl CryptoRng) -> WrappedKey {
+        let mut iv = [0u8; 12];
+        rng.fill_bytes(&mut iv);
+        let nonce = Nonce::from(iv);
+        let mut out = [0u8; WrappedKey::LEN];
+        let (iv_out, rest) = out.split_at_mut(12);
+        iv_out.copy_from_slice(&iv);
+        let (body, tag_out) = rest.split_at_mut(32);
+        body.copy_from_slice(key);
+        let aead = Aes256Gcm::new(&(*self.raw).into());
+        // GCM only fails for messages beyond 2^36 bytes; a 32-byte key is far below.
+        if let Ok(tag) = aead.encrypt_inout_detached(&nonce, &[], body.into()) {
+            tag_out.copy_from_slice(&tag);
+        }
+        WrappedKey(out)
+    }
+
+    /// Decrypts a wrapped key; fails if it was not wrapped under this KEK or was altered.
+    pub fn unwrap(&self, wrapped: &WrappedKey) -> Result<Zeroizing<[u8; 32]>, Error> {
+        let aead = Aes256Gcm::new(&(*self.raw).into());
+        let (iv, rest) = wrapped.0.split_at(12);
+        let (body, tag) = rest.split_at(32);
+        let nonce = Nonce::try_from(iv).map_err(|_| Error::Unwrap)?;
+        let tag = aes_gcm::Tag::try_from(tag).map_err(|_| Error::Unwrap)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(body);
+        aead.decrypt_inout_detached(&nonce, &[], out.as_mut_slice().into(), &tag)
+            .map_err(|_| Error::Unwrap)?;
+        Ok(out)
+    }
+
+    /// Unwraps a K_A.
+    pub fn unwrap_key_a(&self, wrapped: &WrappedKey) -> Result<KeyA, Error> {
+        self.unwrap(wrapped).map(|k| KeyA::from_bytes(*k))
+    }
+
+    /// Unwraps a K_A_Tuples.
+    pub fn unwrap_key_a_tuples(&self, wrapped: &WrappedKey) -> Result<KeyATuples, Error> {
+        self.unwrap(wrapped).map(|k| KeyATuples::from_bytes(*k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn debug_never_prints_key_bytes() {
+        let k = KeyS::from_bytes([0xAB; 24]);
+        assert_eq!(format!("{k:?}"), "KeyS { .. }");
+        let g = KeyG::from_slice(&[0xCD; 32]).unwrap();
+        assert_eq!(format!("{g:?}"), "KeyG { .. }");
+        assert_eq!(format!("{:?}", KeyA::from_bytes([1; 32])), "KeyA { .. }");
+        assert_eq!(format!("{:?}", Kek::from_bytes([1; 32])), "Kek { .. }");
+    }
+
+    #[test]
+    fn kg_sizes() {
+        for n in [16, 24, 32] {
+            assert!(KeyG::from_slice(&vec![7; n]).is_ok());
+        }
+        for n in [0, 15, 20, 33] {
+            assert!(matches!(
+                KeyG::from_slice(&vec![7; n]),
+                Err(Error::InvalidLength { .. })
+            ));
+        }
+        assert!(KeyS::from_slice(&[0; 23]).is_err());
+    }
+
+    #[test]
+    fn kek_wrap_round_trips_and_detects_tampering() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let kek = Kek::generate(&mut rng);
+        let key = [0x42u8; 32];
+        let w = kek.wrap(&key, &mut rng);
+        assert_eq!(*kek.unwrap(&w).unwrap(), key);
+        let w2 = kek.wrap(&key, &mut rng);
+        assert_ne!(w.0, w2.0, "fresh IV per wrap");
+        let mut bad = w.clone();
+        bad.0[30] ^= 1;
+        assert_eq!(kek.unwrap(&bad), Err(Error::Unwrap));
+        assert_eq!(Kek::from_bytes([0; 32]).unwrap(&w), Err(Error::Unwrap));
+    }
+}
