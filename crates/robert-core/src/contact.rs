@@ -4,13 +4,13 @@
 //! grouped as `(ECC, EBID, [(timeCollected, Time16, MAC, RSSI)])`. The batch
 //! validates each contact in two stages:
 //!
-//! 1. [`identify`]: decrypt the ECC (the country must be ours) and the EBID.
+//! 1. [`ContactValidator::identify`]: decrypt the ECC (the country must be ours) and the EBID.
 //!    The EBID key is the K_S of the UTC day of each HELLO's reception; within
 //!    `day_boundary` seconds of midnight the adjacent day's key is tried too,
 //!    since the sender's clock may already (or still) be on the other day. A
 //!    decryption is accepted when its epoch lies in the key's day and within
 //!    `epoch_tolerance` of the reception epoch of at least one HELLO.
-//! 2. [`verify_hello`], per HELLO, under the registration's K_A: the MAC; the
+//! 2. [`ContactValidator::verify_hello`], per HELLO, under the registration's K_A: the MAC; the
 //!    circular distance between Time16 and the reception time (≤ 180 s); and
 //!    the distance between the reception epoch and the EBID epoch (≤ 1). Only
 //!    a [`VerifiedHello`] reaches scoring.

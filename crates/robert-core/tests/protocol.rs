@@ -4,9 +4,11 @@
 //! `hmac` and `cryptography` 48 (script in the comment of each test), never
 //! with this crate.
 
+#![allow(clippy::unwrap_used, reason = "test helpers on fixed, valid inputs")]
+
 use proptest::prelude::*;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng};
 use robert_core::contact::{
     ContactRejection, ContactValidator, HelloPolicy, HelloRejection, UploadedHello, candidate_days,
 };

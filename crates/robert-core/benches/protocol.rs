@@ -1,0 +1,72 @@
+//! Criterion benchmarks of the protocol hot paths (issue targets in the README).
+#![allow(clippy::unwrap_used, reason = "benchmark setup on fixed, valid inputs")]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use robert_core::ebid::{self, Ebid};
+use robert_core::ecc::{CountryCode, Ecc};
+use robert_core::hello::Hello;
+use robert_core::id_a::IdA;
+use robert_core::keys::{KeyA, KeyATuples, KeyG, KeyS};
+use robert_core::time::{Epoch, ServiceStart};
+use robert_core::tuples::{self, BundleSpan};
+
+fn protocol(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(1);
+    let k_s = KeyS::generate(&mut rng);
+    let k_g = KeyG::generate(&mut rng);
+    let k_a = KeyA::from_bytes([7; 32]);
+    let k_t = KeyATuples::from_bytes([8; 32]);
+    let start = ServiceStart::REFERENCE;
+    let epoch = Epoch(66_816);
+    let id_a = IdA([1, 2, 3, 4, 5]);
+    let ebid = Ebid::encrypt(&k_s, epoch, id_a).unwrap();
+    let ecc = Ecc::encrypt(&k_g, &ebid, CountryCode::FRANCE);
+    let hello = Hello::new(&k_a, ecc, ebid, start.epoch_start(epoch).time16()).to_bytes();
+
+    c.bench_function("ebid_generate", |b| {
+        b.iter(|| Ebid::encrypt(&k_s, black_box(epoch), black_box(id_a)))
+    });
+    c.bench_function("ecc_encode", |b| {
+        b.iter(|| Ecc::encrypt(&k_g, black_box(&ebid), CountryCode::FRANCE))
+    });
+    c.bench_function("hello_verify", |b| {
+        b.iter(|| {
+            let h = Hello::from_bytes(black_box(&hello)).unwrap();
+            h.ecc.decrypt(&k_g, &h.ebid) == CountryCode::FRANCE
+                && h.ebid.decrypt(&k_s).epoch == epoch
+                && h.verify_mac(&k_a)
+        })
+    });
+    let batch: Vec<Ebid> = (0..1024u32)
+        .map(|i| Ebid::encrypt(&k_s, epoch, IdA::from_u64(u64::from(i))).unwrap())
+        .collect();
+    let mut g = c.benchmark_group("ebid_decrypt_batch");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("1024", |b| {
+        b.iter(|| ebid::decrypt_batch(&k_s, black_box(&batch)))
+    });
+    g.finish();
+    c.bench_function("bundle_4_days_384_tuples", |b| {
+        let span = BundleSpan {
+            from: epoch,
+            days: 4,
+        };
+        b.iter(|| {
+            tuples::generate(id_a, span, &start, &k_g, CountryCode::FRANCE, |_| {
+                Some(&k_s)
+            })
+            .seal(&k_t, &mut rng)
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = protocol
+}
+criterion_main!(benches);
