@@ -1,0 +1,271 @@
+//! HTTP API: `GET /api/v1/verify`, `GET /api/v1/generate/{short|test}` and
+//! the internal `GET /internal/api/v1/kpi`, `GET /metrics`, `GET /health`.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::code::CodeKind;
+use crate::service::{Channel, CodesService, IssueError, KpiError};
+
+/// API errors, each with its status; bodies never carry secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Bad parameters.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or unknown API key.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Rate limit or quota.
+    #[error("{0}")]
+    TooManyRequests(&'static str),
+    /// Our fault; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct MessageBody<'a> {
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m.as_str()),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            Self::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, *m),
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
+            }
+        };
+        (status, Json(MessageBody { message })).into_response()
+    }
+}
+
+/// The client address used for rate limiting: the TCP peer, or the last
+/// `X-Forwarded-For` entry when configured to trust a proxy.
+pub(crate) fn client_address(
+    service: &CodesService,
+    headers: &HeaderMap,
+    req_peer: Option<SocketAddr>,
+) -> String {
+    if service.config().api.trust_forwarded_for
+        && let Some(v) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(last) = v.rsplit(',').next()
+    {
+        return last.trim().to_owned();
+    }
+    req_peer.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+pub(crate) fn peer(req_ext: &axum::http::Extensions) -> Option<SocketAddr> {
+    req_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+#[derive(Deserialize)]
+struct VerifyParams {
+    code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct VerifyBody {
+    valid: bool,
+}
+
+async fn verify(
+    State(service): State<CodesService>,
+    query: Result<Query<VerifyParams>, QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let client = client_address(&service, req.headers(), peer(req.extensions()));
+    let exempt = client.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+        service
+            .config()
+            .api
+            .verify_unlimited_addresses
+            .contains(&ip)
+    });
+    if !exempt && !service.inner.verify_limiter.check(&client) {
+        service
+            .metrics()
+            .inc("robert_codes_rate_limited_total", &[("endpoint", "verify")]);
+        return Err(ApiError::TooManyRequests("Too many requests"));
+    }
+    let code = query.ok().and_then(|Query(p)| p.code).unwrap_or_default();
+    let outcome = service
+        .verify(&code)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(VerifyBody {
+            valid: outcome.valid,
+        }),
+    )
+        .into_response())
+}
+
+/// The reference's generation response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateBody {
+    code: String,
+    valid_from: String,
+    valid_until: String,
+    date_generate: String,
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+async fn generate(
+    State(service): State<CodesService>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let kind = match kind.as_str() {
+        "short" => CodeKind::Short,
+        "test" => CodeKind::Test,
+        _ => return Err(ApiError::BadRequest("Unsupported code type".into())),
+    };
+    let index = presented_key(&headers)
+        .and_then(|k| service.api_client(k))
+        .ok_or(ApiError::Unauthorized)?;
+    let client = &service.inner.api_clients[index].config;
+    if !service.inner.api_limiters[index].check(&client.name) {
+        service.metrics().inc(
+            "robert_codes_rate_limited_total",
+            &[("endpoint", "generate")],
+        );
+        return Err(ApiError::TooManyRequests("Too many requests"));
+    }
+    let issued = match service
+        .issue(kind, &Channel::Api(client.name.clone()))
+        .await
+    {
+        Ok(i) => i,
+        Err(IssueError::QuotaExceeded) => {
+            return Err(ApiError::TooManyRequests("Daily quota exceeded"));
+        }
+        Err(e) => return Err(ApiError::Internal(e.to_string())),
+    };
+    let body = GenerateBody {
+        code: issued.code.to_string(),
+        valid_from: iso(issued.validity.from),
+        valid_until: iso(issued.validity.until),
+        date_generate: iso(issued.generated_at),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KpiParams {
+    from_date: Option<String>,
+    to_date: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KpiErrorBody {
+    code_exception: &'static str,
+    message: &'static str,
+}
+
+async fn kpi(
+    State(service): State<CodesService>,
+    query: Result<Query<KpiParams>, QueryRejection>,
+) -> Response {
+    let bad = |code: &'static str, message: &'static str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(KpiErrorBody {
+                code_exception: code,
+                message,
+            }),
+        )
+            .into_response()
+    };
+    let Ok(Query(p)) = query else {
+        return bad("VALIDATION_FIELD_ERROR", "invalid query");
+    };
+    let parse = |s: Option<String>| s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+    let (Some(from), Some(to)) = (parse(p.from_date), parse(p.to_date)) else {
+        return bad(
+            "VALIDATION_FIELD_ERROR",
+            "fromDate and toDate are required, as YYYY-MM-DD",
+        );
+    };
+    match service.kpi(from, to).await {
+        Ok(days) => Json(days).into_response(),
+        Err(KpiError::InconsistentBounds) => bad("INCONSISTENT_BOUNDS", "fromDate is after toDate"),
+        Err(KpiError::PeriodTooLarge) => bad("PERIOD_TOO_LARGE", "at most 100 days"),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
+async fn metrics(State(service): State<CodesService>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        service.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn health(State(service): State<CodesService>) -> Response {
+    // A cheap query proves the database answers.
+    match service.store().quota_used(&[0; 32], 0).await {
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// Public API routes (verify and generate).
+pub fn api_router(service: CodesService) -> Router {
+    Router::new()
+        .route("/api/v1/verify", get(verify))
+        .route("/api/v1/generate/{kind}", get(generate))
+        .with_state(service)
+}
+
+/// Internal routes: KPIs, metrics, health. Serve them on a private listener.
+pub fn internal_router(service: CodesService) -> Router {
+    Router::new()
+        .route("/internal/api/v1/kpi", get(kpi))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(service)
+}

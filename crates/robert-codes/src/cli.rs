@@ -1,0 +1,515 @@
+//! `robert codes …`: argument types (clap) and `run`. The `robert` binary
+//! embeds [`CodesArgs`] as its `codes` subcommand and calls [`run`].
+
+use std::io::{BufRead as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::NaiveDate;
+use rand::TryRng as _;
+use sha2::Digest as _;
+use zeroize::Zeroizing;
+
+use crate::SystemClock;
+use crate::code::{CodeKind, Shape, classify};
+use crate::config::{Config, ConfigError};
+use crate::letter::{self, Language, Letter};
+use crate::lots::LotError;
+use crate::qr::{QrError, QrMatrix, deep_link};
+use crate::service::{Channel, CodesService, DoctorError, IssueError, KpiError, SetupError};
+use crate::store::{CodeStore as _, SqlStore, StoreError};
+
+/// Command-line failures (messages never contain codes or secrets).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Service setup.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Lot job.
+    #[error(transparent)]
+    Lot(#[from] LotError),
+    /// Doctor administration.
+    #[error(transparent)]
+    Doctor(#[from] DoctorError),
+    /// Code issuance.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// KPI query.
+    #[error(transparent)]
+    Kpi(#[from] KpiError),
+    /// QR encoding.
+    #[error(transparent)]
+    Qr(#[from] QrError),
+    /// File or socket I/O.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Bad usage.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+    let context = context.into();
+    move |source| CliError::Io { context, source }
+}
+
+/// `robert codes`: the submission-code service.
+#[derive(Debug, clap::Args)]
+pub struct CodesArgs {
+    /// Configuration file (TOML); defaults apply when absent.
+    #[arg(long, short = 'c', env = "ROBERT_CODES_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL (`sqlite://…?mode=rwc` or `postgres://…`), overriding the file.
+    #[arg(long, env = "ROBERT_CODES_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CodesCommand,
+}
+
+/// `robert codes` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CodesCommand {
+    /// Serve the verify/generate API and the doctor portal, the internal
+    /// endpoints (KPIs, metrics) on their own listener, and the daily job.
+    Serve(ServeArgs),
+    /// Top up laboratory lots now, then purge; exit 0 when done.
+    Lot,
+    /// Write the QR code of a code's deep link as PNG or SVG.
+    Qr(QrArgs),
+    /// Write the one-page PDF a laboratory attaches to a positive result.
+    Letter(LetterArgs),
+    /// Create a doctor account (password from ROBERT_DOCTOR_PASSWORD or stdin).
+    AddDoctor(AddDoctorArgs),
+    /// Disable a doctor account and end their sessions.
+    DisableDoctor {
+        /// The doctor's user name.
+        username: String,
+    },
+    /// Delete codes two days after expiry, spent JWT ids, old sessions and audit entries.
+    Purge,
+    /// Print KPIs (JSON) for UTC days FROM..=TO (at most 100 days).
+    Kpi {
+        /// First day, YYYY-MM-DD.
+        from: NaiveDate,
+        /// Last day, YYYY-MM-DD.
+        to: NaiveDate,
+    },
+    /// Issue one short or test code and print it with its validity.
+    Issue {
+        /// `short` or `test`.
+        #[arg(value_parser = ["short", "test"])]
+        kind: String,
+    },
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Print a new random pepper (base64, 32 bytes) for `[[peppers]]`.
+    NewPepper,
+    /// Print a new API key, and the SHA-256 to put in `[[api.clients]]`.
+    NewApiKey,
+}
+
+/// `robert codes serve` options.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Public listener (overrides `listen`).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Internal listener (overrides `internal_listen`).
+    #[arg(long)]
+    pub internal_listen: Option<SocketAddr>,
+}
+
+/// Image format of `robert codes qr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QrFormat {
+    /// PNG raster.
+    Png,
+    /// SVG vector.
+    Svg,
+}
+
+/// `robert codes qr` options.
+#[derive(Debug, clap::Args)]
+pub struct QrArgs {
+    /// The code (short, test, long or JWT).
+    #[arg(long)]
+    pub code: String,
+    /// Output file.
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// Image format; by default from the file extension.
+    #[arg(long, value_enum)]
+    pub format: Option<QrFormat>,
+    /// Pixels (PNG) or units (SVG) per module.
+    #[arg(long, default_value_t = 8)]
+    pub scale: u32,
+}
+
+/// Letter language option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LangArg {
+    /// French.
+    Fr,
+    /// English.
+    En,
+}
+
+/// `robert codes letter` options.
+#[derive(Debug, clap::Args)]
+pub struct LetterArgs {
+    /// The code to print; or use `--issue`.
+    #[arg(long, conflicts_with = "issue", required_unless_present = "issue")]
+    pub code: Option<String>,
+    /// Issue a fresh code of this kind and print it (needs the database).
+    #[arg(long, value_parser = ["short", "test"])]
+    pub issue: Option<String>,
+    /// Validity text to print (e.g. "02/09/2021 à 23:59"); automatic with `--issue`.
+    #[arg(long)]
+    pub valid_until: Option<String>,
+    /// Output PDF file.
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// Language.
+    #[arg(long, value_enum, default_value_t = LangArg::Fr)]
+    pub lang: LangArg,
+}
+
+/// `robert codes add-doctor` options.
+#[derive(Debug, clap::Args)]
+pub struct AddDoctorArgs {
+    /// Login name (letters, digits, . _ @ -).
+    pub username: String,
+    /// Name shown on pages.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Codes per Paris day (default: `portal.daily_quota`).
+    #[arg(long)]
+    pub daily_quota: Option<u64>,
+    /// Read the password from the first line of this file (else
+    /// ROBERT_DOCTOR_PASSWORD, else stdin).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Loads the configuration (defaults if no file) and applies overrides.
+pub fn load_config(args: &CodesArgs) -> Result<Config, CliError> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &args.database_url {
+        cfg.database_url.clone_from(url);
+    }
+    Ok(cfg)
+}
+
+/// Opens the store and builds the service with the system clock.
+pub async fn build_service(cfg: Config) -> Result<CodesService, CliError> {
+    let store = SqlStore::open(&cfg.database_url, cfg.max_connections).await?;
+    Ok(CodesService::new(
+        cfg,
+        Arc::new(store),
+        Arc::new(SystemClock),
+    )?)
+}
+
+/// Installs a `tracing` subscriber (RUST_LOG, default `info`) unless one exists.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    std::fs::write(path, data).map_err(io(format!("cannot write {}", path.display())))
+}
+
+fn kind_arg(s: &str) -> CodeKind {
+    if s == "test" {
+        CodeKind::Test
+    } else {
+        CodeKind::Short
+    }
+}
+
+/// Runs `robert codes …`. Output goes to `out` (stdout in the binary).
+pub async fn run(args: CodesArgs, out: &mut dyn std::io::Write) -> Result<ExitCode, CliError> {
+    let cfg = load_config(&args)?;
+    let w = |out: &mut dyn std::io::Write, s: String| {
+        writeln!(out, "{s}").map_err(io("cannot write output"))
+    };
+    match args.command {
+        CodesCommand::Serve(s) => {
+            init_logging();
+            serve(cfg, s).await?;
+        }
+        CodesCommand::Lot => {
+            let svc = build_service(cfg).await?;
+            let report = svc.run_lot_job().await?;
+            for l in &report.lots {
+                w(
+                    out,
+                    format!(
+                        "wrote {} ({} day(s) x {} codes: {})",
+                        l.archive.display(),
+                        l.days.len(),
+                        l.codes_per_day,
+                        l.csv_names.join(", ")
+                    ),
+                )?;
+            }
+            w(
+                out,
+                format!(
+                    "{} lot(s) written; purged {} expired and {} used code(s)",
+                    report.lots.len(),
+                    report.purge.expired_unused,
+                    report.purge.used
+                ),
+            )?;
+        }
+        CodesCommand::Qr(q) => {
+            if classify(&q.code) == Shape::Malformed {
+                return Err(CliError::Usage(
+                    "this is not a code the service issues".into(),
+                ));
+            }
+            let url = deep_link(&cfg.qr.url_template, &q.code);
+            let m = QrMatrix::encode(&url)?;
+            let format = q.format.unwrap_or(
+                if q.out
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+                {
+                    QrFormat::Svg
+                } else {
+                    QrFormat::Png
+                },
+            );
+            match format {
+                QrFormat::Png => write_file(&q.out, &m.to_png(q.scale)?)?,
+                QrFormat::Svg => write_file(&q.out, m.to_svg(q.scale, "TousAntiCovid").as_bytes())?,
+            }
+            w(out, format!("wrote {}", q.out.display()))?;
+        }
+        CodesCommand::Letter(l) => {
+            let language = match l.lang {
+                LangArg::Fr => Language::French,
+                LangArg::En => Language::English,
+            };
+            let (code, until) = match (&l.code, &l.issue) {
+                (Some(c), _) => {
+                    if classify(c) == Shape::Malformed {
+                        return Err(CliError::Usage(
+                            "this is not a code the service issues".into(),
+                        ));
+                    }
+                    (Zeroizing::new(c.clone()), l.valid_until.clone())
+                }
+                (None, Some(kind)) => {
+                    let svc = build_service(cfg.clone()).await?;
+                    let issued = svc.issue(kind_arg(kind), &Channel::Cli).await?;
+                    let (hhmm, date) = crate::portal::html::paris_time(issued.validity.until);
+                    let until = match language {
+                        Language::French => format!("{date} à {hhmm} (heure de Paris)"),
+                        Language::English => format!("{date} at {hhmm} (Paris time)"),
+                    };
+                    (issued.code, Some(l.valid_until.clone().unwrap_or(until)))
+                }
+                (None, None) => return Err(CliError::Usage("give --code or --issue".into())),
+            };
+            let url = deep_link(&cfg.qr.url_template, &code);
+            let pdf = letter::render(&Letter {
+                code: &code,
+                url: &url,
+                valid_until: until.as_deref(),
+                language,
+            })?;
+            write_file(&l.out, &pdf)?;
+            w(out, format!("wrote {}", l.out.display()))?;
+        }
+        CodesCommand::AddDoctor(a) => {
+            let password = read_password(a.password_file.as_deref())?;
+            let svc = build_service(cfg).await?;
+            let display = a.display_name.clone().unwrap_or_else(|| a.username.clone());
+            let id = svc
+                .add_doctor(&a.username, &display, &password, a.daily_quota)
+                .await?;
+            w(out, format!("doctor {} created (id {id})", a.username))?;
+        }
+        CodesCommand::DisableDoctor { username } => {
+            let svc = build_service(cfg).await?;
+            if !svc.disable_doctor(&username).await? {
+                w(out, format!("no doctor named {username}"))?;
+                return Ok(ExitCode::from(1));
+            }
+            w(out, format!("doctor {username} disabled"))?;
+        }
+        CodesCommand::Purge => {
+            let svc = build_service(cfg).await?;
+            let r = svc.purge().await?;
+            w(
+                out,
+                format!(
+                    "purged {} expired and {} used code(s), {} JWT id(s), {} session(s), {} audit entries",
+                    r.expired_unused, r.used, r.jti, r.sessions, r.audit
+                ),
+            )?;
+        }
+        CodesCommand::Kpi { from, to } => {
+            let svc = build_service(cfg).await?;
+            let days = svc.kpi(from, to).await?;
+            w(out, serde_json::to_string_pretty(&days).unwrap_or_default())?;
+        }
+        CodesCommand::Issue { kind } => {
+            let svc = build_service(cfg).await?;
+            let issued = svc.issue(kind_arg(&kind), &Channel::Cli).await?;
+            w(
+                out,
+                format!(
+                    "{}\nvalid from {} until {}",
+                    issued.code.as_str(),
+                    issued.validity.from.to_rfc3339(),
+                    issued.validity.until.to_rfc3339()
+                ),
+            )?;
+        }
+        CodesCommand::Migrate => {
+            let store = SqlStore::connect(&cfg.database_url, 1).await?;
+            store.migrate().await?;
+            w(out, format!("schema up to date ({})", store.backend()))?;
+        }
+        CodesCommand::NewPepper => {
+            let b = random_bytes()?;
+            w(
+                out,
+                base64::engine::general_purpose::STANDARD.encode(b.as_ref()),
+            )?;
+        }
+        CodesCommand::NewApiKey => {
+            let b = random_bytes()?;
+            let key =
+                Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b.as_ref()));
+            let hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+            w(
+                out,
+                format!(
+                    "api key (give to the caller): {}\nkey_sha256 (configuration): {hash}",
+                    key.as_str()
+                ),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn random_bytes() -> Result<Zeroizing<[u8; 32]>, CliError> {
+    let mut b = Zeroizing::new([0_u8; 32]);
+    rand::rngs::SysRng
+        .try_fill_bytes(b.as_mut())
+        .map_err(|_| CliError::Usage("the operating system random generator failed".into()))?;
+    Ok(b)
+}
+
+fn read_password(file: Option<&Path>) -> Result<Zeroizing<String>, CliError> {
+    if let Some(path) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?,
+        );
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or_default().to_owned(),
+        ));
+    }
+    if let Ok(p) = std::env::var("ROBERT_DOCTOR_PASSWORD") {
+        return Ok(Zeroizing::new(p));
+    }
+    eprint!("password (read from stdin): ");
+    let _ = std::io::stderr().flush();
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(io("cannot read the password"))?;
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+async fn serve(mut cfg: Config, args: ServeArgs) -> Result<(), CliError> {
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(l) = args.internal_listen {
+        cfg.internal_listen = l;
+    }
+    let (public_addr, internal_addr) = (cfg.listen, cfg.internal_listen);
+    let svc = build_service(cfg).await?;
+    let mut public = svc.router();
+    if svc.config().portal.enabled {
+        public = public.route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/portal/") }),
+        );
+    }
+    let public_l = tokio::net::TcpListener::bind(public_addr)
+        .await
+        .map_err(io(format!("cannot listen on {public_addr}")))?;
+    let internal_l = tokio::net::TcpListener::bind(internal_addr)
+        .await
+        .map_err(io(format!("cannot listen on {internal_addr}")))?;
+    tracing::info!(%public_addr, %internal_addr, "robert codes serving");
+    let jobs = svc.spawn_daily_jobs();
+    let internal = svc.internal_router();
+    let a = axum::serve(
+        public_l,
+        public.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    let b = axum::serve(internal_l, internal).with_graceful_shutdown(shutdown_signal());
+    let (ra, rb) = tokio::join!(a, b);
+    jobs.abort();
+    tracing::info!("stopped");
+    ra.map_err(io("public server"))?;
+    rb.map_err(io("internal server"))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

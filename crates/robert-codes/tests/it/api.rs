@@ -1,0 +1,222 @@
+//! HTTP API behaviour (SQLite; storage semantics are covered on both back ends in `store`).
+
+use robert_codes::code::CodeKind;
+use robert_codes::service::Channel;
+use robert_codes::{CodeStore as _, ManualClock};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn verify_answers_valid_false_for_anything_malformed() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    for path in [
+        "/api/v1/verify",
+        "/api/v1/verify?code=",
+        "/api/v1/verify?code=%FF%FE",
+        "/api/v1/verify?code=abc&code=def",
+        "/api/v1/verify?code=a.b.c",
+        "/api/v1/verify?code=eyJhbGciOiJub25lIn0.eyJqdGkiOiJ4In0.",
+        "/api/v1/verify?code=ABCDEF&type=2",
+        "/api/v1/verify?code=%00%00%00%00%00%00",
+    ] {
+        let (status, body) = http_get(addr, path, &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"valid":false}"#),
+            "{path}"
+        );
+    }
+    let long = "x".repeat(10_000);
+    let (status, body) = http_get(addr, &format!("/api/v1/verify?code={long}"), &[]).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"valid":false}"#));
+    // A real code with the ignored legacy `type` parameter.
+    let issued = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    let (status, body) = http_get(
+        addr,
+        &format!("/api/v1/verify?code={}&type=2", issued.code.as_str()),
+        &[],
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, r#"{"valid":true}"#));
+}
+
+#[tokio::test]
+async fn generate_requires_a_key_and_returns_the_reference_shape() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2022-01-11T18:28:30Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    let (status, _) = http_get(addr, "/api/v1/generate/short", &[]).await;
+    assert_eq!(status, 401);
+    let (status, _) = http_get(
+        addr,
+        "/api/v1/generate/short",
+        &[("Authorization", "Bearer wrong")],
+    )
+    .await;
+    assert_eq!(status, 401);
+    let auth = format!("Bearer {API_KEY}");
+    let (status, _) = http_get(addr, "/api/v1/generate/long", &[("Authorization", &auth)]).await;
+    assert_eq!(status, 400);
+    let (status, body) =
+        http_get(addr, "/api/v1/generate/short", &[("Authorization", &auth)]).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["dateGenerate"], "2022-01-11T18:28:30Z");
+    assert_eq!(v["validFrom"], "2022-01-11T18:28:30Z");
+    assert_eq!(v["validUntil"], "2022-01-11T19:28:30Z");
+    let code = v["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 6);
+    let (status, body) = http_get(addr, "/api/v1/generate/test", &[("X-Api-Key", API_KEY)]).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"].as_str().unwrap().len(), 12);
+    assert_eq!(v["validUntil"], "2022-01-26T23:59:59Z");
+    let (_, body) = http_get(addr, &format!("/api/v1/verify?code={code}"), &[]).await;
+    assert_eq!(body, r#"{"valid":true}"#);
+    // Audit: the gateway issued two codes; no code in the log.
+    let audit = db.store.audit_entries(10).await.unwrap();
+    let issued: Vec<_> = audit.iter().filter(|e| e.action == "issue_code").collect();
+    assert_eq!(issued.len(), 2);
+    assert!(
+        issued
+            .iter()
+            .all(|e| e.actor == "api:gateway" && !e.detail.contains(&code))
+    );
+}
+
+#[tokio::test]
+async fn api_quota_and_rate_limits() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let mut cfg = config();
+    cfg.api.clients[0].daily_quota = 2;
+    cfg.api.clients[0].per_minute = 3;
+    cfg.api.verify_per_second = 1;
+    cfg.api.verify_burst = 3;
+    let svc = service_with(&db, cfg, &clock);
+    let addr = serve(svc.router()).await;
+    let h = [("X-Api-Key", API_KEY)];
+    assert_eq!(http_get(addr, "/api/v1/generate/short", &h).await.0, 200);
+    assert_eq!(http_get(addr, "/api/v1/generate/short", &h).await.0, 200);
+    let (status, body) = http_get(addr, "/api/v1/generate/short", &h).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("quota"), "{body}");
+    let (status, body) = http_get(addr, "/api/v1/generate/short", &h).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("Too many requests"), "{body}");
+    // Verify: a burst of 3 per address, refilled at 1/s. Of 10 quick
+    // requests the first 3 pass and most of the rest are refused.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(http_get(addr, "/api/v1/verify?code=AAAAAA", &[]).await.0);
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 5, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
+    assert!(svc.metrics().render().contains(&format!(
+        "robert_codes_rate_limited_total{{endpoint=\"verify\"}} {refused}"
+    )));
+
+    // The backend's address can be exempted.
+    let mut cfg = config();
+    cfg.api.verify_per_second = 1;
+    cfg.api.verify_burst = 1;
+    cfg.api.verify_unlimited_addresses = vec!["127.0.0.1".parse().unwrap()];
+    let svc = service_with(&db, cfg, &clock);
+    let addr = serve(svc.router()).await;
+    for _ in 0..5 {
+        assert_eq!(
+            http_get(addr, "/api/v1/verify?code=AAAAAA", &[]).await.0,
+            200
+        );
+    }
+}
+
+#[tokio::test]
+async fn kpi_endpoint_bounds_and_shape() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let c = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    assert!(svc.verify(&c.code).await.unwrap().valid);
+    let addr = serve(svc.internal_router()).await;
+    let (status, body) = http_get(
+        addr,
+        "/internal/api/v1/kpi?fromDate=2026-01-09&toDate=2026-01-10",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[1]["date"], "2026-01-10");
+    assert_eq!(v[1]["nbShortCodesGenerated"], 1);
+    assert_eq!(v[1]["nbShortCodesUsed"], 1);
+    assert_eq!(v[1]["nbJwtUsed"], 0);
+    let (status, body) = http_get(
+        addr,
+        "/internal/api/v1/kpi?fromDate=2026-01-10&toDate=2026-01-09",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("INCONSISTENT_BOUNDS"));
+    let (status, body) = http_get(
+        addr,
+        "/internal/api/v1/kpi?fromDate=2025-01-01&toDate=2026-01-09",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("PERIOD_TOO_LARGE"));
+    assert_eq!(
+        http_get(addr, "/internal/api/v1/kpi?fromDate=x&toDate=y", &[])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(http_get(addr, "/internal/api/v1/kpi", &[]).await.0, 400);
+    let (status, body) = http_get(addr, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("submission_verify_code_total{valid=\"true\",code_type=\"SHORT\"} 1"));
+    assert!(body.contains("robert_codes_issued_total{code_type=\"SHORT\",channel=\"cli\"} 1"));
+    assert_eq!(http_get(addr, "/health", &[]).await.0, 200);
+}
+
+/// Arbitrary query strings on the verify route never yield anything but 200/valid:false.
+#[test]
+fn verify_route_never_fails_on_arbitrary_input() {
+    use proptest::test_runner::{Config as PtConfig, TestRunner};
+    use tower::ServiceExt as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (router, _db) = rt.block_on(async {
+        let db = sqlite().await;
+        let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+        (service(&db, &clock).router(), db)
+    });
+    let mut runner = TestRunner::new(PtConfig {
+        cases: 200,
+        ..PtConfig::default()
+    });
+    runner
+        .run(&"[ -~]{0,120}", |q| {
+            let uri = format!("/api/v1/verify?code={}", encode_query(&q));
+            let req = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = rt.block_on(router.clone().oneshot(req)).unwrap();
+            proptest::prop_assert_eq!(res.status(), 200);
+            let raw = format!("/api/v1/verify?{q}");
+            if let Ok(req) = axum::http::Request::get(raw).body(axum::body::Body::empty()) {
+                let res = rt.block_on(router.clone().oneshot(req)).unwrap();
+                proptest::prop_assert!(res.status().as_u16() < 500);
+            }
+            Ok(())
+        })
+        .unwrap();
+}

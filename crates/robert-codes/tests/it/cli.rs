@@ -1,0 +1,238 @@
+//! `robert codes …` through the library's `cli::run`: doctors, issue, QR
+//! files, and the PDF letter rendered with pdftoppm and decoded back.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use clap::Parser;
+use robert_codes::cli::{self, CodesArgs};
+
+use crate::support::*;
+
+#[derive(Parser)]
+struct Top {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    Codes(CodesArgs),
+}
+
+async fn run(args: &[&str]) -> (ExitCode, String) {
+    let mut argv = vec!["robert", "codes"];
+    argv.extend_from_slice(args);
+    let Cmd::Codes(a) = Top::try_parse_from(argv).unwrap().cmd;
+    let mut out = Vec::new();
+    let code = cli::run(a, &mut out).await.unwrap();
+    (code, String::from_utf8(out).unwrap())
+}
+
+fn write_config(dir: &Path) -> String {
+    let db = dir.join("codes.db");
+    let text = format!(
+        "database_url = \"sqlite://{}?mode=rwc\"\n[[peppers]]\nid = \"a\"\nsecret = \"{PEPPER_A}\"\n",
+        db.display()
+    );
+    let path = dir.join("codes.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn decode_qr(png: &Path) -> String {
+    let img = image::open(png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in {}", png.display());
+    grids[0].decode().unwrap().1
+}
+
+#[tokio::test]
+async fn doctors_issue_and_qr_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let (code, out) = run(&["-c", &cfg, "migrate"]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.contains("sqlite"));
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "a long enough password\n").unwrap();
+    let pw = pw.display().to_string();
+    let (_, out) = run(&[
+        "-c",
+        &cfg,
+        "add-doctor",
+        "dr.x",
+        "--daily-quota",
+        "5",
+        "--password-file",
+        &pw,
+    ])
+    .await;
+    assert!(out.contains("doctor dr.x created"), "{out}");
+    let (code, _) = run(&["-c", &cfg, "disable-doctor", "dr.x"]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    let (code, _) = run(&["-c", &cfg, "disable-doctor", "nobody"]).await;
+    assert_eq!(code, ExitCode::from(1));
+    let (_, out) = run(&["-c", &cfg, "issue", "short"]).await;
+    let issued = out.lines().next().unwrap().to_owned();
+    assert_eq!(issued.len(), 6);
+    let png = dir.path().join("qr.png");
+    run(&[
+        "-c",
+        &cfg,
+        "qr",
+        "--code",
+        &issued,
+        "-o",
+        &png.display().to_string(),
+    ])
+    .await;
+    assert_eq!(
+        decode_qr(&png),
+        format!("https://bonjour.tousanticovid.gouv.fr/app/code/{issued}")
+    );
+    let svg = dir.path().join("qr.svg");
+    run(&[
+        "-c",
+        &cfg,
+        "qr",
+        "--code",
+        &issued,
+        "-o",
+        &svg.display().to_string(),
+    ])
+    .await;
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    let (_, out) = run(&["new-pepper"]).await;
+    assert_eq!(base64_len(out.trim()), 32);
+    let (_, out) = run(&["new-api-key"]).await;
+    assert!(out.contains("key_sha256"));
+    let (_, out) = run(&["-c", &cfg, "kpi", "2020-01-01", "2020-01-02"]).await;
+    assert!(out.contains("nbShortCodesGenerated"));
+    let (_, out) = run(&["-c", &cfg, "purge"]).await;
+    assert!(out.starts_with("purged"));
+}
+
+fn base64_len(s: &str) -> usize {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn letter_pdf_renders_and_its_qr_decodes_to_the_code() {
+    if !Path::new("/usr/bin/pdftoppm").exists() {
+        crate::support::skip_or_fail(
+            "ROBERT_TEST_REQUIRE_TOOLS",
+            "skipped: pdftoppm not installed (apt-get install poppler-utils)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    for (lang, phrase) in [
+        (
+            "fr",
+            "Ces éléments ne contiennent aucune donnée vous concernant.",
+        ),
+        ("en", "These items contain no data about you."),
+    ] {
+        let pdf = dir.path().join(format!("letter-{lang}.pdf"));
+        let (code, _) = run(&[
+            "-c",
+            &cfg,
+            "letter",
+            "--issue",
+            "short",
+            "--lang",
+            lang,
+            "-o",
+            &pdf.display().to_string(),
+        ])
+        .await;
+        assert_eq!(code, ExitCode::SUCCESS);
+        let prefix = dir.path().join(format!("page-{lang}"));
+        let st = Command::new("pdftoppm")
+            .args(["-r", "150", "-png", "-singlefile"])
+            .arg(&pdf)
+            .arg(&prefix)
+            .status()
+            .unwrap();
+        assert!(st.success(), "pdftoppm failed");
+        let url = decode_qr(&prefix.with_extension("png"));
+        let code = url.rsplit('/').next().unwrap().to_owned();
+        assert!(
+            url.starts_with("https://bonjour.tousanticovid.gouv.fr/app/code/"),
+            "{url}"
+        );
+        assert_eq!(code.len(), 6);
+        // The same code is printed under the QR code, with the FAQ's wording.
+        if Path::new("/usr/bin/pdftotext").exists() {
+            let txt = Command::new("pdftotext")
+                .arg(&pdf)
+                .arg("-")
+                .output()
+                .unwrap();
+            let txt = String::from_utf8(txt.stdout).unwrap();
+            let flat = txt.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&code), "{flat}");
+            assert!(flat.contains(phrase), "{flat}");
+        }
+        // And it is a live code: valid once.
+        let db = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("codes.db").display()
+        );
+        let store = std::sync::Arc::new(robert_codes::SqlStore::open(&db, 2).await.unwrap());
+        let svc = robert_codes::CodesService::new(
+            robert_codes::Config::load(Path::new(&cfg)).unwrap(),
+            store,
+            std::sync::Arc::new(robert_codes::SystemClock),
+        )
+        .unwrap();
+        assert!(svc.verify(&code).await.unwrap().valid);
+        assert!(!svc.verify(&code).await.unwrap().valid);
+    }
+    // Keep one rendering for people to look at.
+    let target = target_dir();
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::copy(
+        dir.path().join("page-fr.png"),
+        target.join("robert-codes-letter.png"),
+    );
+}
+
+#[tokio::test]
+async fn letter_with_a_long_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("l.pdf");
+    let code = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+    let (c, _) = run(&[
+        "letter",
+        "--code",
+        code,
+        "--valid-until",
+        "02/09/2021 à 23:59",
+        "-o",
+        &pdf.display().to_string(),
+    ])
+    .await;
+    assert_eq!(c, ExitCode::SUCCESS);
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF-1.4"));
+    assert!(bytes.windows(code.len()).any(|w| w == code.as_bytes()));
+    if Path::new("/usr/bin/pdftoppm").exists() {
+        let prefix = dir.path().join("p");
+        let st = Command::new("pdftoppm")
+            .args(["-r", "150", "-png", "-singlefile"])
+            .arg(&pdf)
+            .arg(&prefix)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(decode_qr(&prefix.with_extension("png")).ends_with(code));
+    }
+}

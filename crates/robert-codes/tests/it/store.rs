@@ -1,0 +1,364 @@
+//! Storage behaviour through the service, on both back ends.
+
+use robert_codes::code::{self, CodeKind};
+use robert_codes::jwt::testing;
+use robert_codes::service::{Channel, IssueError};
+use robert_codes::store::{AuditEntry, CodeStore, NewCode, NewDoctor};
+use robert_codes::{ManualClock, pepper::Peppers};
+
+use crate::both_backends;
+use crate::support::*;
+
+both_backends!(short_code_is_valid_once_within_its_hour, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let issued = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    assert_eq!(issued.code.len(), 6);
+    assert_eq!(issued.validity.until, utc("2026-01-10T11:00:00Z"));
+    // A second code to check kinds and hashes do not mix.
+    let other = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    clock.set(utc("2026-01-10T11:00:00Z")); // last valid second
+    assert!(svc.verify(&issued.code).await.unwrap().valid);
+    assert!(!svc.verify(&issued.code).await.unwrap().valid, "used twice");
+    clock.set(utc("2026-01-10T11:00:01Z"));
+    assert!(!svc.verify(&other.code).await.unwrap().valid, "expired");
+    assert!(!svc.verify(&issued.code.to_lowercase()).await.unwrap().valid);
+    assert!(!svc.verify("ZZZZZZ").await.unwrap().valid, "unknown");
+    assert!(!svc.verify("").await.unwrap().valid);
+    assert!(!svc.verify("a'; DROP TABLE x; --").await.unwrap().valid);
+});
+
+both_backends!(test_code_lasts_to_end_of_utc_day_15_days_ahead, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T23:30:00Z"));
+    let svc = service(&db, &clock);
+    let issued = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
+    assert_eq!(issued.code.len(), 12);
+    assert_eq!(issued.validity.until, utc("2026-01-25T23:59:59Z"));
+    let other = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
+    clock.set(utc("2026-01-25T23:59:59Z"));
+    assert!(svc.verify(&issued.code).await.unwrap().valid);
+    clock.set(utc("2026-01-26T00:00:00Z"));
+    assert!(!svc.verify(&other.code).await.unwrap().valid);
+});
+
+both_backends!(long_code_window_follows_paris_civil_days, |db| {
+    // Store a long code for day 2026-03-25 (DST starts on 03-29).
+    let clock = ManualClock::new(utc("2026-03-20T12:00:00Z"));
+    let svc = service(&db, &clock);
+    let peppers = svc.config().load_peppers().unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 25).unwrap();
+    let v = code::long_validity(day, 7);
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let c = code::random_uuid_v4(&mut rand::rngs::SysRng).unwrap();
+        let row = NewCode {
+            hash: peppers.hash_new(CodeKind::Long, &c),
+            kind: CodeKind::Long,
+            available_from: v.from.timestamp(),
+            valid_until: v.until.timestamp(),
+            generated_at: clock.now_ts(),
+        };
+        assert!(db.store.insert_code(&row).await.unwrap());
+        codes.push(c);
+    }
+    clock.set(utc("2026-03-24T22:59:59Z")); // 23:59:59 CET on the 24th
+    assert!(!svc.verify(&codes[0]).await.unwrap().valid, "not yet");
+    clock.set(utc("2026-03-24T23:00:00Z")); // Paris midnight
+    assert!(svc.verify(&codes[0]).await.unwrap().valid);
+    clock.set(utc("2026-04-01T21:59:00Z")); // 23:59 CEST on D+7
+    assert!(svc.verify(&codes[1]).await.unwrap().valid);
+    clock.set(utc("2026-04-01T21:59:01Z"));
+    assert!(!svc.verify(&codes[2]).await.unwrap().valid, "expired");
+    assert_eq!(
+        db.store.count_long_codes(v.from.timestamp()).await.unwrap(),
+        4
+    );
+});
+
+both_backends!(pepper_rotation_keeps_live_codes_valid, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let old = service(&db, &clock);
+    let a = old.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    let b = old.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
+    let mut cfg = config();
+    let text = format!(
+        "[[peppers]]\nid = \"b\"\nsecret = \"{PEPPER_B}\"\n[[peppers]]\nid = \"a\"\nsecret = \"{PEPPER_A}\"\n"
+    );
+    cfg.peppers = robert_codes::Config::from_toml(&text).unwrap().peppers;
+    let rotated = service_with(&db, cfg, &clock);
+    let c = rotated.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    assert!(rotated.verify(&a.code).await.unwrap().valid);
+    assert!(rotated.verify(&b.code).await.unwrap().valid);
+    assert!(rotated.verify(&c.code).await.unwrap().valid);
+    // The old service (pepper a only) cannot find codes hashed under b.
+    let d = rotated.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    assert!(!old.verify(&d.code).await.unwrap().valid);
+});
+
+both_backends!(codes_are_stored_only_as_keyed_hashes, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let issued = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    let peppers: Peppers = svc.config().load_peppers().unwrap();
+    let expected = peppers.hash_new(CodeKind::Short, &issued.code);
+    // Read the raw table: one row, whose key is the HMAC, and no column holds the code.
+    let rows = raw_code_rows(&db).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0], expected.to_vec());
+    assert!(!rows[0].windows(6).any(|w| w == issued.code.as_bytes()));
+    // The audit log names the actor, never the code.
+    let audit = db.store.audit_entries(10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "issue_code" && e.actor == "cli")
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|e| !e.detail.contains(issued.code.as_str()))
+    );
+});
+
+async fn raw_code_rows(db: &TestDb) -> Vec<Vec<u8>> {
+    use sqlx::Row as _;
+    if db.backend == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query("SELECT code_hash FROM submission_code")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let out = rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect();
+        pool.close().await;
+        out
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query("SELECT code_hash FROM submission_code")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let out = rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect();
+        pool.close().await;
+        out
+    }
+}
+
+both_backends!(fifty_concurrent_verifications_accept_exactly_one, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    for kind in [CodeKind::Short, CodeKind::Test] {
+        let issued = svc.issue(kind, &Channel::Cli).await.unwrap();
+        let path = format!("/api/v1/verify?code={}", issued.code.as_str());
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { http_get(addr, &path, &[]).await })
+            })
+            .collect();
+        let mut valid = 0;
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if v["valid"] == serde_json::Value::Bool(true) {
+                valid += 1;
+            } else {
+                assert_eq!(v["valid"], serde_json::Value::Bool(false));
+            }
+        }
+        assert_eq!(valid, 1, "{kind:?} on {}", db.backend);
+    }
+    // Same for a JWT's jti.
+    let token = testing::sign(
+        &testing::signing_key(7),
+        r#"{"alg":"ES256","kid":"K1","typ":"JWT"}"#,
+        &format!(
+            r#"{{"iss":"SIDEP","iat":{},"jti":"lab-42"}}"#,
+            clock.now_ts() - 60
+        ),
+    );
+    let path = format!("/api/v1/verify?code={}", encode_query(&token));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { http_get(addr, &path, &[]).await })
+        })
+        .collect();
+    let mut valid = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200);
+        if body.contains("true") {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 1, "JWT on {}", db.backend);
+    assert_eq!(
+        svc.metrics().get(
+            "submission_verify_code_total",
+            "valid=\"true\",code_type=\"JWT\""
+        ),
+        1
+    );
+});
+
+both_backends!(quota_is_atomic_and_per_day, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let channel = Channel::Portal {
+        id: 1,
+        username: "dr".into(),
+        daily_quota: 3,
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let svc = svc.clone();
+            let channel = channel.clone();
+            tokio::spawn(async move { svc.issue(CodeKind::Short, &channel).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(IssueError::QuotaExceeded) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 3);
+    assert_eq!(svc.quota_left(&channel, 3).await.unwrap(), 0);
+    // Next Paris day (midnight Paris = 23:00 UTC in winter).
+    clock.set(utc("2026-01-10T23:00:00Z"));
+    assert_eq!(svc.quota_left(&channel, 3).await.unwrap(), 3);
+    assert!(svc.issue(CodeKind::Short, &channel).await.is_ok());
+});
+
+both_backends!(
+    purge_removes_codes_two_days_after_expiry_and_counts_kpis,
+    |db| {
+        let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+        let svc = service(&db, &clock);
+        let used = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+        let _unused = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+        let live = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
+        assert!(svc.verify(&used.code).await.unwrap().valid);
+        // Expired at 11:00 on the 10th; still kept on the 12th at 10:59:59.
+        clock.set(utc("2026-01-12T10:59:59Z"));
+        let r = svc.purge().await.unwrap();
+        assert_eq!((r.expired_unused, r.used), (0, 0));
+        clock.set(utc("2026-01-12T11:00:01Z"));
+        let r = svc.purge().await.unwrap();
+        assert_eq!((r.expired_unused, r.used), (1, 1));
+        assert!(
+            svc.verify(&live.code).await.unwrap().valid,
+            "live code kept"
+        );
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap();
+        let kpi = svc.kpi(day, day.succ_opt().unwrap()).await.unwrap();
+        assert_eq!(kpi.len(), 2);
+        assert_eq!(kpi[0].nb_short_codes_generated, 2);
+        assert_eq!(kpi[0].nb_short_codes_used, 1);
+        assert_eq!(kpi[0].nb_short_expired_codes, 1);
+        assert_eq!(kpi[0].nb_test_codes_generated, 1);
+        assert_eq!(
+            kpi[1],
+            robert_codes::service::KpiDay {
+                date: day.succ_opt().unwrap(),
+                ..Default::default()
+            }
+        );
+    }
+);
+
+both_backends!(jwt_ids_are_purged_after_token_lifetime, |db| {
+    let now = 1_700_000_000;
+    assert!(db.store.use_jti(&[1; 32], now, now + 100).await.unwrap());
+    assert!(!db.store.use_jti(&[1; 32], now, now + 100).await.unwrap());
+    let cutoffs = robert_codes::store::PurgeCutoffs {
+        codes_before: 0,
+        jti_before: now + 101,
+        sessions_before: 0,
+        audit_before: 0,
+        kpi_before_day: 0,
+    };
+    assert_eq!(db.store.purge(&cutoffs).await.unwrap().jti, 1);
+});
+
+both_backends!(doctors_sessions_audit_and_locks, |db| {
+    let s = &db.store;
+    let d = NewDoctor {
+        username: "dr.house".into(),
+        display_name: "Dr House".into(),
+        password_hash: "$argon2id$x".into(),
+        daily_quota: Some(7),
+        created_at: 1,
+    };
+    let id = s.create_doctor(&d).await.unwrap();
+    assert!(matches!(
+        s.create_doctor(&d).await,
+        Err(robert_codes::store::StoreError::Conflict(_))
+    ));
+    let got = s.doctor_by_username("dr.house").await.unwrap().unwrap();
+    assert_eq!((got.id, got.daily_quota, got.enabled), (id, Some(7), true));
+    assert_eq!(s.increment_failed_logins(id).await.unwrap(), 1);
+    assert_eq!(s.increment_failed_logins(id).await.unwrap(), 2);
+    s.set_locked_until(id, Some(99)).await.unwrap();
+    let got = s.doctor_by_username("dr.house").await.unwrap().unwrap();
+    assert_eq!((got.failed_logins, got.locked_until), (2, Some(99)));
+    s.reset_failed_logins(id).await.unwrap();
+    let got = s.doctor_by_username("dr.house").await.unwrap().unwrap();
+    assert_eq!((got.failed_logins, got.locked_until), (0, None));
+
+    s.create_session(&[9; 32], id, "csrf", 100, 200)
+        .await
+        .unwrap();
+    let (doc, csrf) = s.session(&[9; 32], 150).await.unwrap().unwrap();
+    assert_eq!((doc.id, csrf.as_str()), (id, "csrf"));
+    assert!(s.session(&[9; 32], 200).await.unwrap().is_none(), "expired");
+    assert!(s.set_doctor_enabled("dr.house", false).await.unwrap());
+    assert!(
+        s.session(&[9; 32], 150).await.unwrap().is_none(),
+        "disabled ends sessions"
+    );
+    assert!(!s.set_doctor_enabled("nobody", false).await.unwrap());
+
+    s.audit(&AuditEntry {
+        at: 5,
+        actor: "a".into(),
+        action: "x".into(),
+        detail: "".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.audit_entries(5).await.unwrap()[0].action, "x");
+
+    assert!(s.try_lock("job", "h1", 100, 200).await.unwrap());
+    assert!(!s.try_lock("job", "h2", 150, 250).await.unwrap());
+    assert!(
+        s.try_lock("job", "h2", 201, 300).await.unwrap(),
+        "expired lock taken over"
+    );
+    s.unlock("job", "h1").await.unwrap(); // not the holder: no effect
+    assert!(!s.try_lock("job", "h3", 250, 300).await.unwrap());
+    s.unlock("job", "h2").await.unwrap();
+    assert!(s.try_lock("job", "h3", 250, 300).await.unwrap());
+
+    let day = chrono::NaiveDate::from_ymd_opt(2021, 8, 25).unwrap();
+    assert_eq!(s.next_file_sequence(day, 22).await.unwrap(), 22);
+    assert_eq!(s.next_file_sequence(day, 22).await.unwrap(), 23);
+    let other = chrono::NaiveDate::from_ymd_opt(2021, 8, 26).unwrap();
+    assert_eq!(s.next_file_sequence(other, 22).await.unwrap(), 22);
+});
+
+/// Clock helper.
+trait NowTs {
+    fn now_ts(&self) -> i64;
+}
+
+impl NowTs for ManualClock {
+    fn now_ts(&self) -> i64 {
+        use robert_codes::Clock as _;
+        self.now().timestamp()
+    }
+}
