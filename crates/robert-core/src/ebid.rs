@@ -100,11 +100,9 @@ impl fmt::Debug for Ebid {
 
 /// Decrypts many EBIDs under one day key with SKINNY's batch API.
 pub fn decrypt_batch(key: &KeyS, ebids: &[Ebid]) -> Vec<EbidContent> {
-    let cipher = key.cipher();
-    ebids
-        .iter()
-        .map(|e| EbidContent::from_block(cipher.decrypt_u64(u64::from_be_bytes(e.0))))
-        .collect()
+    let mut blocks: Vec<u64> = ebids.iter().map(|e| u64::from_be_bytes(e.0)).collect();
+    key.cipher().decrypt_batch(&mut blocks);
+    blocks.into_iter().map(EbidContent::from_block).collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,944 @@
+//! x86-64 SIMD backends: SSSE3, AVX2 and AVX-512.
+//!
+//! All `unsafe` of the crate lives here. The SIMD functions are safe
+//! `#[target_feature]` functions (Rust >= 1.87 lets them call intrinsics
+//! safely); the only `unsafe` operations are
+//!
+//! * calling such a function from [`Cpu`] methods, which is sound because a
+//!   [`Cpu`] value can only be created by [`Cpu::new`] after runtime
+//!   detection confirmed the features, and
+//! * unaligned vector loads and stores from and to `[u64; N]` arrays whose
+//!   bounds are checked by the surrounding slicing.
+//!
+//! # Single block (one cell per byte)
+//!
+//! The state is 16 bytes of an XMM register, one cell per byte (low nibble).
+//! A round is `y = pshufb(S, x)` then `x' = y ^ K ^ A(y) ^ B(y)` where `A` and
+//! `B` are byte shuffles (`pshufb` with zeroing lanes). ShiftRows and
+//! MixColumns give every output cell 1 to 3 input cells; one of them is always
+//! taken "in place" (byte `j` of `y` stays byte `j`), which means that the
+//! byte holding each cell changes from round to round. That relabelling is a
+//! permutation of order 8, so eight pairs of shuffle constants serve every
+//! round; the round keys are stored in the layout of their round. The
+//! layouts and constants are computed at compile time from the round
+//! function's term lists (see [`schedule`]).
+
+#![allow(unsafe_code, reason = "SIMD intrinsics behind runtime CPU detection")]
+
+use crate::Backend;
+use crate::bitslice::{self, bitsliced};
+use crate::portable::{self, MAX_ROUNDS};
+use core::arch::x86_64::*;
+use zeroize::Zeroize;
+
+cpufeatures::new!(cpuid_ssse3, "ssse3");
+cpufeatures::new!(cpuid_avx2, "avx2");
+cpufeatures::new!(cpuid_avx512, "avx512f", "avx512vl");
+
+#[derive(Clone, Copy)]
+enum Level {
+    Ssse3,
+    Avx2,
+    Avx512,
+}
+
+/// Proof that this CPU supports a SIMD level.
+///
+/// The field is private: the only constructor is [`Cpu::new`], which checks
+/// the CPU first. Every `unsafe` call below relies on this.
+#[derive(Clone, Copy)]
+pub(crate) struct Cpu(Level);
+
+impl Cpu {
+    /// Detects support for `backend`; `None` if unsupported or not SIMD.
+    pub(crate) fn new(backend: Backend) -> Option<Self> {
+        let level = match backend {
+            Backend::Ssse3 if cpuid_ssse3::get() => Level::Ssse3,
+            Backend::Avx2 if cpuid_avx2::get() => Level::Avx2,
+            Backend::Avx512 if cpuid_avx512::get() => Level::Avx512,
+            _ => return None,
+        };
+        Some(Self(level))
+    }
+
+    pub(crate) fn backend(self) -> Backend {
+        match self.0 {
+            Level::Ssse3 => Backend::Ssse3,
+            Level::Avx2 => Backend::Avx2,
+            Level::Avx512 => Backend::Avx512,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn encrypt_block(self, k: &SimdKeys, n: usize, x: u64) -> (u64, Backend) {
+        let y = match self.0 {
+            // SAFETY: `self` proves SSSE3 support (see `Cpu`).
+            Level::Ssse3 => unsafe { ssse3::encrypt_block(k, n, x) },
+            // SAFETY: `self` proves AVX2 support (see `Cpu`).
+            Level::Avx2 => unsafe { avx2::encrypt_block(k, n, x) },
+            // SAFETY: `self` proves AVX-512 F and VL support (see `Cpu`).
+            Level::Avx512 => unsafe { avx512::encrypt_block(k, n, x) },
+        };
+        (y, self.backend())
+    }
+
+    #[inline]
+    pub(crate) fn decrypt_block(self, k: &SimdKeys, n: usize, x: u64) -> (u64, Backend) {
+        let y = match self.0 {
+            // SAFETY: `self` proves SSSE3 support (see `Cpu`).
+            Level::Ssse3 => unsafe { ssse3::decrypt_block(k, n, x) },
+            // SAFETY: `self` proves AVX2 support (see `Cpu`).
+            Level::Avx2 => unsafe { avx2::decrypt_block(k, n, x) },
+            // SAFETY: `self` proves AVX-512 F and VL support (see `Cpu`).
+            Level::Avx512 => unsafe { avx512::decrypt_block(k, n, x) },
+        };
+        (y, self.backend())
+    }
+
+    pub(crate) fn encrypt_batch(
+        self,
+        bs: &[[u64; 8]],
+        k: &SimdKeys,
+        blocks: &mut [u64],
+    ) -> Backend {
+        match self.0 {
+            // SAFETY: `self` proves SSSE3 support (see `Cpu`).
+            Level::Ssse3 => unsafe { ssse3::encrypt_batch(bs, k, blocks) },
+            // SAFETY: `self` proves AVX2 support (see `Cpu`).
+            Level::Avx2 => unsafe { avx2::encrypt_batch(bs, k, blocks) },
+            // SAFETY: `self` proves AVX-512 F and VL support (see `Cpu`).
+            Level::Avx512 => unsafe { avx512::encrypt_batch(bs, k, blocks) },
+        }
+        self.backend()
+    }
+
+    pub(crate) fn decrypt_batch(
+        self,
+        bs: &[[u64; 8]],
+        k: &SimdKeys,
+        blocks: &mut [u64],
+    ) -> Backend {
+        match self.0 {
+            // SAFETY: `self` proves SSSE3 support (see `Cpu`).
+            Level::Ssse3 => unsafe { ssse3::decrypt_batch(bs, k, blocks) },
+            // SAFETY: `self` proves AVX2 support (see `Cpu`).
+            Level::Avx2 => unsafe { avx2::decrypt_batch(bs, k, blocks) },
+            // SAFETY: `self` proves AVX-512 F and VL support (see `Cpu`).
+            Level::Avx512 => unsafe { avx512::decrypt_batch(bs, k, blocks) },
+        }
+        self.backend()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Single-block constants, computed at compile time.
+// ---------------------------------------------------------------------------
+
+/// The SKINNY-64 S-box.
+const S4: [u8; 16] = [0xc, 6, 9, 0, 1, 0xa, 2, 0xb, 3, 8, 5, 0xd, 4, 0xe, 7, 0xf];
+
+/// ShiftRows: `new[i] = old[P[i]]`.
+const P: [usize; 16] = [0, 1, 2, 3, 7, 4, 5, 6, 10, 11, 8, 9, 13, 14, 15, 12];
+
+const fn inverse_sbox() -> [u8; 16] {
+    let mut inv = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        inv[S4[i] as usize] = i as u8;
+        i += 1;
+    }
+    inv
+}
+
+/// `terms[d]`: bit `s` set if input cell `s` is XORed into output cell `d` of
+/// ShiftRows-then-MixColumns.
+const fn forward_terms() -> [u16; 16] {
+    let mut t = [0u16; 16];
+    let mut c = 0;
+    while c < 4 {
+        let a0 = 1u16 << P[c];
+        let a1 = 1u16 << P[4 + c];
+        let a2 = 1u16 << P[8 + c];
+        let a3 = 1u16 << P[12 + c];
+        t[c] = a0 | a2 | a3;
+        t[4 + c] = a0;
+        t[8 + c] = a1 | a2;
+        t[12 + c] = a0 | a2;
+        c += 1;
+    }
+    t
+}
+
+/// Same for the inverse (inverse MixColumns, then inverse ShiftRows).
+const fn inverse_terms() -> [u16; 16] {
+    let mut t = [0u16; 16];
+    let mut c = 0;
+    while c < 4 {
+        let b0 = 1u16 << c;
+        let b1 = 1u16 << (4 + c);
+        let b2 = 1u16 << (8 + c);
+        let b3 = 1u16 << (12 + c);
+        t[P[c]] = b1;
+        t[P[4 + c]] = b1 | b2 | b3;
+        t[P[8 + c]] = b1 | b3;
+        t[P[12 + c]] = b0 | b3;
+        c += 1;
+    }
+    t
+}
+
+/// A perfect matching source -> destination using only real terms (the
+/// "in place" term of every output cell), by augmenting paths.
+const fn in_place_terms(terms: [u16; 16]) -> [usize; 16] {
+    const NONE: usize = usize::MAX;
+    let mut owner = [NONE; 16]; // destination -> source
+    let mut s = 0;
+    while s < 16 {
+        let mut prev = [NONE; 16];
+        let mut seen = [false; 16];
+        let mut queue = [0usize; 16];
+        let (mut head, mut tail) = (0, 0);
+        let mut d = 0;
+        while d < 16 {
+            if (terms[d] >> s) & 1 == 1 {
+                seen[d] = true;
+                queue[tail] = d;
+                tail += 1;
+            }
+            d += 1;
+        }
+        let mut free = NONE;
+        while head < tail {
+            let d = queue[head];
+            head += 1;
+            if owner[d] == NONE {
+                free = d;
+                break;
+            }
+            let s2 = owner[d];
+            let mut d2 = 0;
+            while d2 < 16 {
+                if !seen[d2] && (terms[d2] >> s2) & 1 == 1 {
+                    seen[d2] = true;
+                    prev[d2] = d;
+                    queue[tail] = d2;
+                    tail += 1;
+                }
+                d2 += 1;
+            }
+        }
+        assert!(free != NONE, "no perfect matching");
+        let mut d = free;
+        loop {
+            let p = prev[d];
+            if p == NONE {
+                owner[d] = s;
+                break;
+            }
+            owner[d] = owner[p];
+            d = p;
+        }
+        s += 1;
+    }
+    let mut phi = [0usize; 16];
+    let mut d = 0;
+    while d < 16 {
+        phi[owner[d]] = d;
+        d += 1;
+    }
+    phi
+}
+
+/// Shuffle constants and byte layouts of a linear layer, period 8.
+struct Schedule {
+    /// `a[j]`, `b[j]`: `pshufb` indices of the two moved terms in round `j mod 8`.
+    a: [[u64; 2]; 8],
+    b: [[u64; 2]; 8],
+    /// `lay[j][cell]`: byte holding `cell` before round `j` (`lay[8] == lay[0]`).
+    lay: [[u8; 16]; 9],
+}
+
+const fn pack16(b: [u8; 16]) -> [u64; 2] {
+    let mut w = [0u64; 2];
+    let mut i = 0;
+    while i < 16 {
+        w[i / 8] |= (b[i] as u64) << (8 * (i % 8));
+        i += 1;
+    }
+    w
+}
+
+/// Byte of cell `c` right after `load_cells` (defined per backend below).
+const fn load_layout() -> [u8; 16] {
+    let mut l = [0u8; 16];
+    let mut c = 0;
+    while c < 16 {
+        l[c] = (2 * (7 - c / 2) + c % 2) as u8;
+        c += 1;
+    }
+    l
+}
+
+const fn schedule(terms: [u16; 16]) -> Schedule {
+    let phi = in_place_terms(terms);
+    let mut lay = [[0u8; 16]; 9];
+    lay[0] = load_layout();
+    let mut a = [[0u64; 2]; 8];
+    let mut b = [[0u64; 2]; 8];
+    let mut j = 0;
+    while j < 8 {
+        // The in-place term keeps its byte: cell phi[s] of the output lives
+        // where cell s of the input did.
+        let mut s = 0;
+        while s < 16 {
+            lay[j + 1][phi[s]] = lay[j][s];
+            s += 1;
+        }
+        let mut ia = [0x80u8; 16];
+        let mut ib = [0x80u8; 16];
+        let mut d = 0;
+        while d < 16 {
+            let mut src = 0;
+            while src < 16 {
+                if phi[src] == d {
+                    break;
+                }
+                src += 1;
+            }
+            let mut rest = terms[d] & !(1u16 << src);
+            let at = lay[j + 1][d] as usize;
+            let mut k = 0;
+            while rest != 0 {
+                let s = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if k == 0 {
+                    ia[at] = lay[j][s];
+                } else {
+                    ib[at] = lay[j][s];
+                }
+                k += 1;
+            }
+            assert!(k <= 2, "more than three terms");
+            d += 1;
+        }
+        a[j] = pack16(ia);
+        b[j] = pack16(ib);
+        j += 1;
+    }
+    let mut c = 0;
+    while c < 16 {
+        assert!(lay[8][c] == lay[0][c], "layout period is not 8");
+        c += 1;
+    }
+    Schedule { a, b, lay }
+}
+
+/// `pshufb` indices gathering the even (`[0]`) and odd (`[1]`) cells of each
+/// output byte, in big-endian byte order, from layout `lay`.
+const fn pack_indices(lay: [u8; 16]) -> [[u64; 2]; 2] {
+    let mut e = [0x80u8; 16];
+    let mut o = [0x80u8; 16];
+    let mut k = 0;
+    while k < 8 {
+        e[k] = lay[2 * (7 - k)];
+        o[k] = lay[2 * (7 - k) + 1];
+        k += 1;
+    }
+    [pack16(e), pack16(o)]
+}
+
+const ENC: Schedule = schedule(forward_terms());
+const DEC: Schedule = schedule(inverse_terms());
+const SBOX: [u64; 2] = pack16(S4);
+const SBOX_INV: [u64; 2] = pack16(inverse_sbox());
+/// Output packing after `n` rounds, indexed by `(n % 8) / 4` (n is a multiple of 4).
+const ENC_PACK: [[[u64; 2]; 2]; 2] = [pack_indices(ENC.lay[0]), pack_indices(ENC.lay[4])];
+const DEC_PACK: [[[u64; 2]; 2]; 2] = [pack_indices(DEC.lay[0]), pack_indices(DEC.lay[4])];
+
+/// Round keys of the single-block SIMD code, in the layout of their round.
+#[derive(Clone)]
+pub(crate) struct SimdKeys {
+    /// `enc[r]`: `MixColumns(ShiftRows(rk[r]))`, laid out for round `r + 1`.
+    enc: [[u64; 2]; MAX_ROUNDS],
+    /// `dec[i]`: `rk[n - 1 - i]`, laid out for the output of step `i`.
+    dec: [[u64; 2]; MAX_ROUNDS],
+}
+
+/// `gather(lay)[k]`: the cell that layout `lay` puts in byte `k`.
+const fn gather(lay: [u8; 16]) -> [u8; 16] {
+    let mut g = [0u8; 16];
+    let mut c = 0;
+    while c < 16 {
+        g[lay[c] as usize] = c as u8;
+        c += 1;
+    }
+    g
+}
+
+const fn gathers(s: &Schedule) -> [[u8; 16]; 8] {
+    let mut g = [[0u8; 16]; 8];
+    let mut j = 0;
+    while j < 8 {
+        g[j] = gather(s.lay[j]);
+        j += 1;
+    }
+    g
+}
+
+const ENC_GATHER: [[u8; 16]; 8] = gathers(&ENC);
+const DEC_GATHER: [[u8; 16]; 8] = gathers(&DEC);
+
+/// Lays the cells of packed `x` out one per byte, byte `k` taking cell
+/// `gather[k]` (a public index).
+fn spread(x: u64, gather: &[u8; 16]) -> [u64; 2] {
+    let cell = |c: u8| (x >> (60 - 4 * u32::from(c))) & 0xF;
+    let word = |g: &[u8]| {
+        g.iter()
+            .enumerate()
+            .fold(0, |w, (k, &c)| w | (cell(c) << (8 * k)))
+    };
+    [word(&gather[..8]), word(&gather[8..])]
+}
+
+impl SimdKeys {
+    pub(crate) fn new(rk: &[u64]) -> Self {
+        let n = rk.len();
+        let mut enc = [[0u64; 2]; MAX_ROUNDS];
+        let mut dec = [[0u64; 2]; MAX_ROUNDS];
+        for (r, &k) in rk.iter().enumerate() {
+            enc[r] = spread(portable::shift_mix(k), &ENC_GATHER[(r + 1) % 8]);
+            let i = n - 1 - r;
+            dec[i] = spread(k, &DEC_GATHER[(i + 1) % 8]);
+        }
+        Self { enc, dec }
+    }
+}
+
+impl Zeroize for SimdKeys {
+    fn zeroize(&mut self) {
+        self.enc.zeroize();
+        self.dec.zeroize();
+    }
+}
+
+/// Defines `encrypt_block`/`decrypt_block` for one feature set; `$xor3`
+/// combines the three terms of a round.
+macro_rules! single_block {
+    ($feat:literal, $xor3:path) => {
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn v(w: [u64; 2]) -> __m128i {
+            _mm_set_epi64x(w[1] as i64, w[0] as i64)
+        }
+
+        /// Unpacks a big-endian block into one cell per byte ([`load_layout`]).
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn load_cells(x: u64) -> __m128i {
+            let b = _mm_cvtsi64_si128(x as i64);
+            let hi = _mm_srli_epi16::<4>(b);
+            _mm_and_si128(_mm_unpacklo_epi8(hi, b), _mm_set1_epi8(0x0F))
+        }
+
+        /// Packs one cell per byte (layout given by the `pshufb` indices) back.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn store_cells(s: __m128i, pack: &[[u64; 2]; 2]) -> u64 {
+            let e = _mm_shuffle_epi8(s, v(pack[0]));
+            let o = _mm_shuffle_epi8(s, v(pack[1]));
+            _mm_cvtsi128_si64(_mm_or_si128(_mm_slli_epi16::<4>(e), o)) as u64
+        }
+
+        /// Encrypts one block with `n` rounds (`n` a multiple of 4).
+        #[target_feature(enable = $feat)]
+        pub(super) fn encrypt_block(k: &SimdKeys, n: usize, x: u64) -> u64 {
+            let sbox = v(SBOX);
+            let mut s = load_cells(x);
+            for (i, keys) in k.enc[..n].chunks_exact(4).enumerate() {
+                let base = 4 * (i % 2);
+                for (t, key) in keys.iter().enumerate() {
+                    let y = _mm_shuffle_epi8(sbox, s);
+                    let a = _mm_shuffle_epi8(y, v(ENC.a[base + t]));
+                    let b = _mm_shuffle_epi8(y, v(ENC.b[base + t]));
+                    s = $xor3(_mm_xor_si128(y, v(*key)), a, b);
+                }
+            }
+            store_cells(s, &ENC_PACK[(n % 8) / 4])
+        }
+
+        /// Decrypts one block with `n` rounds (`n` a multiple of 4).
+        #[target_feature(enable = $feat)]
+        pub(super) fn decrypt_block(k: &SimdKeys, n: usize, x: u64) -> u64 {
+            let sbox = v(SBOX_INV);
+            let mut s = load_cells(x);
+            for (i, keys) in k.dec[..n].chunks_exact(4).enumerate() {
+                let base = 4 * (i % 2);
+                for (t, key) in keys.iter().enumerate() {
+                    let a = _mm_shuffle_epi8(s, v(DEC.a[base + t]));
+                    let b = _mm_shuffle_epi8(s, v(DEC.b[base + t]));
+                    s = _mm_shuffle_epi8(sbox, $xor3(_mm_xor_si128(s, v(*key)), a, b));
+                }
+            }
+            store_cells(s, &DEC_PACK[(n % 8) / 4])
+        }
+    };
+}
+
+/// Defines the bitsliced primitives over 128- or 256-bit words without
+/// AVX-512 (three-input functions cost two or three instructions).
+macro_rules! vector_primitives {
+    (
+        $feat:literal, $w:ty, $xor:ident, $or:ident, $andnot:ident, $and:ident,
+        $set1:ident, $shuf8:ident, $shuf32:ident, $srli:ident, $slli:ident, $setr8:ident
+    ) => {
+        type W = $w;
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn xor(a: W, b: W) -> W {
+            $xor(a, b)
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn xor3(a: W, b: W, c: W) -> W {
+            $xor($xor(a, b), c)
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn nor_xor(x: W, a: W, b: W) -> W {
+            $xor(x, $andnot($or(a, b), $set1(-1)))
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn splat(k: u64) -> W {
+            $set1(k as i64)
+        }
+
+        /// Rotates every 64-bit lane right by 16 bits.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn rotr16(a: W) -> W {
+            $shuf8(a, rot_bytes::<2>())
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn rotr32(a: W) -> W {
+            $shuf32::<0b10_11_00_01>(a)
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn rotr48(a: W) -> W {
+            $shuf8(a, rot_bytes::<6>())
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn swapmove<const S: i32>(a: W, b: W, m: u64) -> (W, W) {
+            let t = $and($xor($srli::<S>(a), b), splat(m));
+            ($xor(a, $slli::<S>(t)), $xor(b, t))
+        }
+
+        /// `pshufb` indices rotating each 64-bit lane right by `B` bytes.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn rot_bytes<const B: i8>() -> W {
+            let r = |i: i8| (i + B) % 8;
+            let q = |i: i8| r(i) + 8;
+            $setr8!(r, q)
+        }
+    };
+}
+
+macro_rules! setr8_128 {
+    ($r:ident, $q:ident) => {
+        _mm_setr_epi8(
+            $r(0),
+            $r(1),
+            $r(2),
+            $r(3),
+            $r(4),
+            $r(5),
+            $r(6),
+            $r(7),
+            $q(0),
+            $q(1),
+            $q(2),
+            $q(3),
+            $q(4),
+            $q(5),
+            $q(6),
+            $q(7),
+        )
+    };
+}
+
+macro_rules! setr8_256 {
+    ($r:ident, $q:ident) => {
+        _mm256_setr_epi8(
+            $r(0),
+            $r(1),
+            $r(2),
+            $r(3),
+            $r(4),
+            $r(5),
+            $r(6),
+            $r(7),
+            $q(0),
+            $q(1),
+            $q(2),
+            $q(3),
+            $q(4),
+            $q(5),
+            $q(6),
+            $q(7),
+            $r(0),
+            $r(1),
+            $r(2),
+            $r(3),
+            $r(4),
+            $r(5),
+            $r(6),
+            $r(7),
+            $q(0),
+            $q(1),
+            $q(2),
+            $q(3),
+            $q(4),
+            $q(5),
+            $q(6),
+            $q(7),
+        )
+    };
+}
+
+/// Defines the chunk and batch functions of a bitsliced instance with `L`
+/// 64-bit lanes per word, given `load`/`store` of one word.
+macro_rules! chunk_functions {
+    ($feat:literal, $lanes:literal) => {
+        pub(super) const CHUNK: usize = 16 * $lanes;
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn load_chunk(blocks: &[u64; CHUNK]) -> [W; 16] {
+            let mut s = [splat(0); 16];
+            for (w, lanes) in s.iter_mut().zip(blocks.chunks_exact($lanes)) {
+                *w = load(lanes);
+            }
+            s
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn store_chunk(s: &[W; 16], blocks: &mut [u64; CHUNK]) {
+            for (w, lanes) in s.iter().zip(blocks.chunks_exact_mut($lanes)) {
+                store(*w, lanes);
+            }
+        }
+
+        #[target_feature(enable = $feat)]
+        pub(super) fn encrypt_chunk(keys: &[[u64; 8]], blocks: &mut [u64; CHUNK]) {
+            let mut s = load_chunk(blocks);
+            transpose(&mut s);
+            encrypt_rounds(&mut s, keys);
+            untranspose(&mut s);
+            store_chunk(&s, blocks);
+        }
+
+        #[target_feature(enable = $feat)]
+        pub(super) fn decrypt_chunk(keys: &[[u64; 8]], blocks: &mut [u64; CHUNK]) {
+            let mut s = load_chunk(blocks);
+            transpose(&mut s);
+            decrypt_rounds(&mut s, keys);
+            untranspose(&mut s);
+            store_chunk(&s, blocks);
+        }
+    };
+}
+
+/// Defines `encrypt_batch`/`decrypt_batch` from the chunk functions in scope,
+/// with tails of at most `$single_max` blocks done one block at a time.
+macro_rules! batch_functions {
+    ($feat:literal, $single_max:literal) => {
+        #[target_feature(enable = $feat)]
+        pub(super) fn encrypt_batch(bs: &[[u64; 8]], k: &SimdKeys, blocks: &mut [u64]) {
+            let n = bs.len();
+            bitslice::drive::<CHUNK, CHUNK>(
+                blocks,
+                $single_max,
+                |c| encrypt_chunk(bs, c),
+                |c| encrypt_chunk(bs, c),
+                |x| encrypt_block(k, n, x),
+            );
+        }
+
+        #[target_feature(enable = $feat)]
+        pub(super) fn decrypt_batch(bs: &[[u64; 8]], k: &SimdKeys, blocks: &mut [u64]) {
+            let n = bs.len();
+            bitslice::drive::<CHUNK, CHUNK>(
+                blocks,
+                $single_max,
+                |c| decrypt_chunk(bs, c),
+                |c| decrypt_chunk(bs, c),
+                |x| decrypt_block(k, n, x),
+            );
+        }
+    };
+}
+
+/// Three-way XOR without AVX-512.
+#[target_feature(enable = "sse2")]
+#[inline]
+fn sse_xor3(a: __m128i, b: __m128i, c: __m128i) -> __m128i {
+    _mm_xor_si128(_mm_xor_si128(b, c), a)
+}
+
+mod ssse3 {
+    use super::*;
+
+    single_block!("ssse3", sse_xor3);
+    vector_primitives!(
+        "ssse3",
+        __m128i,
+        _mm_xor_si128,
+        _mm_or_si128,
+        _mm_andnot_si128,
+        _mm_and_si128,
+        _mm_set1_epi64x,
+        _mm_shuffle_epi8,
+        _mm_shuffle_epi32,
+        _mm_srli_epi64,
+        _mm_slli_epi64,
+        setr8_128
+    );
+    bitsliced!(#[target_feature(enable = "ssse3")] #[inline]);
+
+    #[target_feature(enable = "ssse3")]
+    #[inline]
+    fn load(lanes: &[u64]) -> W {
+        assert!(lanes.len() >= 2);
+        // SAFETY: `lanes` holds at least 16 readable bytes; `loadu` accepts
+        // any alignment.
+        unsafe { _mm_loadu_si128(lanes.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "ssse3")]
+    #[inline]
+    fn store(w: W, lanes: &mut [u64]) {
+        assert!(lanes.len() >= 2);
+        // SAFETY: `lanes` holds at least 16 writable bytes; `storeu` accepts
+        // any alignment.
+        unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast(), w) }
+    }
+
+    chunk_functions!("ssse3", 2);
+    batch_functions!("ssse3", 4);
+}
+
+mod avx2 {
+    use super::*;
+
+    single_block!("avx2", sse_xor3);
+    vector_primitives!(
+        "avx2",
+        __m256i,
+        _mm256_xor_si256,
+        _mm256_or_si256,
+        _mm256_andnot_si256,
+        _mm256_and_si256,
+        _mm256_set1_epi64x,
+        _mm256_shuffle_epi8,
+        _mm256_shuffle_epi32,
+        _mm256_srli_epi64,
+        _mm256_slli_epi64,
+        setr8_256
+    );
+    bitsliced!(#[target_feature(enable = "avx2")] #[inline]);
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn load(lanes: &[u64]) -> W {
+        assert!(lanes.len() >= 4);
+        // SAFETY: `lanes` holds at least 32 readable bytes; `loadu` accepts
+        // any alignment.
+        unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn store(w: W, lanes: &mut [u64]) {
+        assert!(lanes.len() >= 4);
+        // SAFETY: `lanes` holds at least 32 writable bytes; `storeu` accepts
+        // any alignment.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), w) }
+    }
+
+    chunk_functions!("avx2", 4);
+    batch_functions!("avx2", 4);
+}
+
+/// Defines the AVX-512 bitsliced primitives (`vpternlogq`, `vprorq`) and
+/// the chunk functions for 256- or 512-bit words.
+macro_rules! avx512_instance {
+    (
+        $w:ty, $lanes:literal, $xor:ident, $tern:ident, $ror:ident, $shuf32:ident,
+        $set1:ident, $srli:ident, $slli:ident, $shift:ty, $loadu:ident, $storeu:ident
+    ) => {
+        use super::*;
+
+        type W = $w;
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn xor(a: W, b: W) -> W {
+            $xor(a, b)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn xor3(a: W, b: W, c: W) -> W {
+            $tern::<0x96>(a, b, c)
+        }
+
+        /// `x ^ !(a | b)` in one `vpternlogq`.
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn nor_xor(x: W, a: W, b: W) -> W {
+            $tern::<0xE1>(x, a, b)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn splat(k: u64) -> W {
+            $set1(k as i64)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn rotr16(a: W) -> W {
+            $ror::<16>(a)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn rotr32(a: W) -> W {
+            // `vpshufd` runs on other ports than `vprorq`.
+            $shuf32::<0b10_11_00_01>(a)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn rotr48(a: W) -> W {
+            $ror::<48>(a)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn swapmove<const S: $shift>(a: W, b: W, m: u64) -> (W, W) {
+            // t = ((a >> S) ^ b) & m
+            let t = $tern::<0x28>($srli::<S>(a), b, splat(m));
+            (xor(a, $slli::<S>(t)), xor(b, t))
+        }
+
+        bitsliced!(#[target_feature(enable = "avx512f,avx512vl")] #[inline]);
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn load(lanes: &[u64]) -> W {
+            assert!(lanes.len() >= $lanes);
+            // SAFETY: `lanes` holds at least `$lanes` readable u64s; `loadu`
+            // accepts any alignment.
+            unsafe { $loadu(lanes.as_ptr().cast()) }
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn store(w: W, lanes: &mut [u64]) {
+            assert!(lanes.len() >= $lanes);
+            // SAFETY: `lanes` holds at least `$lanes` writable u64s; `storeu`
+            // accepts any alignment.
+            unsafe { $storeu(lanes.as_mut_ptr().cast(), w) }
+        }
+
+        chunk_functions!("avx512f,avx512vl", $lanes);
+    };
+}
+
+mod avx512 {
+    use super::*;
+
+    #[target_feature(enable = "avx512f,avx512vl")]
+    #[inline]
+    fn xor3_128(a: __m128i, b: __m128i, c: __m128i) -> __m128i {
+        _mm_ternarylogic_epi64::<0x96>(a, b, c)
+    }
+
+    single_block!("avx512f,avx512vl", xor3_128);
+
+    /// 512-bit words: 128 blocks per chunk.
+    mod z {
+        avx512_instance!(
+            __m512i,
+            8,
+            _mm512_xor_si512,
+            _mm512_ternarylogic_epi64,
+            _mm512_ror_epi64,
+            _mm512_shuffle_epi32,
+            _mm512_set1_epi64,
+            _mm512_srli_epi64,
+            _mm512_slli_epi64,
+            u32,
+            _mm512_loadu_si512,
+            _mm512_storeu_si512
+        );
+    }
+
+    /// 256-bit words with AVX-512VL: 64 blocks per chunk, for short tails.
+    mod y {
+        avx512_instance!(
+            __m256i,
+            4,
+            _mm256_xor_si256,
+            _mm256_ternarylogic_epi64,
+            _mm256_ror_epi64,
+            _mm256_shuffle_epi32,
+            _mm256_set1_epi64x,
+            _mm256_srli_epi64,
+            _mm256_slli_epi64,
+            i32,
+            _mm256_loadu_si256,
+            _mm256_storeu_si256
+        );
+    }
+
+    /// Longest batch tail done one block at a time.
+    const SINGLE_MAX: usize = 4;
+
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(super) fn encrypt_batch(bs: &[[u64; 8]], k: &SimdKeys, blocks: &mut [u64]) {
+        let n = bs.len();
+        bitslice::drive::<{ z::CHUNK }, { y::CHUNK }>(
+            blocks,
+            SINGLE_MAX,
+            |c| z::encrypt_chunk(bs, c),
+            |c| y::encrypt_chunk(bs, c),
+            |x| encrypt_block(k, n, x),
+        );
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(super) fn decrypt_batch(bs: &[[u64; 8]], k: &SimdKeys, blocks: &mut [u64]) {
+        let n = bs.len();
+        bitslice::drive::<{ z::CHUNK }, { y::CHUNK }>(
+            blocks,
+            SINGLE_MAX,
+            |c| z::decrypt_chunk(bs, c),
+            |c| y::decrypt_chunk(bs, c),
+            |x| decrypt_block(k, n, x),
+        );
+    }
+}
