@@ -168,6 +168,24 @@ impl KeyG {
         }
         b[0]
     }
+
+    /// [`KeyG::ecc_mask`] for many EBIDs at once (AES pipelined over the blocks).
+    pub fn ecc_masks(&self, ebids: &[[u8; 8]]) -> Vec<u8> {
+        let mut blocks: Vec<aes::Block> = ebids
+            .iter()
+            .map(|e| {
+                let mut block = [0u8; 16];
+                block[..8].copy_from_slice(e);
+                block.into()
+            })
+            .collect();
+        match &self.aes {
+            EccAes::Aes128(c) => c.encrypt_blocks(&mut blocks),
+            EccAes::Aes192(c) => c.encrypt_blocks(&mut blocks),
+            EccAes::Aes256(c) => c.encrypt_blocks(&mut blocks),
+        }
+        blocks.iter().map(|b| b[0]).collect()
+    }
 }
 
 /// K_A (the spec's K^auth_A): the per-registration HMAC-SHA256 key of HELLO and

@@ -192,17 +192,22 @@ pub fn generate<'k>(
     mut day_key: impl FnMut(UtcDate) -> Option<&'k KeyS>,
 ) -> TupleBundle {
     let mut tuples = Vec::with_capacity(span.days as usize * EPOCHS_PER_DAY as usize);
+    let id = id_a.to_u64();
     for (day, first, last) in span.days(start) {
         let Some(key) = day_key(day) else { continue };
-        for e in first.0..=last.0 {
-            // Epochs are bounded by Epoch::MAX_EBID in `days`, so this cannot fail.
-            if let Ok(ebid) = Ebid::encrypt(key, Epoch(e), id_a) {
-                tuples.push(Tuple {
-                    epoch: Epoch(e),
-                    ebid,
-                    ecc: Ecc::encrypt(key_g, &ebid, country),
-                });
-            }
+        // `days` bounds every epoch by Epoch::MAX_EBID, so the 24-bit packing is exact.
+        let mut blocks: Vec<u64> = (first.0..=last.0)
+            .map(|e| (u64::from(e) << 40) | id)
+            .collect();
+        key.cipher().encrypt_batch(&mut blocks);
+        let ebids: Vec<[u8; 8]> = blocks.iter().map(|b| b.to_be_bytes()).collect();
+        let masks = key_g.ecc_masks(&ebids);
+        for ((e, ebid), mask) in (first.0..=last.0).zip(ebids).zip(masks) {
+            tuples.push(Tuple {
+                epoch: Epoch(e),
+                ebid: Ebid(ebid),
+                ecc: Ecc(mask ^ country.0),
+            });
         }
     }
     TupleBundle { tuples }
