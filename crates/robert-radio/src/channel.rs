@@ -1,0 +1,770 @@
+//! The simulated radio channel between two phones: received power from
+//! positions, placements and the environment.
+//!
+//! ```text
+//! level(S→R) = P_tx(S) + G_rx(R)                      device hardware (from calibration)
+//!            − PL(d)                                   log-distance path loss, dual slope
+//!            − L_place(S) − L_place(R)                 phone in hand / at the ear / pocket / bag
+//!            − L_body(S, θ_S) − L_body(R, θ_R)         own body between phone and peer
+//!            − c_crowd · max(0, d − 1 m)               bystanders' bodies (dense crowds)
+//!            + X_shadow(t)                             log-normal shadowing, AR(1) in time and distance
+//! raw RSSI  = round(level + F)                         F: per-packet Rician / Rayleigh fading (dB)
+//!             received only if raw ≥ sensitivity floor
+//!
+//! PL(d) = PL₀ + 10·n·log10(d / 1 m)                    d ≤ d_b
+//!       = PL₀ + 10·n·log10(d_b) + 10·n_far·log10(d / d_b)   d > d_b
+//! ```
+//!
+//! `d` is the 3-D distance between the two phones (plan distance plus the
+//! height difference of the placements), floored at 0.1 m.
+//!
+//! # Sources and assumptions
+//!
+//! Values are generally known literature figures for 2.4 GHz, rounded; where
+//! no single figure exists the value is **our assumption**, chosen inside the
+//! published range, and says so. Everything is a plain field, so the
+//! simulator (or `robert calibrate` later) can override any of it.
+//!
+//! | parameter | value(s) | source |
+//! |---|---|---|
+//! | `PL₀` (1 m) | 40.2 dB | free-space loss 20·log10(4π·1 m/λ), λ = c / 2.44 GHz = 0.123 m (Friis) |
+//! | `PL₀` metal vehicle | 37 dB | assumption: enclosed metal body adds reflected power; Leith & Farrell (2020) measured stronger-than-free-space signals in a light-rail tram |
+//! | `n` outdoor | 2.0 | free space (Rappaport, *Wireless Communications*, Table 4.2: free space 2) |
+//! | `d_b`, `n_far` outdoor | 30 m, 4.0 | two-ray ground reflection breakpoint 4·h_t·h_r/λ ≈ 4·1.1·1.1/0.123 ≈ 39 m, slope 4 beyond (Rappaport §4.6); rounded down for bodies |
+//! | `n` indoor | 1.8–2.2 | Rappaport Table 4.2: in-building line of sight 1.6–1.8; ITU-R P.1238 distance power loss coefficient ≈ 2.2–3.0 at 2.4 GHz (commercial / office) |
+//! | `n` low ceiling | 1.8 | waveguide effect of corridors / low ceilings (in-building LOS 1.6–1.8, Rappaport) |
+//! | `n_far` indoor | 3.0–3.5 | obstructed in building 4–6 (Rappaport) and ITU-R P.1238 office 3.0; partitions beyond the room |
+//! | `n` metal vehicle | 1.2 | assumption after Leith & Farrell (2020, tram): RSSI barely decreases with distance inside a metal carriage |
+//! | `σ` shadowing | 4 (outdoor) to 8 dB (metal) | log-normal shadowing 3–12 dB indoors (Rappaport §4.9); higher near metal (assumption) |
+//! | shadow decorrelation | 1–5 m, 5–30 s | Gudmundson (1991) exponential autocorrelation model; distances scaled down to body-scale geometry, times for people shifting posture (assumption) |
+//! | fading | Rician K 6 dB outdoor, 3 / 1 / 0 dB indoor high / medium / low ceiling, Rayleigh in metal | Rician for line of sight plus ground / wall reflections, Rayleigh for rich multipath without dominant path (Goldsmith, *Wireless Communications*, §3.2); K values assumptions within the usual 0–10 dB indoor range |
+//! | body loss behind a torso | 12 dB | human-body shadowing at 2.4 GHz is typically 10–20 dB; Leith & Farrell (2020) report body and pocket effects of that order on phone RSSI |
+//! | placement losses | hand 0, ear 3, table 0, chest pocket 4, trouser pocket 6, bag / backpack 8 dB | assumption in line with handset measurements (head and hand losses of a few dB; pockets and bags 5–10 dB, Leith & Farrell 2020) |
+//! | crowd loss | 0 (low density) to 1.5 dB/m (high density) | assumption: a dense crowd places a body (10–20 dB) every ~10 m of line of sight between phones held at chest height |
+//! | sensitivity floor | −100 dBm raw | assumption: phones report down to about −100 dBm; the Core Specification requires only −70 dBm |
+//! | TX power of a DEFAULT Android | −7 dBm | Android `ADVERTISE_TX_POWER_MEDIUM` nominal value (client-ble.md §1.3) |
+//! | calibrated RSSI at 1 m | −35 dB | client-ble.md §2.2: DEFAULT↔DEFAULT raw −70 → calibrated −35 |
+//!
+//! # Device hardware from the calibration table
+//!
+//! The table's gains say how a model's signal and reported RSSI deviate from
+//! a reference; we take them as the truth about the hardware (plus a random
+//! per-device residual chosen by the scenario), so that a correctly
+//! calibrated pair reports the same calibrated RSSI whatever the models:
+//!
+//! ```text
+//! P_tx(model) = P_tx,DEFAULT + (txGain(model) − txGain(DEFAULT))     P_tx,DEFAULT = −7 dBm
+//! G_rx(model) = G_rx,DEFAULT + (rxGain(model) − rxGain(DEFAULT))
+//! G_rx,DEFAULT chosen so that DEFAULT↔DEFAULT, outdoor, in hand, facing, at 1 m:
+//!     raw = −7 + G_rx,DEFAULT − 40.2 = −70  ⇒  G_rx,DEFAULT = −22.8 dB, calibrated = −35
+//! ```
+//!
+//! Hence `calibrated = raw − txGain − rxGain = −35 − (PL(d) − PL₀) − losses`
+//! for any pair whose table entries are exact. Assumption: the receiver's RX
+//! gain also shifts its sensitivity (a "deaf" model reports lower RSSI *and*
+//! hears less), because the floor applies to the reported raw RSSI.
+
+use rand::Rng;
+use serde::Deserialize;
+
+use crate::calibration::Gains;
+use crate::math::standard_normal;
+pub use crate::math::{Fading, FadingTable};
+
+/// Free-space path loss at 1 m and 2.44 GHz (dB).
+pub const FREE_SPACE_LOSS_1M_DB: f64 = 40.2;
+/// Default receiver sensitivity floor on the reported raw RSSI (dBm).
+pub const DEFAULT_SENSITIVITY_DBM: f64 = -100.0;
+/// Default loss when the phone owner's torso is between the phone and the peer (dB).
+pub const DEFAULT_BODY_LOSS_DB: f64 = 12.0;
+/// Smallest distance used in path loss (m): phones touching are not closer than this.
+pub const MIN_DISTANCE_M: f64 = 0.1;
+/// Raw RSSI range reported (dBm).
+pub const RSSI_RANGE: (i32, i32) = (-127, 20);
+
+/// The anchor that turns calibration-table gains into hardware figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HardwareReference {
+    /// Gains of the `DEFAULT` entry (−30 / −5).
+    pub default_gains: Gains,
+    /// Radiated power of a DEFAULT Android (dBm).
+    pub default_tx_dbm: f64,
+    /// Calibrated RSSI expected at 1 m, outdoor, in hand, facing (dB).
+    pub calibrated_at_1m_db: f64,
+    /// Path loss at 1 m used for the anchor (dB).
+    pub reference_loss_db: f64,
+}
+
+impl HardwareReference {
+    /// The values of the module documentation.
+    pub const STANDARD: Self = Self {
+        default_gains: Gains::new(-30, -5),
+        default_tx_dbm: -7.0,
+        calibrated_at_1m_db: -35.0,
+        reference_loss_db: FREE_SPACE_LOSS_1M_DB,
+    };
+
+    /// RX offset of a DEFAULT device (dB).
+    pub fn default_rx_offset_db(&self) -> f64 {
+        self.calibrated_at_1m_db
+            + f64::from(self.default_gains.tx)
+            + f64::from(self.default_gains.rx)
+            + self.reference_loss_db
+            - self.default_tx_dbm
+    }
+}
+
+impl Default for HardwareReference {
+    fn default() -> Self {
+        Self::STANDARD
+    }
+}
+
+/// The true radio figures of one phone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RadioHardware {
+    /// Radiated power including antenna (dBm).
+    pub tx_power_dbm: f64,
+    /// Offset between incident power and reported RSSI (dB).
+    pub rx_offset_db: f64,
+}
+
+impl RadioHardware {
+    /// Hardware whose behaviour the gains `truth` describe exactly.
+    pub fn from_true_gains(truth: Gains, reference: &HardwareReference) -> Self {
+        Self::from_true_gains_f64(f64::from(truth.tx), f64::from(truth.rx), reference)
+    }
+
+    /// Same with fractional gains (the table's 5-dB steps plus a residual).
+    pub fn from_true_gains_f64(tx_gain: f64, rx_gain: f64, reference: &HardwareReference) -> Self {
+        Self {
+            tx_power_dbm: reference.default_tx_dbm + tx_gain
+                - f64::from(reference.default_gains.tx),
+            rx_offset_db: reference.default_rx_offset_db() + rx_gain
+                - f64::from(reference.default_gains.rx),
+        }
+    }
+}
+
+/// Where the phone is carried. Losses and heights: see the module table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Held in hand in front of the chest (reference: 0 dB).
+    Hand,
+    /// At the ear (phone call).
+    Ear,
+    /// Lying on a table or desk.
+    Table,
+    /// Shirt or jacket chest pocket.
+    ChestPocket,
+    /// Front trouser pocket.
+    FrontPocket,
+    /// Back trouser pocket (faces backwards).
+    BackPocket,
+    /// Handbag or shoulder bag at the side.
+    Bag,
+    /// Backpack (faces backwards).
+    Backpack,
+}
+
+impl Placement {
+    /// All placements, in declaration order.
+    pub const ALL: [Self; 8] = [
+        Self::Hand,
+        Self::Ear,
+        Self::Table,
+        Self::ChestPocket,
+        Self::FrontPocket,
+        Self::BackPocket,
+        Self::Bag,
+        Self::Backpack,
+    ];
+
+    /// Extra loss of this placement (dB), on transmit and on receive.
+    pub fn loss_db(self) -> f64 {
+        match self {
+            Self::Hand | Self::Table => 0.0,
+            Self::Ear => 3.0,
+            Self::ChestPocket => 4.0,
+            Self::FrontPocket | Self::BackPocket => 6.0,
+            Self::Bag | Self::Backpack => 8.0,
+        }
+    }
+
+    /// Height of the phone above the floor (m), for the 3-D distance.
+    pub fn height_m(self) -> f64 {
+        match self {
+            Self::Hand => 1.1,
+            Self::Ear => 1.6,
+            Self::Table => 0.75,
+            Self::ChestPocket | Self::Backpack => 1.3,
+            Self::FrontPocket | Self::BackPocket => 0.85,
+            Self::Bag => 0.9,
+        }
+    }
+
+    /// Whether the phone sits behind its owner (body between it and what
+    /// the owner faces).
+    pub fn faces_backward(self) -> bool {
+        matches!(self, Self::BackPocket | Self::Backpack)
+    }
+
+    /// Share of the full body loss applied when the peer is straight behind
+    /// the phone's side of the body (1 = torso fully in the way; a phone on a
+    /// table or in a side bag is only partly shadowed).
+    pub fn body_block_factor(self) -> f64 {
+        match self {
+            Self::Table => 0.2,
+            Self::Bag => 0.5,
+            Self::Ear => 0.6,
+            _ => 1.0,
+        }
+    }
+}
+
+/// Environment presets (the FAQ's test conditions: outdoor, ceilings high /
+/// medium / low, metal structures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvironmentKind {
+    /// Street, park, platform in the open.
+    Outdoor,
+    /// Hall, supermarket, station concourse.
+    IndoorHighCeiling,
+    /// Office, classroom, restaurant.
+    IndoorMediumCeiling,
+    /// Low-ceilinged room, corridor, basement.
+    IndoorLowCeiling,
+    /// Metro car, bus, tram: metal body, dense multipath.
+    MetalVehicle,
+}
+
+impl EnvironmentKind {
+    /// All presets.
+    pub const ALL: [Self; 5] = [
+        Self::Outdoor,
+        Self::IndoorHighCeiling,
+        Self::IndoorMediumCeiling,
+        Self::IndoorLowCeiling,
+        Self::MetalVehicle,
+    ];
+
+    /// The preset's parameters (module table).
+    pub fn preset(self) -> Environment {
+        let (pl0, n, bp, nf, sigma, tau, dc, fading) = match self {
+            Self::Outdoor => (
+                40.2,
+                2.0,
+                30.0,
+                4.0,
+                4.0,
+                30.0,
+                5.0,
+                Fading::Rician { k_factor_db: 6.0 },
+            ),
+            Self::IndoorHighCeiling => (
+                40.2,
+                2.0,
+                15.0,
+                3.0,
+                5.0,
+                20.0,
+                3.0,
+                Fading::Rician { k_factor_db: 3.0 },
+            ),
+            Self::IndoorMediumCeiling => (
+                40.2,
+                2.2,
+                10.0,
+                3.5,
+                6.0,
+                15.0,
+                2.0,
+                Fading::Rician { k_factor_db: 1.0 },
+            ),
+            Self::IndoorLowCeiling => (
+                40.2,
+                1.8,
+                8.0,
+                3.5,
+                7.0,
+                10.0,
+                1.5,
+                Fading::Rician { k_factor_db: 0.0 },
+            ),
+            Self::MetalVehicle => (37.0, 1.2, 20.0, 2.5, 8.0, 5.0, 1.0, Fading::Rayleigh),
+        };
+        Environment {
+            kind: self,
+            reference_loss_db: pl0,
+            path_loss_exponent: n,
+            breakpoint_m: bp,
+            far_exponent: nf,
+            shadowing_sigma_db: sigma,
+            shadowing_time_constant_s: tau,
+            shadowing_distance_m: dc,
+            fading,
+            crowd_loss_db_per_m: 0.0,
+            body_loss_db: DEFAULT_BODY_LOSS_DB,
+        }
+    }
+
+    /// The kebab-case name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Outdoor => "outdoor",
+            Self::IndoorHighCeiling => "indoor-high-ceiling",
+            Self::IndoorMediumCeiling => "indoor-medium-ceiling",
+            Self::IndoorLowCeiling => "indoor-low-ceiling",
+            Self::MetalVehicle => "metal-vehicle",
+        }
+    }
+}
+
+/// Propagation parameters of one environment. See the module table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Environment {
+    /// Preset this was derived from.
+    pub kind: EnvironmentKind,
+    /// Path loss at 1 m, `PL₀` (dB).
+    pub reference_loss_db: f64,
+    /// Path-loss exponent up to the breakpoint, `n`.
+    pub path_loss_exponent: f64,
+    /// Breakpoint distance `d_b` (m).
+    pub breakpoint_m: f64,
+    /// Path-loss exponent beyond the breakpoint, `n_far`.
+    pub far_exponent: f64,
+    /// Standard deviation of log-normal shadowing, `σ` (dB).
+    pub shadowing_sigma_db: f64,
+    /// Time over which shadowing decorrelates for a static pair (s, e-folding).
+    pub shadowing_time_constant_s: f64,
+    /// Relative displacement over which shadowing decorrelates (m, e-folding).
+    pub shadowing_distance_m: f64,
+    /// Per-packet fading model.
+    pub fading: Fading,
+    /// Extra loss per metre beyond 1 m from bystanders' bodies (dB/m).
+    pub crowd_loss_db_per_m: f64,
+    /// Loss when the owner's torso is fully between phone and peer (dB).
+    pub body_loss_db: f64,
+}
+
+impl Environment {
+    /// Mean path loss at `distance_m` (no shadowing, no fading).
+    pub fn path_loss_db(&self, distance_m: f64) -> f64 {
+        let d = distance_m.max(MIN_DISTANCE_M);
+        if d <= self.breakpoint_m {
+            self.reference_loss_db + 10.0 * self.path_loss_exponent * d.log10()
+        } else {
+            self.reference_loss_db
+                + 10.0 * self.path_loss_exponent * self.breakpoint_m.log10()
+                + 10.0 * self.far_exponent * (d / self.breakpoint_m).log10()
+        }
+    }
+
+    /// Loss from bystanders at `distance_m`.
+    pub fn crowd_loss_db(&self, distance_m: f64) -> f64 {
+        self.crowd_loss_db_per_m * (distance_m - 1.0).max(0.0)
+    }
+
+    /// Checks that every field is finite and in a sensible range.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let finite = [
+            self.reference_loss_db,
+            self.path_loss_exponent,
+            self.breakpoint_m,
+            self.far_exponent,
+            self.shadowing_sigma_db,
+            self.shadowing_time_constant_s,
+            self.shadowing_distance_m,
+            self.crowd_loss_db_per_m,
+            self.body_loss_db,
+        ]
+        .iter()
+        .all(|v| v.is_finite());
+        if !finite {
+            return Err("environment parameters must be finite");
+        }
+        if self.path_loss_exponent < 0.0 || self.far_exponent < 0.0 {
+            return Err("path-loss exponents must be non-negative");
+        }
+        if self.breakpoint_m < 1.0 {
+            return Err("breakpoint must be at least 1 m");
+        }
+        if self.shadowing_sigma_db < 0.0
+            || self.crowd_loss_db_per_m < 0.0
+            || self.body_loss_db < 0.0
+        {
+            return Err("sigma and losses must be non-negative");
+        }
+        if self.shadowing_time_constant_s <= 0.0 || self.shadowing_distance_m <= 0.0 {
+            return Err("decorrelation time and distance must be positive");
+        }
+        if let Fading::Rician { k_factor_db } = self.fading
+            && !k_factor_db.is_finite()
+        {
+            return Err("Rician K-factor must be finite");
+        }
+        Ok(())
+    }
+}
+
+/// One end of a link at an instant: where the phone is and how it is carried.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Antenna {
+    /// Position of the owner in the place (m).
+    pub position: crate::geometry::Vec2,
+    /// Direction the owner faces (radians).
+    pub heading: f64,
+    /// Where the phone is.
+    pub placement: Placement,
+}
+
+impl Antenna {
+    /// Body loss seen by this end towards a peer at `toward` (dB).
+    pub fn body_loss_db(&self, toward: crate::geometry::Vec2, full_loss_db: f64) -> f64 {
+        let facing = if self.placement.faces_backward() {
+            self.heading + std::f64::consts::PI
+        } else {
+            self.heading
+        };
+        let c = crate::geometry::cos_angle_to(facing, toward - self.position);
+        full_loss_db * self.placement.body_block_factor() * (1.0 - c) / 2.0
+    }
+}
+
+/// The geometric, slowly varying part of a link (symmetric in both directions).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkGeometry {
+    /// 3-D distance between the phones (m).
+    pub distance_m: f64,
+    /// Plan distance between the owners (m).
+    pub plan_distance_m: f64,
+    /// All losses except hardware and shadowing: path loss, placements,
+    /// bodies, crowd (dB).
+    pub loss_db: f64,
+}
+
+impl LinkGeometry {
+    /// Computes the geometry between two ends in `env`.
+    pub fn between(env: &Environment, a: &Antenna, b: &Antenna) -> Self {
+        let plan = a.position.distance(b.position);
+        let dh = a.placement.height_m() - b.placement.height_m();
+        let d = (plan * plan + dh * dh).sqrt();
+        let loss = env.path_loss_db(d)
+            + a.placement.loss_db()
+            + b.placement.loss_db()
+            + a.body_loss_db(b.position, env.body_loss_db)
+            + b.body_loss_db(a.position, env.body_loss_db)
+            + env.crowd_loss_db(d);
+        Self {
+            distance_m: d,
+            plan_distance_m: plan,
+            loss_db: loss,
+        }
+    }
+}
+
+/// Shadowing state of one (unordered) pair: reciprocal, so both directions share it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Shadowing {
+    value_db: f64,
+    last_t: f64,
+    last_distance_m: f64,
+    initialised: bool,
+}
+
+impl Shadowing {
+    /// Current shadowing value (dB; 0 before the first update).
+    pub fn value_db(&self) -> f64 {
+        self.value_db
+    }
+
+    /// Advances the AR(1) process to time `t` and distance `distance_m`:
+    ///
+    /// ```text
+    /// ρ = exp(−|Δt| / τ − |Δd| / d_c)
+    /// X ← ρ·X + √(1 − ρ²)·σ·N(0, 1)          (stationary: X ~ N(0, σ²) at all times)
+    /// ```
+    pub fn advance<R: Rng + ?Sized>(
+        &mut self,
+        env: &Environment,
+        t: f64,
+        distance_m: f64,
+        rng: &mut R,
+    ) -> f64 {
+        let z = standard_normal(rng);
+        if !self.initialised {
+            self.value_db = env.shadowing_sigma_db * z;
+            self.initialised = true;
+        } else {
+            let rho = (-(t - self.last_t).abs() / env.shadowing_time_constant_s
+                - (distance_m - self.last_distance_m).abs() / env.shadowing_distance_m)
+                .exp();
+            self.value_db = rho * self.value_db
+                + (1.0 - rho * rho).max(0.0).sqrt() * env.shadowing_sigma_db * z;
+        }
+        self.last_t = t;
+        self.last_distance_m = distance_m;
+        self.value_db
+    }
+}
+
+/// An environment ready for sampling: parameters, fading table, sensitivity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Channel {
+    /// Propagation parameters.
+    pub env: Environment,
+    /// Reported raw RSSI below this is not received (dBm).
+    pub sensitivity_dbm: f64,
+    fading: FadingTable,
+}
+
+impl Channel {
+    /// Builds the channel (tabulates the fading CDF: a few milliseconds).
+    pub fn new(env: Environment, sensitivity_dbm: f64) -> Self {
+        Self {
+            fading: FadingTable::new(env.fading),
+            env,
+            sensitivity_dbm,
+        }
+    }
+
+    /// The fading table.
+    pub fn fading(&self) -> &FadingTable {
+        &self.fading
+    }
+
+    /// Mean received level (dBm) of `tx` at `rx`, given the geometry and the
+    /// current shadowing (before per-packet fading).
+    pub fn level_dbm(
+        &self,
+        tx: &RadioHardware,
+        rx: &RadioHardware,
+        geometry: &LinkGeometry,
+        shadowing_db: f64,
+    ) -> f64 {
+        tx.tx_power_dbm + rx.rx_offset_db - geometry.loss_db + shadowing_db
+    }
+
+    /// Probability that one packet at mean level `level_dbm` is received
+    /// with a reported RSSI ≥ `sensitivity + margin_db`.
+    pub fn packet_probability(&self, level_dbm: f64, margin_db: f64) -> f64 {
+        // The reported value is rounded: it reaches the floor from 0.5 dB below.
+        self.fading
+            .exceed(self.sensitivity_dbm + margin_db - 0.5 - level_dbm)
+    }
+
+    /// A reported raw RSSI for a packet known to have been received.
+    pub fn sample_received_rssi<R: Rng + ?Sized>(&self, level_dbm: f64, rng: &mut R) -> i8 {
+        let floor = self.sensitivity_dbm - 0.5 - level_dbm;
+        let fade = self.fading.sample_above(floor, rng);
+        let min = (self.sensitivity_dbm.ceil() as i32).max(RSSI_RANGE.0);
+        quantise(level_dbm + fade, min)
+    }
+
+    /// A packet: `Some(raw RSSI)` if received, `None` if below the floor.
+    pub fn sample_packet<R: Rng + ?Sized>(&self, level_dbm: f64, rng: &mut R) -> Option<i8> {
+        let v = level_dbm + self.fading.sample(rng);
+        let r = v.round();
+        (r >= self.sensitivity_dbm.ceil()).then(|| quantise(v, RSSI_RANGE.0))
+    }
+
+    /// The distance beyond which a link of `best_level_at_1m_dbm` (level at
+    /// 1 m with no placement or body loss) has practically no chance of a
+    /// reception: mean level + 4σ shadowing + the fading's 1e-6 upper
+    /// quantile is below the floor. Used to prune pairs.
+    pub fn max_range_m(&self, best_level_at_1m_dbm: f64) -> f64 {
+        let mut up = 0.0;
+        while self.fading.exceed(up) > 1e-6 && up < 20.0 {
+            up += 0.25;
+        }
+        let headroom =
+            best_level_at_1m_dbm + 4.0 * self.env.shadowing_sigma_db + up - self.sensitivity_dbm;
+        let reaches =
+            |d: f64| headroom - (self.env.path_loss_db(d) - self.env.reference_loss_db) > 0.0;
+        if !reaches(MIN_DISTANCE_M) {
+            return MIN_DISTANCE_M;
+        }
+        let (mut lo, mut hi) = (MIN_DISTANCE_M, 10_000.0);
+        if reaches(hi) {
+            return hi;
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if reaches(mid) { lo = mid } else { hi = mid }
+        }
+        hi
+    }
+}
+
+/// Rounds to whole dB and clamps into `[min, 20]` as a signed byte.
+fn quantise(v: f64, min: i32) -> i8 {
+    let r = (v.round() as i32).clamp(min, RSSI_RANGE.1);
+    i8::try_from(r).unwrap_or(i8::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibration::{CalibrationTable, calibrate};
+    use crate::geometry::Vec2;
+    use rand::SeedableRng;
+    use rand::rngs::ChaCha8Rng;
+
+    fn facing(a: Vec2, b: Vec2, placement: Placement) -> (Antenna, Antenna) {
+        let h = (b - a).heading();
+        (
+            Antenna {
+                position: a,
+                heading: h,
+                placement,
+            },
+            Antenna {
+                position: b,
+                heading: h + std::f64::consts::PI,
+                placement,
+            },
+        )
+    }
+
+    #[test]
+    fn default_pair_at_one_metre_calibrates_to_minus_35() {
+        let r = HardwareReference::STANDARD;
+        assert!((r.default_rx_offset_db() - -22.8).abs() < 1e-9);
+        let hw = RadioHardware::from_true_gains(Gains::new(-30, -5), &r);
+        assert_eq!(hw.tx_power_dbm, -7.0);
+        let env = EnvironmentKind::Outdoor.preset();
+        let (a, b) = facing(Vec2::new(0.0, 0.0), Vec2::new(1.0, 0.0), Placement::Hand);
+        let g = LinkGeometry::between(&env, &a, &b);
+        assert!((g.distance_m - 1.0).abs() < 1e-12);
+        let ch = Channel::new(env, DEFAULT_SENSITIVITY_DBM);
+        let level = ch.level_dbm(&hw, &hw, &g, 0.0);
+        assert!((level - -70.0).abs() < 1e-9, "{level}");
+        assert_eq!(calibrate(level.round() as i32, -30, -5), -35);
+    }
+
+    #[test]
+    fn exact_table_makes_every_pair_calibrate_alike() {
+        let table = CalibrationTable::october_2020();
+        let r = HardwareReference::STANDARD;
+        let env = EnvironmentKind::IndoorMediumCeiling.preset();
+        let (a, b) = facing(Vec2::new(0.0, 0.0), Vec2::new(2.0, 0.0), Placement::Hand);
+        let g = LinkGeometry::between(&env, &a, &b);
+        let ch = Channel::new(env, DEFAULT_SENSITIVITY_DBM);
+        let mut values = Vec::new();
+        for (_, s) in table.iter() {
+            for (_, rcv) in table.iter().take(10) {
+                let level = ch.level_dbm(
+                    &RadioHardware::from_true_gains(s, &r),
+                    &RadioHardware::from_true_gains(rcv, &r),
+                    &g,
+                    0.0,
+                );
+                values.push(level - f64::from(s.tx) - f64::from(rcv.rx));
+            }
+        }
+        let first = values[0];
+        assert!(values.iter().all(|v| (v - first).abs() < 1e-9));
+        // 2 m indoors, n = 2.2: 22·log10(2) = 6.6 dB below −35.
+        assert!((first - (-35.0 - 22.0 * 2f64.log10())).abs() < 1e-9);
+    }
+
+    #[test]
+    fn path_loss_is_monotone_and_continuous_at_the_breakpoint() {
+        for kind in EnvironmentKind::ALL {
+            let env = kind.preset();
+            env.validate().unwrap();
+            let mut prev = f64::NEG_INFINITY;
+            for i in 1..2000 {
+                let d = f64::from(i) * 0.05;
+                let pl = env.path_loss_db(d);
+                assert!(pl >= prev, "{kind:?} at {d}");
+                prev = pl;
+            }
+            let b = env.breakpoint_m;
+            assert!((env.path_loss_db(b - 1e-9) - env.path_loss_db(b + 1e-9)).abs() < 1e-6);
+            assert_eq!(env.path_loss_db(0.0), env.path_loss_db(MIN_DISTANCE_M));
+        }
+    }
+
+    #[test]
+    fn body_and_placement_losses() {
+        let env = EnvironmentKind::Outdoor.preset();
+        let (a, b) = facing(Vec2::new(0.0, 0.0), Vec2::new(1.0, 0.0), Placement::Hand);
+        let base = LinkGeometry::between(&env, &a, &b).loss_db;
+        // A turns its back: full body loss once.
+        let mut a2 = a;
+        a2.heading += std::f64::consts::PI;
+        let turned = LinkGeometry::between(&env, &a2, &b).loss_db;
+        assert!((turned - base - env.body_loss_db).abs() < 1e-9);
+        // Back pocket while facing the peer: body in the way as well.
+        let mut a3 = a;
+        a3.placement = Placement::BackPocket;
+        let g3 = LinkGeometry::between(&env, &a3, &b);
+        assert!(g3.loss_db > base + env.body_loss_db);
+        // Side by side: half the body loss.
+        let mut a4 = a;
+        a4.heading += std::f64::consts::FRAC_PI_2;
+        let side = LinkGeometry::between(&env, &a4, &b).loss_db;
+        assert!((side - base - env.body_loss_db / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shadowing_is_stationary_and_correlated() {
+        let env = EnvironmentKind::IndoorMediumCeiling.preset();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut s = Shadowing::default();
+        let n = 20_000;
+        let mut xs = Vec::with_capacity(n);
+        for i in 0..n {
+            xs.push(s.advance(&env, i as f64, 2.0, &mut rng));
+        }
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            (var.sqrt() - env.shadowing_sigma_db).abs() < 0.6,
+            "{}",
+            var.sqrt()
+        );
+        // Lag-1 (1 s) correlation ≈ exp(−1/τ).
+        let c1 = xs
+            .windows(2)
+            .map(|w| (w[0] - mean) * (w[1] - mean))
+            .sum::<f64>()
+            / (n - 1) as f64
+            / var;
+        let expected = (-1.0 / env.shadowing_time_constant_s).exp();
+        assert!((c1 - expected).abs() < 0.03, "{c1} vs {expected}");
+    }
+
+    #[test]
+    fn received_samples_respect_the_floor() {
+        let ch = Channel::new(EnvironmentKind::MetalVehicle.preset(), -100.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for level in [-110.0, -100.0, -90.0, -40.0] {
+            for _ in 0..500 {
+                let r = ch.sample_received_rssi(level, &mut rng);
+                assert!(r >= -100, "{r}");
+                if let Some(p) = ch.sample_packet(level, &mut rng) {
+                    assert!(p >= -100);
+                }
+            }
+        }
+        assert!(ch.packet_probability(-60.0, 0.0) > 0.99);
+        assert!(ch.packet_probability(-140.0, 0.0) < 1e-3);
+        assert!(ch.packet_probability(-95.0, 0.0) > ch.packet_probability(-95.0, 5.0));
+    }
+
+    #[test]
+    fn max_range_is_finite_and_ordered() {
+        let best = -70.0 + 20.0; // an iPhone sender into a good receiver
+        let out = Channel::new(EnvironmentKind::Outdoor.preset(), -100.0).max_range_m(best);
+        let low =
+            Channel::new(EnvironmentKind::IndoorMediumCeiling.preset(), -100.0).max_range_m(best);
+        assert!(out > 20.0 && out < 1000.0, "{out}");
+        assert!(low > 5.0 && low < 1000.0, "{low}");
+        let deaf = Channel::new(EnvironmentKind::Outdoor.preset(), -10.0).max_range_m(-70.0);
+        assert_eq!(deaf, MIN_DISTANCE_M);
+    }
+}
