@@ -1,0 +1,54 @@
+//! The batch lock: at most one risk batch runs against a store.
+
+use std::fmt;
+
+/// Proof that this process holds the batch lock; dropping it releases the lock.
+///
+/// Whatever the back end, the operating system releases the lock when the
+/// holding process dies, so a killed batch never blocks the next run:
+/// PostgreSQL drops a session advisory lock with its connection, and the
+/// kernel drops a `flock` with the process's file descriptors.
+pub struct BatchLock {
+    _inner: Inner,
+}
+
+#[allow(dead_code, reason = "the fields are held for their Drop")]
+enum Inner {
+    /// A PostgreSQL session holding `pg_advisory_lock`.
+    Postgres(sqlx::postgres::PgConnection),
+    /// An exclusive `flock` on `<database>.batch-lock`.
+    File(std::fs::File),
+    /// An in-memory database: an in-process lock.
+    Memory(tokio::sync::OwnedMutexGuard<()>),
+}
+
+impl BatchLock {
+    pub(crate) fn postgres(conn: sqlx::postgres::PgConnection) -> Self {
+        Self {
+            _inner: Inner::Postgres(conn),
+        }
+    }
+
+    pub(crate) fn file(file: std::fs::File) -> Self {
+        Self {
+            _inner: Inner::File(file),
+        }
+    }
+
+    pub(crate) fn memory(guard: tokio::sync::OwnedMutexGuard<()>) -> Self {
+        Self {
+            _inner: Inner::Memory(guard),
+        }
+    }
+}
+
+impl fmt::Debug for BatchLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self._inner {
+            Inner::Postgres(_) => "postgres advisory lock",
+            Inner::File(_) => "file lock",
+            Inner::Memory(_) => "in-process lock",
+        };
+        f.debug_tuple("BatchLock").field(&kind).finish()
+    }
+}
