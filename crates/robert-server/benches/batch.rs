@@ -1,0 +1,246 @@
+//! Risk batch throughput.
+//!
+//! ```text
+//! cargo bench -p robert-server --bench batch
+//! ```
+//!
+//! 1. Criterion: the CPU stages alone (identify + verify/score) on a chunk of
+//!    10 000 contacts × 10 HELLOs, with 1 and 2 worker threads.
+//! 2. End to end (printed, not criterion): a store seeded with
+//!    `ROBERT_BENCH_REGISTRATIONS` registrations (1 000 000) and
+//!    `ROBERT_BENCH_HELLOS` uploaded HELLOs (1 000 000) in contacts of
+//!    `ROBERT_BENCH_HELLOS_PER_CONTACT` (10), then one batch run; prints the
+//!    batch report (HELLOs per second of the scoring step, step timings).
+//!    `ROBERT_BENCH_BACKEND=sqlite|postgres|both` (sqlite) picks the store;
+//!    `ROBERT_BENCH_E2E=0` skips it.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::{RngExt as _, SeedableRng as _};
+use robert_core::contact::UploadedHello;
+use robert_core::ebid::Ebid;
+use robert_core::ecc::{CountryCode, Ecc};
+use robert_core::id_a::IdA;
+use robert_core::keys::{Kek, KeyA, KeyG, KeyS, WrappedKey};
+use robert_core::mac::HelloMac;
+use robert_core::time::{NtpSeconds, ServiceStart, UtcDate};
+use robert_server::batch::{BatchConfig, BatchKeys, Validation, identify, verify_and_score};
+use robert_store::testing::TestDatabase;
+use robert_store::{Backend, ContactId, NewRegistration, StoredContact, UploadedContact};
+
+/// 2023-01-13T10:00:00Z.
+const NOW: NtpSeconds = NtpSeconds(3_882_556_800 + 10 * 3600);
+
+struct World {
+    keys: BatchKeys,
+    start: ServiceStart,
+    rng: StdRng,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(1);
+        let today = UtcDate::of(NOW);
+        let day_keys: BTreeMap<_, _> = (-5..=1)
+            .map(|d| (today.add_days(d), KeyS::generate(&mut rng)))
+            .collect();
+        let keys = BatchKeys {
+            kek: Kek::generate(&mut rng),
+            key_g: KeyG::generate(&mut rng),
+            day_keys,
+        };
+        Self {
+            keys,
+            start: ServiceStart::REFERENCE,
+            rng,
+        }
+    }
+
+    /// Registration `i`: a spread-out ID_A and a random K_A.
+    fn registration(&mut self, i: u64) -> (NewRegistration, [u8; 32]) {
+        let id_a = IdA::from_u64((i * 1_099_511 + 7) % (1 << 40));
+        let k: [u8; 32] = self.rng.random();
+        let t: [u8; 32] = self.rng.random();
+        let reg = NewRegistration {
+            id_a,
+            key_a: self.keys.kek.wrap(&k, &mut self.rng),
+            key_a_tuples: self.keys.kek.wrap(&t, &mut self.rng),
+            created_at: NOW,
+        };
+        (reg, k)
+    }
+
+    /// A contact of `n` HELLOs from `sender`, 6 s apart, in the last 2 days.
+    fn contact(&mut self, sender: IdA, key_a: &KeyA, n: usize) -> UploadedContact {
+        let t0 = NOW.minus(self.rng.random_range(3600..2 * 86_400));
+        let epoch = self.start.epoch_at(t0);
+        let ebid = Ebid::encrypt(
+            &self.keys.day_keys[&self.start.day_of(epoch)],
+            epoch,
+            sender,
+        )
+        .unwrap();
+        let ecc = Ecc::encrypt(&self.keys.key_g, &ebid, CountryCode::FRANCE);
+        let t0 = self.start.epoch_start(epoch);
+        let hellos = (0..n as u64)
+            .map(|k| {
+                let t = t0.plus(k * 6 % 900);
+                UploadedHello {
+                    time_collected: t,
+                    time_sent: t.time16(),
+                    mac: HelloMac::compute(key_a, ecc, &ebid, t.time16()),
+                    rssi_calibrated: self.rng.random_range(-80..=-30),
+                }
+            })
+            .collect();
+        UploadedContact { ebid, ecc, hellos }
+    }
+}
+
+fn cpu_stages(c: &mut Criterion) {
+    let mut w = World::new();
+    let regs: Vec<_> = (0..20_000).map(|i| w.registration(i)).collect();
+    let mut wrapped: HashMap<IdA, WrappedKey> = HashMap::new();
+    let contacts: Vec<StoredContact> = (0..10_000)
+        .map(|i| {
+            let (reg, k) = &regs[w.rng.random_range(0..regs.len())];
+            // The chunk's senders only, as the batch fetches them.
+            wrapped.insert(reg.id_a, reg.key_a.clone());
+            let u = w.contact(reg.id_a, &KeyA::from_bytes(*k), 10);
+            StoredContact {
+                id: ContactId(i),
+                received_at: NOW,
+                ebid: u.ebid,
+                ecc: u.ecc,
+                hellos: u.hellos,
+                malformed: false,
+            }
+        })
+        .collect();
+    let hellos: u64 = contacts.iter().map(|c| c.hellos.len() as u64).sum();
+    let mut group = c.benchmark_group("batch_cpu");
+    group.throughput(Throughput::Elements(hellos));
+    group.sample_size(20);
+    for threads in [1usize, 2] {
+        let ctx = Validation::for_bench(&w.keys, threads).unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("identify_verify_score", threads),
+            &threads,
+            |b, _| {
+                b.iter_batched(
+                    || contacts.clone(),
+                    |chunk| {
+                        let identified = identify(&ctx, chunk);
+                        let out = verify_and_score(&ctx, identified, &wrapped);
+                        assert_eq!(out.hellos_valid, hellos);
+                        black_box(out)
+                    },
+                    criterion::BatchSize::LargeInput,
+                );
+            },
+        );
+    }
+    group.finish();
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn end_to_end(backend: Backend) {
+    let registrations = env_u64("ROBERT_BENCH_REGISTRATIONS", 1_000_000);
+    let total_hellos = env_u64("ROBERT_BENCH_HELLOS", 1_000_000);
+    let per_contact = env_u64("ROBERT_BENCH_HELLOS_PER_CONTACT", 10).max(1);
+    let Some(db) = TestDatabase::of(backend, "bench").await.unwrap() else {
+        return;
+    };
+    let store = db.store();
+    let mut w = World::new();
+
+    let t = Instant::now();
+    let mut keys = Vec::with_capacity(registrations as usize);
+    let mut batch = Vec::with_capacity(50_000);
+    for i in 0..registrations {
+        let (reg, k) = w.registration(i);
+        keys.push((reg.id_a, k));
+        batch.push(reg);
+        if batch.len() == 50_000 {
+            store.insert_registrations_bulk(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.insert_registrations_bulk(&batch).await.unwrap();
+    eprintln!(
+        "[{backend}] seeded {registrations} registrations in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let contacts = total_hellos / per_contact;
+    let mut report = Vec::with_capacity(1000);
+    for _ in 0..contacts {
+        let (id, k) = keys[w.rng.random_range(0..keys.len())];
+        report.push(w.contact(id, &KeyA::from_bytes(k), per_contact as usize));
+        if report.len() == 1000 {
+            store.insert_contacts(&report, NOW).await.unwrap();
+            report.clear();
+        }
+    }
+    store.insert_contacts(&report, NOW).await.unwrap();
+    eprintln!(
+        "[{backend}] uploaded {contacts} contacts × {per_contact} HELLOs in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let config = BatchConfig::default();
+    let mut rng = StdRng::seed_from_u64(3);
+    let t = Instant::now();
+    let out = robert_server::batch::run(&*store, &w.keys, &config, NOW, &mut rng)
+        .await
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(out.hellos_valid, contacts * per_contact);
+    eprintln!(
+        "[{backend}] batch run {secs:.2} s: {}",
+        serde_json::to_string_pretty(&out).unwrap()
+    );
+    println!(
+        "batch/{backend}: {} HELLOs validated+scored in {:.2} s (scoring step) = {:.0} HELLOs/s; whole run {secs:.2} s",
+        out.hellos_processed,
+        out.scoring_ms as f64 / 1000.0,
+        out.hellos_per_second
+    );
+    db.cleanup().await;
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    cpu_stages(&mut c);
+    c.final_summary();
+    // `cargo test --benches` runs this binary without `--bench`: skip the long part.
+    let benching = std::env::args().any(|a| a == "--bench");
+    if !benching || std::env::var("ROBERT_BENCH_E2E").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let backends: &[Backend] = match std::env::var("ROBERT_BENCH_BACKEND").as_deref() {
+        Ok("postgres") => &[Backend::Postgres],
+        Ok("both") => &[Backend::Sqlite, Backend::Postgres],
+        _ => &[Backend::Sqlite],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for backend in backends {
+        rt.block_on(end_to_end(*backend));
+    }
+}

@@ -1,0 +1,149 @@
+//! The API's one error type and its mapping to HTTP.
+//!
+//! | variant | status | body `message` |
+//! |---|---|---|
+//! | [`ApiError::InvalidData`] | 400 | `"Invalid data"` (the reference's bean-validation body), plus `detail` |
+//! | [`ApiError::Malformed`] | 400 | `"Malformed request"`, plus `detail` (bad JSON syntax, trailing data) |
+//! | [`ApiError::BadRequest`] | 400 | the reason (clock skew, authentication, rate limit) |
+//! | [`ApiError::Unauthorized`] | 401 | the reason (`"Unrecognized token of length: N"` at `/report`) |
+//! | [`ApiError::NotFound`] | 404 | the reason |
+//! | [`ApiError::MethodNotAllowed`] | 405 | `"Request method 'X' not supported"` (as the reference) |
+//! | [`ApiError::Gone`] | 410 | the reason |
+//! | [`ApiError::PayloadTooLarge`] | 413 | the limit |
+//! | [`ApiError::UnsupportedMediaType`] | 415 | what is expected |
+//! | [`ApiError::UnknownIdentity`] | 430 | "register again" (the reference's non-standard status) |
+//! | [`ApiError::Unavailable`] | 503 | the reason (no K_S for today, captcha capacity) |
+//! | [`ApiError::Internal`] | 500 | `"An error occurred"`; the cause is logged, never sent |
+//!
+//! Every body is JSON: `{"message": "...", "detail": "..."?}`. Messages
+//! never contain keys, tokens, codes or MACs.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The non-standard status meaning "unknown identity or key: re-register".
+pub const STATUS_430: u16 = 430;
+
+/// An API error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A field is missing, of the wrong type, or out of range.
+    #[error("Invalid data: {0}")]
+    InvalidData(String),
+    /// The body is not well-formed JSON.
+    #[error("Malformed request: {0}")]
+    Malformed(String),
+    /// A well-formed request was rejected.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Captcha or token rejected.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// Wrong method on an existing path.
+    #[error("Request method '{0}' not supported")]
+    MethodNotAllowed(String),
+    /// The resource existed but is used up.
+    #[error("{0}")]
+    Gone(String),
+    /// Body over the limit (bytes).
+    #[error("Request body too large (limit {0} bytes)")]
+    PayloadTooLarge(usize),
+    /// Not `application/json`.
+    #[error("Unsupported content type: expected application/json")]
+    UnsupportedMediaType,
+    /// Unknown identity or no server key for the epoch: HTTP 430.
+    #[error("Unknown identity or expired key: register again")]
+    UnknownIdentity,
+    /// Temporarily unable to serve.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault; details are logged.
+    #[error("An error occurred")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidData(_) | Self::Malformed(_) | Self::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnknownIdentity => {
+                StatusCode::from_u16(STATUS_430).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A shorthand for [`ApiError::InvalidData`].
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::InvalidData(detail.into())
+    }
+}
+
+impl From<robert_store::StoreError> for ApiError {
+    fn from(e: robert_store::StoreError) -> Self {
+        Self::Internal(format!("store: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (message, detail): (String, Option<&str>) = match &self {
+            Self::InvalidData(d) => ("Invalid data".into(), Some(d)),
+            Self::Malformed(d) => ("Malformed request".into(), Some(d)),
+            Self::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                ("An error occurred".into(), None)
+            }
+            other => (other.to_string(), None),
+        };
+        (
+            status,
+            Json(Body {
+                message: &message,
+                detail,
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(ApiError::UnknownIdentity.status().as_u16(), 430);
+        assert_eq!(ApiError::invalid("x").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ApiError::UnsupportedMediaType.status().as_u16(), 415);
+        assert_eq!(ApiError::PayloadTooLarge(1).status().as_u16(), 413);
+        assert_eq!(
+            ApiError::MethodNotAllowed("GET".into()).to_string(),
+            "Request method 'GET' not supported"
+        );
+    }
+}

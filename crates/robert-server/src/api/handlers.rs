@@ -1,0 +1,514 @@
+//! The endpoint handlers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use robert_core::ecc::CountryCode;
+use robert_core::id_a::IdA;
+use robert_core::keys::{Kek, KeyATuples};
+use robert_core::mac::Salt;
+use robert_core::registration::parse_public_key;
+use robert_core::time::{Epoch, UtcDate};
+use robert_core::tuples::BundleSpan;
+use robert_store::{NewRegistration, StatusSuccess, StoreError, kpi};
+
+use super::auth::{Authenticated, authenticate};
+use super::dto::{
+    AuthRequestDto, Base64Bytes, CaptchaRequestDto, CaptchaResponse, ClockResponse,
+    RegisterRequestDto, RegisterResponse, ReportRequestDto, StatusResponse, SuccessResponse,
+};
+use super::error::ApiError;
+use super::extract::{ApiJson, json_body, parse_json};
+use crate::captcha::{CaptchaError, CaptchaKind};
+use crate::codes::Verification;
+use crate::keystore::KeyRing;
+use crate::state::AppState;
+
+/// How many random ID_As `/register` tries before giving up (the reference's 10).
+const ID_A_ATTEMPTS: usize = 10;
+
+/// Generates and seals the tuple bundle of a registration from `now_epoch`.
+/// No tuple at all (no K_S for today) is a 503.
+fn sealed_bundle(
+    state: &AppState,
+    ring: &KeyRing,
+    id_a: IdA,
+    key: &KeyATuples,
+    now_epoch: Epoch,
+) -> Result<Vec<u8>, ApiError> {
+    let span = BundleSpan {
+        from: now_epoch,
+        days: state.config.protocol.bundle_days,
+    };
+    let bundle = robert_core::tuples::generate(
+        id_a,
+        span,
+        &state.start,
+        ring.key_g(),
+        CountryCode(state.config.protocol.country_code),
+        |day| ring.server_key(day),
+    );
+    if bundle.tuples.is_empty() {
+        return Err(no_key_today());
+    }
+    Ok(bundle.seal(key, &mut rand::rng()))
+}
+
+/// A JSON response from a body written by hand.
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn no_key_today() -> ApiError {
+    ApiError::Unavailable("No server key for the current day: the key store must be rotated".into())
+}
+
+fn unwrap_tuples_key(kek: &Kek, reg: &robert_store::Registration) -> Result<KeyATuples, ApiError> {
+    kek.unwrap_key_a_tuples(&reg.key_a_tuples)
+        .map_err(|_| ApiError::Internal("a stored K_A_Tuples does not unwrap under the KEK".into()))
+}
+
+// ------------------------------------------------------------------ register
+
+/// `POST /api/v6/register`.
+pub(super) async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequestDto>,
+) -> Result<Response, ApiError> {
+    let req = body.validate()?;
+    let now = state.clock.now_ntp();
+    let now_epoch = state.start.epoch_at(now);
+    let ring = state.keys.get();
+    if ring.server_key(state.start.day_of(now_epoch)).is_none() {
+        return Err(no_key_today());
+    }
+    if !state
+        .captcha
+        .verify(req.captcha_id, req.captcha, state.clock.now_unix())
+        .await
+    {
+        return Err(ApiError::Unauthorized("Invalid captcha".into()));
+    }
+    let public_key = parse_public_key(req.client_public_key).map_err(|_| {
+        ApiError::invalid(
+            "clientPublicECDHKey: not a base64 X.509 SubjectPublicKeyInfo P-256 public key",
+        )
+    })?;
+    let keys = ring.registration().derive_client_keys(&public_key);
+    let (wrapped_a, wrapped_t) = {
+        let mut rng = rand::rng();
+        (
+            ring.kek().wrap(keys.key_a.expose_secret(), &mut rng),
+            ring.kek().wrap(keys.key_a_tuples.expose_secret(), &mut rng),
+        )
+    };
+    let mut inserted = None;
+    for _ in 0..ID_A_ATTEMPTS {
+        let id_a = IdA::random(&mut rand::rng());
+        let new = NewRegistration {
+            id_a,
+            key_a: wrapped_a.clone(),
+            key_a_tuples: wrapped_t.clone(),
+            created_at: now,
+        };
+        match state.store.insert_registration(&new).await {
+            Ok(()) => {
+                inserted = Some(id_a);
+                break;
+            }
+            Err(StoreError::DuplicateIdA) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let id_a =
+        inserted.ok_or_else(|| ApiError::Internal("no free ID_A after 10 attempts".into()))?;
+    let tuples = sealed_bundle(&state, &ring, id_a, &keys.key_a_tuples, now_epoch)?;
+    let config = state.app_config_json().await?;
+    if let Some(push) = body.push_info.as_ref().and_then(|p| p.to_registration()) {
+        state.push.register(push);
+    }
+    let body = RegisterResponse {
+        tuples: Base64Bytes(&tuples),
+        time_start: state.start.ntp().get(),
+        config: &config,
+        message: None,
+    }
+    .to_json();
+    Ok(json_response(StatusCode::CREATED, body))
+}
+
+// -------------------------------------------------------------------- status
+
+/// `POST /api/v6/status`.
+pub(super) async fn status(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AuthRequestDto>,
+) -> Result<Response, ApiError> {
+    let req = body.validate()?;
+    let Authenticated {
+        registration,
+        now,
+        now_epoch,
+        drift_secs,
+        ..
+    } = authenticate(&state, &req, Salt::Status).await?;
+    let id_a = registration.id_a;
+
+    // Rate limit: reject 0 ≤ current − last < gap (a negative distance, from
+    // clock changes, is accepted as the reference does).
+    let gap = state.config.protocol.status_min_epoch_gap;
+    let last = registration.last_status_epoch;
+    if gap > 0 && now_epoch >= last && now_epoch.get() - last.get() < gap {
+        let d = now_epoch.get() - last.get();
+        let msg = format!(
+            "Discarding ESR request because epochs are too close: last ESR request epoch {last} vs current epoch {now_epoch} => {d} < {gap} (tolerance)"
+        );
+        state
+            .store
+            .record_status_failure(id_a, now_epoch, &msg, Some(drift_secs))
+            .await?;
+        return Err(ApiError::BadRequest(format!(
+            "Too many status requests: at least {gap} epochs must separate two requests"
+        )));
+    }
+
+    // The bundle comes first: without today's key the request fails without
+    // consuming the rate limit.
+    let ring = state.keys.get();
+    let key_t = unwrap_tuples_key(ring.kek(), &registration)?;
+    let tuples = sealed_bundle(&state, &ring, id_a, &key_t, now_epoch)?;
+
+    let outcome = state
+        .store
+        .record_status_success(&StatusSuccess {
+            id_a,
+            epoch: now_epoch,
+            drift_secs,
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Unknown registration".into()))?;
+    let now_unix = now.to_unix();
+    let at_risk_contact = outcome.at_risk && outcome.last_contact.get() > 0;
+    let declaration = at_risk_contact.then(|| {
+        state.tokens.declaration(
+            id_a,
+            outcome.latest_risk_epoch,
+            state.start.epoch_start(now_epoch),
+            outcome.last_contact,
+            now_unix,
+        )
+    });
+    let analytics = state.tokens.analytics(now_unix);
+    let config = state.app_config_json().await?;
+    if let Some(push) = body.push_info.as_ref().and_then(|p| p.to_registration()) {
+        state.push.register(push);
+    }
+    let body = StatusResponse {
+        risk_level: if outcome.at_risk { 4 } else { 0 },
+        tuples: Base64Bytes(&tuples),
+        config: &config,
+        last_contact_date: at_risk_contact.then(|| outcome.last_contact.get()),
+        last_risk_scoring_date: (outcome.at_risk && outcome.latest_risk_epoch.get() > 0)
+            .then(|| state.start.epoch_start(outcome.latest_risk_epoch).get()),
+        declaration_token: declaration.as_deref(),
+        analytics_token: Some(&analytics),
+    }
+    .to_json();
+    Ok(json_response(StatusCode::OK, body))
+}
+
+// ---------------------------------------------------- unregister / history
+
+/// `POST /api/v6/unregister`.
+pub(super) async fn unregister(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AuthRequestDto>,
+) -> Result<Response, ApiError> {
+    let req = body.validate()?;
+    let auth = authenticate(&state, &req, Salt::Unregister).await?;
+    if !state
+        .store
+        .delete_registration(auth.registration.id_a)
+        .await?
+    {
+        return Err(ApiError::NotFound("Unknown registration".into()));
+    }
+    if let Some(token) = body
+        .push_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        state.push.unregister(token.to_owned());
+    }
+    Ok(Json(SuccessResponse {
+        success: true,
+        message: None,
+        report_validation_token: None,
+    })
+    .into_response())
+}
+
+/// `POST /api/v6/deleteExposureHistory`.
+pub(super) async fn delete_history(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AuthRequestDto>,
+) -> Result<Response, ApiError> {
+    let req = body.validate()?;
+    let auth = authenticate(&state, &req, Salt::DeleteHistory).await?;
+    let id_a = auth.registration.id_a;
+    state.store.clear_exposures(id_a).await?;
+    if !state
+        .store
+        .record_timestamp_drift(id_a, auth.drift_secs)
+        .await?
+    {
+        return Err(ApiError::NotFound("Unknown registration".into()));
+    }
+    Ok(Json(SuccessResponse {
+        success: true,
+        message: None,
+        report_validation_token: None,
+    })
+    .into_response())
+}
+
+// -------------------------------------------------------------------- report
+
+/// `POST /api/v6/report`.
+///
+/// At most `limits.max_concurrent_reports` reports are read and processed at
+/// once (the slot is taken before the body is read, bounding memory), and the
+/// JSON is parsed and validated on a blocking thread (a large report takes a
+/// while).
+pub(super) async fn report(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let _slot = state
+        .report_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    let bytes = json_body(req, &state).await?;
+    let limits = state.config.limits.clone();
+    // Everything is validated before the code is checked: a malformed report
+    // must not burn the user's one-time code.
+    let (token, contacts, hellos) = tokio::task::spawn_blocking(move || {
+        let dto: ReportRequestDto = parse_json(&bytes)?;
+        dto.validate(&limits)
+            .map(|(token, contacts, hellos)| (token.to_owned(), contacts, hellos))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("report parsing task: {e}")))??;
+    match state.codes.verify(&token).await {
+        Verification::Valid | Verification::Skipped => {}
+        Verification::Invalid | Verification::Unavailable => {
+            return Err(ApiError::Unauthorized(format!(
+                "Unrecognized token of length: {}",
+                token.encode_utf16().count()
+            )));
+        }
+    }
+    let now = state.clock.now_ntp();
+    state.store.insert_contacts(&contacts, now).await?;
+    state.metrics.observe_report(contacts.len(), hellos);
+    tracing::info!(contacts = contacts.len(), hellos, "report stored");
+    Ok(Json(SuccessResponse {
+        success: true,
+        message: Some("Successful operation"),
+        report_validation_token: Some(state.tokens.report_validation(now.to_unix())),
+    })
+    .into_response())
+}
+
+// ------------------------------------------------------------------- captcha
+
+/// `POST /api/v6/captcha`.
+pub(super) async fn captcha_create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CaptchaRequestDto>,
+) -> Result<Response, ApiError> {
+    let type_str = body
+        .kind
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("type: required (IMAGE or AUDIO)"))?;
+    let kind = if type_str.eq_ignore_ascii_case("IMAGE") {
+        CaptchaKind::Image
+    } else if type_str.eq_ignore_ascii_case("AUDIO") {
+        CaptchaKind::Audio
+    } else {
+        return Err(ApiError::invalid("type: must be IMAGE or AUDIO"));
+    };
+    let locale = body
+        .locale
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("locale: required"))?;
+    if locale.len() > 35 {
+        return Err(ApiError::invalid("locale: longer than 35 characters"));
+    }
+    let id = state
+        .captcha
+        .create(kind, type_str, locale, state.clock.now_unix())
+        .await
+        .map_err(captcha_error)?;
+    if let crate::captcha::Captcha::Builtin(b) = &state.captcha {
+        state
+            .metrics
+            .set_captcha_outstanding(b.outstanding() as u64);
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(CaptchaResponse {
+            id: &id,
+            captcha_id: &id,
+        }),
+    )
+        .into_response())
+}
+
+fn captcha_error(e: CaptchaError) -> ApiError {
+    match e {
+        CaptchaError::NotFound => ApiError::NotFound("Captcha not found or expired".into()),
+        CaptchaError::Busy => ApiError::Unavailable(e.to_string()),
+        CaptchaError::AudioUnsupported => ApiError::invalid(e.to_string()),
+        CaptchaError::Render => ApiError::Internal("captcha rendering failed".into()),
+        CaptchaError::Upstream(410) => ApiError::Gone("Captcha already used".into()),
+        CaptchaError::Upstream(404) => ApiError::NotFound("Captcha not found".into()),
+        CaptchaError::Upstream(_) => ApiError::BadRequest("Captcha service error".into()),
+    }
+}
+
+fn valid_captcha_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn captcha_media(
+    state: &AppState,
+    id: &str,
+    kind: CaptchaKind,
+) -> Result<Response, ApiError> {
+    if !valid_captcha_id(id) {
+        return Err(ApiError::NotFound("Captcha not found or expired".into()));
+    }
+    let media = state
+        .captcha
+        .media(id, kind, state.clock.now_unix())
+        .await
+        .map_err(captcha_error)?;
+    let status = StatusCode::from_u16(media.status).unwrap_or(StatusCode::OK);
+    Ok((
+        status,
+        [
+            (header::CONTENT_TYPE, media.content_type),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        media.body,
+    )
+        .into_response())
+}
+
+/// `GET /api/v6/captcha/{captchaId}/image`.
+pub(super) async fn captcha_image(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    captcha_media(&state, &id, CaptchaKind::Image).await
+}
+
+/// `GET /api/v6/captcha/{captchaId}/audio`.
+pub(super) async fn captcha_audio(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    captcha_media(&state, &id, CaptchaKind::Audio).await
+}
+
+// --------------------------------------------------------------- operations
+
+/// `GET /api/v6/clock`.
+pub(super) async fn clock(State(state): State<AppState>) -> Json<ClockResponse> {
+    let millis = state.clock.now_unix_millis();
+    let now = robert_core::time::NtpSeconds::from_unix(millis.div_euclid(1000));
+    Json(ClockResponse {
+        service_start_date: state.start.date().to_string(),
+        time: crate::clock::iso8601_millis(millis),
+        epoch: state.start.epoch_at(now).get(),
+    })
+}
+
+/// `GET /internal/api/v2/kpis`.
+pub(super) async fn kpis(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let k = state.store.kpis().await?;
+    let map: serde_json::Map<String, serde_json::Value> = kpi::API
+        .iter()
+        .map(|name| ((*name).to_owned(), serde_json::Value::from(k.get(name))))
+        .collect();
+    Ok(Json(map).into_response())
+}
+
+/// `GET /actuator/health` and `/actuator/health/liveness`.
+pub(super) async fn health() -> Response {
+    Json(serde_json::json!({"status": "UP"})).into_response()
+}
+
+/// `GET /actuator/health/readiness`: the store answers and today's K_S exists.
+pub(super) async fn readiness(State(state): State<AppState>) -> Response {
+    let today = UtcDate::of(state.clock.now_ntp());
+    let store_ok = state.store.app_config().await.is_ok();
+    let key_ok = state.keys.get().server_key(today).is_some();
+    if store_ok && key_ok {
+        return Json(serde_json::json!({"status": "UP"})).into_response();
+    }
+    let detail = match (store_ok, key_ok) {
+        (false, _) => "database unavailable",
+        (true, _) => "no server key (K_S) for today",
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({"status": "DOWN", "detail": detail})),
+    )
+        .into_response()
+}
+
+/// `GET /status.txt`.
+pub(super) async fn status_txt() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain")], "up").into_response()
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let ring = state.keys.get();
+    let today = UtcDate::of(state.clock.now_ntp());
+    let ahead = ring
+        .server_keys()
+        .keys()
+        .next_back()
+        .map(|last| (last.days_since_unix_epoch() - today.days_since_unix_epoch()).max(0))
+        .unwrap_or(0);
+    state
+        .metrics
+        .set_key_days_ahead(u64::try_from(ahead).unwrap_or(0));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /openapi.json`.
+pub(super) async fn openapi() -> Response {
+    static DOC: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| Arc::from(super::OPENAPI_JSON)).clone();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}

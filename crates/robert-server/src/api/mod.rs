@@ -1,0 +1,132 @@
+//! The HTTP API (server-api.md §3): routes, handlers and middleware.
+//!
+//! [`app`] builds the whole router from an [`AppState`]; serving it is the
+//! caller's business ([`crate::serve`]), so tests drive it with
+//! `tower::ServiceExt::oneshot`. [`public_routes`] and [`internal_routes`]
+//! split it when the internal endpoints (KPIs, metrics) listen elsewhere.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod handlers;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use self::error::ApiError;
+use self::extract::BodyLimit;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// The OpenAPI 3 document served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+/// The public API: `/api/v6/*`, health, `/openapi.json`.
+pub fn public_routes(state: &AppState) -> Router<AppState> {
+    let limits = &state.config.limits;
+    let small = limits.max_body_bytes;
+    let report_limit = limits.report_max_body_bytes;
+    let report = Router::new()
+        .route("/api/v6/report", post(handlers::report))
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
+            req.extensions_mut().insert(BodyLimit(report_limit));
+            next.run(req)
+        }))
+        .layer(DefaultBodyLimit::max(report_limit));
+    Router::new()
+        .route("/api/v6/captcha", post(handlers::captcha_create))
+        .route(
+            "/api/v6/captcha/{captchaId}/image",
+            get(handlers::captcha_image),
+        )
+        .route(
+            "/api/v6/captcha/{captchaId}/audio",
+            get(handlers::captcha_audio),
+        )
+        .route("/api/v6/register", post(handlers::register))
+        .route("/api/v6/status", post(handlers::status))
+        .route("/api/v6/unregister", post(handlers::unregister))
+        .route(
+            "/api/v6/deleteExposureHistory",
+            post(handlers::delete_history),
+        )
+        .route("/api/v6/clock", get(handlers::clock))
+        .route("/actuator/health", get(handlers::health))
+        .route("/actuator/health/liveness", get(handlers::health))
+        .route("/actuator/health/readiness", get(handlers::readiness))
+        .route("/status.txt", get(handlers::status_txt))
+        .route("/openapi.json", get(handlers::openapi))
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
+            req.extensions_mut().insert(BodyLimit(small));
+            next.run(req)
+        }))
+        .layer(DefaultBodyLimit::max(small))
+        .merge(report)
+}
+
+/// The internal API: `/internal/api/v2/kpis` and `/metrics`. Unauthenticated:
+/// expose them only to the operators' network.
+pub fn internal_routes() -> Router<AppState> {
+    Router::new()
+        .route("/internal/api/v2/kpis", get(handlers::kpis))
+        .route("/metrics", get(handlers::metrics))
+}
+
+/// Adds the cross-cutting layers and the state to a route set: JSON 404 and
+/// 405, metrics, request timeout, panic safety net.
+pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                ApiError::Internal("panic".into()).into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+/// The whole API on one router.
+pub fn app(state: AppState) -> Router {
+    let routes = public_routes(&state).merge(internal_routes());
+    finish(routes, state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not found".into())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// Counts and times every request by matched route.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = Metrics::route_index(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .observe_request(route, resp.status().as_u16(), started.elapsed());
+    resp
+}

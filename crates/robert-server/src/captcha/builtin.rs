@@ -1,0 +1,275 @@
+//! The built-in captcha provider: distorted PNG text challenges with
+//! one-time, expiring answers, kept in memory.
+//!
+//! * An answer is `length` characters of [`font::ALPHABET`] (31 symbols, no
+//!   look-alikes), compared case-insensitively and in constant time.
+//! * A challenge is consumed by its first check, right or wrong, so an
+//!   answer cannot be guessed by repeated tries.
+//! * Challenges expire after `ttl`; at most `max_outstanding` exist at once.
+//! * The image is rendered on the first fetch and cached with the challenge.
+//!
+//! State is per process: several server instances behind one address need
+//! the external provider (or sticky routing).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rand::{Rng as _, RngExt as _};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use super::{CaptchaError, font};
+
+/// Image width in pixels.
+pub const WIDTH: u32 = 220;
+/// Image height in pixels.
+pub const HEIGHT: u32 = 80;
+
+struct Challenge {
+    answer: Zeroizing<Vec<u8>>,
+    expires_unix: i64,
+    png: Option<Arc<Vec<u8>>>,
+}
+
+/// The built-in provider's state.
+pub struct BuiltinCaptcha {
+    challenges: Mutex<HashMap<String, Challenge>>,
+    ttl_secs: i64,
+    max_outstanding: usize,
+    length: usize,
+}
+
+impl std::fmt::Debug for BuiltinCaptcha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinCaptcha")
+            .field("ttl_secs", &self.ttl_secs)
+            .field("max_outstanding", &self.max_outstanding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuiltinCaptcha {
+    /// A provider with the given settings.
+    pub fn new(ttl_secs: u64, max_outstanding: usize, length: usize) -> Self {
+        Self {
+            challenges: Mutex::new(HashMap::new()),
+            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 4),
+            max_outstanding,
+            length,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
+        self.challenges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates a challenge and returns its id.
+    pub fn create(&self, now_unix: i64) -> Result<String, CaptchaError> {
+        let mut rng = rand::rng();
+        let mut answer = Zeroizing::new(Vec::with_capacity(self.length));
+        for _ in 0..self.length {
+            answer.push(font::ALPHABET[rng.random_range(0..font::ALPHABET.len())]);
+        }
+        let mut id_bytes = [0u8; 16];
+        rng.fill_bytes(&mut id_bytes);
+        let id = hex::encode(id_bytes);
+        let mut map = self.lock();
+        if map.len() >= self.max_outstanding {
+            map.retain(|_, c| c.expires_unix > now_unix);
+            if map.len() >= self.max_outstanding {
+                return Err(CaptchaError::Busy);
+            }
+        }
+        map.insert(
+            id.clone(),
+            Challenge {
+                answer,
+                expires_unix: now_unix.saturating_add(self.ttl_secs),
+                png: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The PNG of a challenge.
+    pub fn image(&self, id: &str, now_unix: i64) -> Result<Arc<Vec<u8>>, CaptchaError> {
+        let answer = {
+            let map = self.lock();
+            let c = map.get(id).ok_or(CaptchaError::NotFound)?;
+            if c.expires_unix <= now_unix {
+                return Err(CaptchaError::NotFound);
+            }
+            if let Some(png) = &c.png {
+                return Ok(png.clone());
+            }
+            c.answer.clone()
+        };
+        // Render outside the lock.
+        let png = Arc::new(render_png(&answer)?);
+        let mut map = self.lock();
+        if let Some(c) = map.get_mut(id) {
+            c.png = Some(png.clone());
+        }
+        Ok(png)
+    }
+
+    /// Checks an answer and consumes the challenge.
+    pub fn check(&self, id: &str, answer: &str, now_unix: i64) -> bool {
+        let Some(c) = self.lock().remove(id) else {
+            return false;
+        };
+        if c.expires_unix <= now_unix {
+            return false;
+        }
+        let given = Zeroizing::new(answer.trim().to_ascii_uppercase().into_bytes());
+        given.len() == c.answer.len() && bool::from(given.ct_eq(&c.answer))
+    }
+
+    /// Number of outstanding challenges (for metrics).
+    pub fn outstanding(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Test hook: the answer of a challenge, without consuming it.
+    #[doc(hidden)]
+    pub fn peek_answer(&self, id: &str) -> Option<String> {
+        self.lock()
+            .get(id)
+            .map(|c| String::from_utf8_lossy(&c.answer).into_owned())
+    }
+}
+
+/// Renders `text` as a distorted grayscale PNG.
+pub fn render_png(text: &[u8]) -> Result<Vec<u8>, CaptchaError> {
+    let (w, h) = (WIDTH as usize, HEIGHT as usize);
+    let mut rng = rand::rng();
+    // Light, noisy background.
+    let mut px: Vec<u8> = (0..w * h).map(|_| rng.random_range(200..=255u8)).collect();
+    let dark = |px: &mut Vec<u8>, x: i64, y: i64, v: u8| {
+        if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
+            // In range by the check above.
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            let i = y as usize * w + x as usize;
+            px[i] = px[i].min(v);
+        }
+    };
+    let n = text.len().max(1);
+    let cell = (w - 20) / n;
+    let scale = 5i64.min(i64::try_from(cell).unwrap_or(5) / 6).max(2);
+    for (i, &c) in text.iter().enumerate() {
+        let g = font::glyph(c);
+        let x0 = 10 + i64::try_from(i * cell).unwrap_or(0) + rng.random_range(-3..=3i64);
+        let y0 = (i64::try_from(h).unwrap_or(80) - 7 * scale) / 2 + rng.random_range(-8..=8i64);
+        // Shear each glyph a little.
+        let shear: i64 = rng.random_range(-2..=2);
+        let ink: u8 = rng.random_range(0..90);
+        for (row, bits) in g.iter().enumerate() {
+            let row = i64::try_from(row).unwrap_or(0);
+            for col in 0..5i64 {
+                if bits >> (4 - col) & 1 == 0 {
+                    continue;
+                }
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let y = y0 + row * scale + dy;
+                        let x = x0
+                            + col * scale
+                            + dx
+                            + shear * (7 * scale - row * scale) / (7 * scale / 2);
+                        if rng.random_range(0..10u8) < 9 {
+                            dark(&mut px, x, y, ink);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Strike-through curves and speckles.
+    for _ in 0..4 {
+        let mut y = rng.random_range(10..(h as i64 - 10)) * 256;
+        let slope: i64 = rng.random_range(-96..=96);
+        let v: u8 = rng.random_range(40..140);
+        for x in 0..w as i64 {
+            y += slope + rng.random_range(-64..=64);
+            dark(&mut px, x, y / 256, v);
+            dark(&mut px, x, y / 256 + 1, v);
+        }
+    }
+    for _ in 0..(w * h / 40) {
+        let x = rng.random_range(0..w as i64);
+        let y = rng.random_range(0..h as i64);
+        dark(&mut px, x, y, rng.random_range(0..160));
+    }
+    let mut out = Vec::with_capacity(w * h / 2);
+    {
+        let mut enc = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|_| CaptchaError::Render)?;
+        writer
+            .write_image_data(&px)
+            .map_err(|_| CaptchaError::Render)?;
+        writer.finish().map_err(|_| CaptchaError::Render)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_time_expiring_answers() {
+        let c = BuiltinCaptcha::new(60, 10, 6);
+        let id = c.create(1000).unwrap();
+        assert_eq!(id.len(), 32);
+        let answer = c.peek_answer(&id).unwrap();
+        assert_eq!(answer.len(), 6);
+        assert!(answer.bytes().all(|b| font::ALPHABET.contains(&b)));
+        let png = c.image(&id, 1001).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(
+            Arc::ptr_eq(&png, &c.image(&id, 1002).unwrap()),
+            "rendered once"
+        );
+        assert!(
+            c.check(&id, &answer.to_lowercase(), 1003),
+            "case-insensitive"
+        );
+        assert!(!c.check(&id, &answer, 1004), "one-time");
+        assert!(matches!(c.image(&id, 1004), Err(CaptchaError::NotFound)));
+
+        let id = c.create(1000).unwrap();
+        let wrong = c.peek_answer(&id).unwrap().replace(|_| true, "Z");
+        let wrong = if wrong == c.peek_answer(&id).unwrap() {
+            "222222".into()
+        } else {
+            wrong
+        };
+        assert!(!c.check(&id, &wrong, 1001));
+        assert!(
+            c.peek_answer(&id).is_none(),
+            "a wrong answer consumes it too"
+        );
+
+        let id = c.create(1000).unwrap();
+        let answer = c.peek_answer(&id).unwrap();
+        assert!(matches!(c.image(&id, 1060), Err(CaptchaError::NotFound)));
+        assert!(!c.check(&id, &answer, 1060), "expired");
+        assert!(!c.check("nope", "x", 0));
+    }
+
+    #[test]
+    fn bounded_outstanding() {
+        let c = BuiltinCaptcha::new(60, 3, 4);
+        for _ in 0..3 {
+            c.create(0).unwrap();
+        }
+        assert!(matches!(c.create(10), Err(CaptchaError::Busy)));
+        // Once they expire, room is made.
+        assert!(c.create(61).is_ok());
+        assert_eq!(c.outstanding(), 1);
+    }
+}

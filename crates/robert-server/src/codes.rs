@@ -1,0 +1,94 @@
+//! Client of the submission-code service that checks `/report` tokens
+//! (codes-and-push.md §5): `GET {url}/api/v1/verify?code=<token>` answering
+//! `{"valid": true|false}`. A `true` consumes the code.
+//!
+//! Anything but a well-formed `{"valid": true}` (HTTP error, timeout, other
+//! JSON) counts as invalid, which `/report` answers with 401, as the
+//! reference does.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::CodesConfig;
+use crate::http_client::{self, ClientBuildError};
+
+/// The verification client.
+#[derive(Debug)]
+pub struct CodesClient {
+    client: reqwest::Client,
+    verify_url: Option<reqwest::Url>,
+    check: bool,
+}
+
+#[derive(Deserialize)]
+struct Verified {
+    valid: bool,
+}
+
+/// Outcome of a verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// The code was valid and is now consumed.
+    Valid,
+    /// The service said no.
+    Invalid,
+    /// The service failed or timed out.
+    Unavailable,
+    /// Checking is disabled (`codes.check_token = false`).
+    Skipped,
+}
+
+impl CodesClient {
+    /// A client for the configured service.
+    pub fn new(cfg: &CodesConfig) -> Result<Self, ClientBuildError> {
+        Ok(Self {
+            client: http_client::client(Duration::from_millis(cfg.timeout_ms))?,
+            verify_url: http_client::url_with_segments(&cfg.url, &["api", "v1", "verify"]),
+            check: cfg.check_token,
+        })
+    }
+
+    /// Whether tokens are checked at all.
+    pub fn checks_tokens(&self) -> bool {
+        self.check
+    }
+
+    /// Verifies (and so consumes) a code. The code is never logged.
+    pub async fn verify(&self, code: &str) -> Verification {
+        if !self.check {
+            return Verification::Skipped;
+        }
+        let Some(url) = &self.verify_url else {
+            tracing::error!("codes.url is not a valid URL");
+            return Verification::Unavailable;
+        };
+        let mut url = url.clone();
+        url.query_pairs_mut().append_pair("code", code);
+        let resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // reqwest errors carry the URL, which holds the code: drop it.
+                tracing::warn!(error = %e.without_url(), "submission-code service unreachable");
+                return Verification::Unavailable;
+            }
+        };
+        if !resp.status().is_success() {
+            tracing::warn!(
+                status = resp.status().as_u16(),
+                "submission-code service error"
+            );
+            return Verification::Unavailable;
+        }
+        match resp
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Verified>(b.as_ref()).ok())
+        {
+            Some(Verified { valid: true }) => Verification::Valid,
+            Some(Verified { valid: false }) => Verification::Invalid,
+            None => Verification::Unavailable,
+        }
+    }
+}

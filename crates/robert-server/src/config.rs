@@ -1,0 +1,722 @@
+//! Server configuration: a TOML file overlaid with environment variables.
+//!
+//! Every setting has a default, so `robert serve` runs with no file at all.
+//! The annotated reference of every key, with its default, is
+//! `crates/robert-server/robert.example.toml` (a test checks that it parses
+//! to exactly [`Config::default`]).
+//!
+//! Environment variables override the file: `ROBERT_<SECTION>__<KEY>`, with
+//! `__` separating nesting levels, e.g. `ROBERT_PROTOCOL__BUNDLE_DAYS=20`,
+//! `ROBERT_CAPTCHA__EXTERNAL__PRIVATE_BASE_URL=http://…`. Values are read as
+//! integers, floats, booleans or TOML arrays when they parse as such, else
+//! as strings. Variables without `__` (such as `ROBERT_KEYSTORE_PASSPHRASE`)
+//! are not configuration keys.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use robert_core::time::{ServiceStart, UtcDate};
+use serde::{Deserialize, Deserializer};
+
+use crate::batch::BatchConfig;
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "ROBERT_";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable is not valid for the schema.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening address, storage, data directory.
+    pub server: ServerConfig,
+    /// Protocol parameters shared with the apps.
+    pub protocol: ProtocolConfig,
+    /// The key store.
+    pub keys: KeysConfig,
+    /// Captcha provider for `/register`.
+    pub captcha: CaptchaConfig,
+    /// Submission-code verification for `/report`.
+    pub codes: CodesConfig,
+    /// Push-notification server.
+    pub push: PushConfig,
+    /// Tokens (JWT) issued by `/status` and `/report`.
+    pub jwt: JwtConfig,
+    /// Request size and count limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Database connection settings (defined by `robert-store`).
+    pub store: robert_store::StoreOptions,
+    /// The risk batch (defined by [`crate::batch`]). Its `service_start`
+    /// and `country_code` follow `[protocol]`.
+    pub batch: BatchConfig,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Directory holding the embedded database and the key store.
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite:<path>` or `postgres://…`. Empty: the embedded
+    /// SQLite database `<data_dir>/robert.db`.
+    pub database_url: String,
+    /// Shift of the server clock in seconds (testing and demos only; a
+    /// non-zero value logs a warning at start).
+    pub clock_offset_secs: i64,
+    /// Timeout of a whole request, in seconds.
+    pub request_timeout_secs: u64,
+    /// A separate address for the internal endpoints (`/internal/api/v2/kpis`,
+    /// `/metrics`). Empty: they are served on `bind` too (protect them at the
+    /// network level).
+    pub internal_bind: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8086".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            clock_offset_secs: 0,
+            request_timeout_secs: 30,
+            internal_bind: String::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The effective database URL.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            robert_store::default_sqlite_url(&self.data_dir)
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+/// `[protocol]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Service start date, 00:00 UTC (`robert.server.time-start`).
+    #[serde(deserialize_with = "de_date")]
+    pub service_start: UtcDate,
+    /// This server's country code (telephone prefix; France 33 = 0x21).
+    pub country_code: u8,
+    /// Days of tuples in each bundle (`robert.epoch-bundle-duration-in-days`).
+    pub bundle_days: u32,
+    /// Maximum |server clock − request `time`| in seconds
+    /// (`robert.server.request-time-delta-tolerance`).
+    pub request_time_tolerance_secs: u64,
+    /// Minimum epochs between two accepted `/status` of one registration
+    /// (`robert.server.status-request-minimum-epoch-gap`); 0 disables the
+    /// limit (the reference's `ESR_LIMIT=0`).
+    pub status_min_epoch_gap: u32,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            service_start: ServiceStart::REFERENCE.date(),
+            country_code: 33,
+            bundle_days: 4,
+            request_time_tolerance_secs: 60,
+            status_min_epoch_gap: 2,
+        }
+    }
+}
+
+impl ProtocolConfig {
+    /// The service start.
+    pub fn start(&self) -> ServiceStart {
+        ServiceStart::new(self.service_start)
+    }
+}
+
+fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<UtcDate, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|_| serde::de::Error::custom(format!("invalid date {s:?}: expected YYYY-MM-DD")))
+}
+
+/// `[keys]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Key store file. Empty: `<data_dir>/keystore.robert`.
+    pub keystore: PathBuf,
+    /// File holding the key-store passphrase, used when the environment
+    /// variable `ROBERT_KEYSTORE_PASSPHRASE` is not set. Empty:
+    /// `<data_dir>/keystore.pass` (generated with mode 0600 on first start).
+    pub passphrase_file: PathBuf,
+    /// Days of K_S created ahead of today by `keys init`, `keys rotate` and
+    /// the server's first start.
+    pub future_days: u32,
+    /// Past days of K_S kept by `keys rotate`; older ones are deleted. Must
+    /// cover the contagious period (14 days) plus the upload delay.
+    pub retention_days: u32,
+    /// Whether the server itself keeps K_S provisioned: at start and then
+    /// daily it adds the days up to `future_days` ahead and deletes those
+    /// older than `retention_days` (what `robert keys rotate` does). Set it to
+    /// false when keys come from a key ceremony or are shared by several
+    /// sites, and run `robert keys rotate`/`import` there instead.
+    pub auto_rotate: bool,
+    /// How often the server checks the key store file for changes (made by
+    /// `robert keys rotate` or `import`), in seconds; 0 disables reloading.
+    pub reload_secs: u64,
+    /// Argon2id memory cost in KiB for new key stores.
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations for new key stores.
+    pub argon2_iterations: u32,
+    /// Argon2id parallelism for new key stores.
+    pub argon2_parallelism: u32,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            keystore: PathBuf::new(),
+            passphrase_file: PathBuf::new(),
+            future_days: 5,
+            retention_days: 21,
+            auto_rotate: true,
+            reload_secs: 60,
+            argon2_memory_kib: 64 * 1024,
+            argon2_iterations: 3,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+impl KeysConfig {
+    /// The effective key store path.
+    pub fn keystore_path(&self, data_dir: &Path) -> PathBuf {
+        if self.keystore.as_os_str().is_empty() {
+            data_dir.join("keystore.robert")
+        } else {
+            self.keystore.clone()
+        }
+    }
+
+    /// The effective passphrase file path.
+    pub fn passphrase_path(&self, data_dir: &Path) -> PathBuf {
+        if self.passphrase_file.as_os_str().is_empty() {
+            data_dir.join("keystore.pass")
+        } else {
+            self.passphrase_file.clone()
+        }
+    }
+}
+
+/// Captcha provider mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptchaMode {
+    /// Built-in provider: PNG image challenges, one-time expiring answers.
+    #[default]
+    Builtin,
+    /// An external captcha service speaking the reference's protocol.
+    External,
+    /// Development only: every answer is accepted (a warning is logged at start).
+    AcceptAny,
+}
+
+impl fmt::Display for CaptchaMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Builtin => "builtin",
+            Self::External => "external",
+            Self::AcceptAny => "accept-any",
+        })
+    }
+}
+
+/// `[captcha]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaConfig {
+    /// `builtin`, `external` or `accept-any`.
+    pub mode: CaptchaMode,
+    /// Built-in: seconds a challenge stays valid.
+    pub ttl_secs: u64,
+    /// Built-in: maximum outstanding challenges (new ones are refused with
+    /// 503 beyond it).
+    pub max_outstanding: usize,
+    /// Built-in: characters in an answer.
+    pub length: usize,
+    /// External provider settings.
+    pub external: ExternalCaptchaConfig,
+}
+
+impl Default for CaptchaConfig {
+    fn default() -> Self {
+        Self {
+            mode: CaptchaMode::Builtin,
+            ttl_secs: 600,
+            max_outstanding: 100_000,
+            length: 6,
+            external: ExternalCaptchaConfig::default(),
+        }
+    }
+}
+
+/// `[captcha.external]`: the reference's "Orange captcha" protocol.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExternalCaptchaConfig {
+    /// Base URL of the private API (`robert.captcha.private-base-url`):
+    /// `POST {url}/captcha`, `POST {url}/captcha/{id}/checkAnswer`.
+    pub private_base_url: String,
+    /// Base URL of the public API (`robert.captcha.public-base-url`):
+    /// `GET {url}/captcha/{id}.png` and `.wav`.
+    pub public_base_url: String,
+    /// The `result` value meaning success (`robert.captcha.success-code`).
+    pub success_code: String,
+    /// Request timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ExternalCaptchaConfig {
+    fn default() -> Self {
+        Self {
+            private_base_url: "http://localhost/private/api/v1".into(),
+            public_base_url: "http://localhost/public/api/v1".into(),
+            success_code: "SUCCESS".into(),
+            timeout_ms: 5000,
+        }
+    }
+}
+
+/// `[codes]`: the submission-code service that checks `/report` tokens.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodesConfig {
+    /// Base URL; the server calls `GET {url}/api/v1/verify?code=…`
+    /// (`submission.code.server.url`).
+    pub url: String,
+    /// Whether to verify tokens at all. `false` (the reference's
+    /// `disable-check-token`, development only) accepts every token and logs
+    /// a warning at start.
+    pub check_token: bool,
+    /// Request timeout in milliseconds; a timeout answers 401.
+    pub timeout_ms: u64,
+}
+
+impl Default for CodesConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://localhost:8087".into(),
+            check_token: true,
+            timeout_ms: 5000,
+        }
+    }
+}
+
+/// `[push]`: the push-notification server (codes-and-push.md §8).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Base URL of its internal API, e.g. `http://localhost:9096/internal/api/v1`;
+    /// the server calls `POST {url}/push-token` and `DELETE {url}/push-token/{token}`.
+    /// Empty: push information is accepted and ignored.
+    pub url: String,
+    /// Request timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Maximum concurrent calls; beyond it new calls are dropped (and logged).
+    pub max_in_flight: usize,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout_ms: 10_000,
+            max_in_flight: 256,
+        }
+    }
+}
+
+/// JWT signature algorithm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    /// ECDSA P-256 with SHA-256 (default).
+    #[default]
+    ES256,
+    /// RSA PKCS#1 v1.5 with SHA-256, the reference's algorithm (for consumers
+    /// that only verify RS256).
+    RS256,
+}
+
+/// `[jwt]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Signature algorithm of every token: `ES256` or `RS256`.
+    pub algorithm: JwtAlgorithm,
+    /// `kid` header of the declaration token (`robert.jwt.declare.public-kid`).
+    pub declaration_kid: String,
+    /// PKCS#8 private key (PEM file) signing `declarationToken`. Empty with
+    /// ES256: a key generated into the key store on first start.
+    pub declaration_key_file: PathBuf,
+    /// PKCS#8 private key (PEM file) signing `analyticsToken`. Empty with
+    /// ES256: generated into the key store.
+    pub analytics_key_file: PathBuf,
+    /// PKCS#8 private key (PEM file) signing `reportValidationToken`. Empty
+    /// with ES256: generated into the key store.
+    pub report_key_file: PathBuf,
+    /// Lifetime of the analytics token in minutes (`robert.jwt.analytics.token.lifetime`);
+    /// `exp` is one minute more, as in the reference.
+    pub analytics_lifetime_mins: u64,
+    /// Lifetime of the report validation token in seconds (`robert.jwt.lifetime`).
+    pub report_lifetime_secs: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::ES256,
+            declaration_kid: "robert-declaration".into(),
+            declaration_key_file: PathBuf::new(),
+            analytics_key_file: PathBuf::new(),
+            report_key_file: PathBuf::new(),
+            analytics_lifetime_mins: 360,
+            report_lifetime_secs: 300,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Maximum body size of every endpoint except `/report`, in bytes.
+    pub max_body_bytes: usize,
+    /// Maximum body size of `/report`, in bytes (a HELLO takes about 110
+    /// bytes of JSON).
+    pub report_max_body_bytes: usize,
+    /// Maximum contacts in one report.
+    pub max_contacts_per_report: usize,
+    /// Maximum HELLOs in one contact.
+    pub max_hellos_per_contact: usize,
+    /// Maximum HELLOs in one report, all contacts together.
+    pub max_hellos_per_report: usize,
+    /// Maximum reports processed at once (they are large; others wait).
+    pub max_concurrent_reports: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            report_max_body_bytes: 128 * 1024 * 1024,
+            max_contacts_per_report: 100_000,
+            max_hellos_per_contact: 200_000,
+            max_hellos_per_report: 1_000_000,
+            max_concurrent_reports: 2,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `robert_server=debug,info`
+    /// (`RUST_LOG` overrides it).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (if any), then the
+    /// `ROBERT_*__*` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if !rest.contains("__") {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::Invalid(format!(
+                    "environment variable {name}: empty key segment"
+                )));
+            }
+            insert(&mut table, &path, env_value(&value))
+                .map_err(|e| ConfigError::Invalid(format!("environment variable {name}: {e}")))?;
+        }
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.sync_batch()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Makes `[batch]` use the protocol's service start and country code.
+    /// Setting them in `[batch]` to other values than `[protocol]` is an error.
+    fn sync_batch(&mut self) -> Result<(), ConfigError> {
+        let defaults = BatchConfig::default();
+        if self.batch.service_start != defaults.service_start
+            && self.batch.service_start != self.protocol.service_start
+        {
+            return Err(ConfigError::Invalid(
+                "batch.service_start differs from protocol.service_start: set it in [protocol] only".into(),
+            ));
+        }
+        if self.batch.country_code != defaults.country_code
+            && self.batch.country_code != self.protocol.country_code
+        {
+            return Err(ConfigError::Invalid(
+                "batch.country_code differs from protocol.country_code: set it in [protocol] only"
+                    .into(),
+            ));
+        }
+        self.batch.service_start = self.protocol.service_start;
+        self.batch.country_code = self.protocol.country_code;
+        Ok(())
+    }
+
+    /// Loads from a file and the process environment.
+    pub fn from_env_and_file(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+
+    /// Checks cross-field constraints.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.protocol.bundle_days == 0 {
+            return bad("protocol.bundle_days must be at least 1");
+        }
+        if self.protocol.bundle_days > 60 {
+            return bad("protocol.bundle_days must be at most 60");
+        }
+        if self.captcha.length == 0 || self.captcha.length > 12 {
+            return bad("captcha.length must be between 1 and 12");
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return bad("limits.max_body_bytes must be at least 1024");
+        }
+        if self.limits.report_max_body_bytes < self.limits.max_body_bytes {
+            return bad("limits.report_max_body_bytes must be at least limits.max_body_bytes");
+        }
+        if self.limits.max_concurrent_reports == 0 {
+            return bad("limits.max_concurrent_reports must be at least 1");
+        }
+        if self.push.max_in_flight == 0 {
+            return bad("push.max_in_flight must be at least 1");
+        }
+        if self.keys.argon2_memory_kib < 8 || self.keys.argon2_iterations == 0 {
+            return bad("keys.argon2_memory_kib must be ≥ 8 and keys.argon2_iterations ≥ 1");
+        }
+        if let Err(e) = self.batch.settings() {
+            return Err(ConfigError::Invalid(e.to_string()));
+        }
+        if self.jwt.algorithm == JwtAlgorithm::RS256
+            && (self.jwt.declaration_key_file.as_os_str().is_empty()
+                || self.jwt.analytics_key_file.as_os_str().is_empty()
+                || self.jwt.report_key_file.as_os_str().is_empty())
+        {
+            return bad(
+                "jwt.algorithm = \"RS256\" needs jwt.declaration_key_file, jwt.analytics_key_file and jwt.report_key_file",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reads an environment value as a TOML scalar or array when it parses as
+/// one, else as a string.
+fn env_value(raw: &str) -> toml::Value {
+    let t = raw.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if t.bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return toml::Value::Float(f);
+    }
+    match t {
+        "true" => return toml::Value::Boolean(true),
+        "false" => return toml::Value::Boolean(false),
+        _ => {}
+    }
+    if t.starts_with('[')
+        && let Ok(mut tbl) = toml::from_str::<toml::Table>(&format!("v = {t}"))
+        && let Some(v) = tbl.remove("v")
+    {
+        return v;
+    }
+    toml::Value::String(raw.to_owned())
+}
+
+fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = table;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("{p} is not a section")),
+        };
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.protocol.start().ntp().get(), 3_799_958_400);
+        assert_eq!(c.protocol.bundle_days, 4);
+        assert_eq!(c.protocol.request_time_tolerance_secs, 60);
+        assert_eq!(c.protocol.status_min_epoch_gap, 2);
+        assert_eq!(c.server.bind, "127.0.0.1:8086");
+        assert_eq!(c.server.database_url(), "sqlite:./data/robert.db");
+    }
+
+    #[test]
+    fn the_example_file_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("robert.example.toml");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_nests() {
+        let dir = std::env::temp_dir().join(format!("robert-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[protocol]\nbundle_days = 20\nservice_start = \"2022-01-01\"\n[captcha]\nmode = \"accept-any\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("ROBERT_PROTOCOL__BUNDLE_DAYS", "7"),
+                ("ROBERT_CAPTCHA__EXTERNAL__SUCCESS_CODE", "OK"),
+                ("ROBERT_SERVER__BIND", "0.0.0.0:9000"),
+                ("ROBERT_KEYSTORE_PASSPHRASE", "not a config key"),
+                ("OTHER__THING", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.protocol.bundle_days, 7);
+        assert_eq!(c.protocol.service_start, UtcDate::new(2022, 1, 1).unwrap());
+        assert_eq!(c.captcha.mode, CaptchaMode::AcceptAny);
+        assert_eq!(c.captcha.external.success_code, "OK");
+        assert_eq!(c.server.bind, "0.0.0.0:9000");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let e = Config::load(None, env(&[("ROBERT_PROTOCOL__BUNDLE_DAYZ", "7")])).unwrap_err();
+        assert!(e.to_string().contains("bundle_dayz"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("ROBERT_PROTOCOL__SERVICE_START", "2020-13-01")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
+        let e = Config::load(None, env(&[("ROBERT_PROTOCOL__BUNDLE_DAYS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("bundle_days"), "{e}");
+        let e = Config::load(None, env(&[("ROBERT_BATCH__RISK_THRESHOLD", "-1.0")])).unwrap_err();
+        assert!(e.to_string().contains("batch"), "{e}");
+        let e = Config::load(None, env(&[("ROBERT_JWT__ALGORITHM", "RS256")])).unwrap_err();
+        assert!(e.to_string().contains("RS256"), "{e}");
+    }
+
+    #[test]
+    fn env_values_are_typed() {
+        assert_eq!(env_value("12"), toml::Value::Integer(12));
+        assert_eq!(env_value("-3"), toml::Value::Integer(-3));
+        assert_eq!(env_value("0.0071"), toml::Value::Float(0.0071));
+        assert_eq!(env_value("true"), toml::Value::Boolean(true));
+        assert_eq!(
+            env_value("2020-06-01"),
+            toml::Value::String("2020-06-01".into())
+        );
+        assert_eq!(
+            env_value("http://x:1/a"),
+            toml::Value::String("http://x:1/a".into())
+        );
+        assert!(matches!(env_value("[1.0, 2.5]"), toml::Value::Array(a) if a.len() == 2));
+    }
+}

@@ -1,0 +1,566 @@
+//! Key administration behind `robert keys init | import | rotate | show-public`.
+//!
+//! Imported values are given in hex or standard base64 (padding optional);
+//! the registration private key may also be a PKCS#8 or SEC1 PEM document or
+//! base64 PKCS#8 DER. A value `@path` is read from that file, which keeps
+//! secrets out of shell history and process listings.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use robert_core::keys::{Kek, KeyG, KeyS};
+use robert_core::registration::ServerKeyPair;
+use robert_core::time::UtcDate;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::{KeySet, KeyStore, KeyStoreError};
+
+/// What an administrative command changed (never key bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KeyReport {
+    /// The store.
+    pub keystore: String,
+    /// Keys added.
+    pub added: Vec<String>,
+    /// Keys replaced (import with `--force`).
+    pub replaced: Vec<String>,
+    /// Keys removed.
+    pub removed: Vec<String>,
+    /// Keys already present with the same value.
+    pub unchanged: Vec<String>,
+    /// First and last K_S date now held.
+    pub server_key_range: Option<(String, String)>,
+    /// The registration public key (base64 SPKI), if present.
+    pub registration_public_key: Option<String>,
+}
+
+fn finish(store: &dyn KeyStore, set: &KeySet, mut report: KeyReport) -> KeyReport {
+    report.keystore = store.location();
+    report.server_key_range = match (
+        set.server_keys.keys().next(),
+        set.server_keys.keys().next_back(),
+    ) {
+        (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
+        _ => None,
+    };
+    report.registration_public_key = set
+        .registration
+        .as_ref()
+        .map(ServerKeyPair::public_key_base64);
+    report
+}
+
+fn load_or_empty(store: &dyn KeyStore) -> Result<KeySet, KeyStoreError> {
+    if store.exists() {
+        store.load()
+    } else {
+        Ok(KeySet::default())
+    }
+}
+
+/// `keys init`: creates K_G, the KEK, the registration key pair, the ES256
+/// JWT keys (when `with_jwt`) and K_S for `today..=today+future_days`. On an
+/// existing store only missing keys are added.
+pub fn init(
+    store: &dyn KeyStore,
+    today: UtcDate,
+    future_days: u32,
+    with_jwt: bool,
+) -> Result<KeyReport, KeyStoreError> {
+    let mut set = load_or_empty(store)?;
+    let added = set.fill_missing(
+        today,
+        today.add_days(i64::from(future_days)),
+        with_jwt,
+        &mut rand::rng(),
+    );
+    if !added.is_empty() || !store.exists() {
+        store.save(&set)?;
+    }
+    Ok(finish(
+        store,
+        &set,
+        KeyReport {
+            added,
+            ..KeyReport::default()
+        },
+    ))
+}
+
+/// Adds the ES256 JWT keys to an existing store if they are missing.
+/// Returns what was added.
+pub fn init_jwt_only(store: &dyn KeyStore) -> Result<Vec<String>, KeyStoreError> {
+    let mut set = store.load()?;
+    let mut added = Vec::new();
+    let mut rng = rand::rng();
+    for (slot, name) in [
+        (&mut set.jwt.declaration, "JWT declaration key"),
+        (&mut set.jwt.analytics, "JWT analytics key"),
+        (&mut set.jwt.report, "JWT report key"),
+    ] {
+        if slot.is_none() {
+            *slot = Some(ServerKeyPair::generate(&mut rng).to_scalar_bytes());
+            added.push(name.to_owned());
+        }
+    }
+    if !added.is_empty() {
+        store.save(&set)?;
+    }
+    Ok(added)
+}
+
+/// `keys rotate`: adds K_S up to `today + future_days` and deletes those
+/// older than `today - retention_days`.
+pub fn rotate(
+    store: &dyn KeyStore,
+    today: UtcDate,
+    future_days: u32,
+    retention_days: u32,
+) -> Result<KeyReport, KeyStoreError> {
+    let mut set = store.load()?;
+    let mut added = Vec::new();
+    let mut day = today;
+    let last = today.add_days(i64::from(future_days));
+    let mut rng = rand::rng();
+    while day <= last {
+        if let std::collections::btree_map::Entry::Vacant(e) = set.server_keys.entry(day) {
+            e.insert(KeyS::generate(&mut rng));
+            added.push(format!("K_S {day}"));
+        }
+        day = day.add_days(1);
+    }
+    let removed: Vec<String> = set
+        .prune_before(today.add_days(-i64::from(retention_days)))
+        .into_iter()
+        .map(|d| format!("K_S {d}"))
+        .collect();
+    if !added.is_empty() || !removed.is_empty() {
+        store.save(&set)?;
+    }
+    Ok(finish(
+        store,
+        &set,
+        KeyReport {
+            added,
+            removed,
+            ..KeyReport::default()
+        },
+    ))
+}
+
+/// `keys show-public`: the registration public key in the base64
+/// SubjectPublicKeyInfo form apps embed.
+pub fn show_public(store: &dyn KeyStore) -> Result<String, KeyStoreError> {
+    store
+        .load()?
+        .registration
+        .map(|k| k.public_key_base64())
+        .ok_or(KeyStoreError::Missing("registration key pair"))
+}
+
+/// One key to import.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ImportItem {
+    /// K_S of a date.
+    ServerKey(UtcDate, Zeroizing<String>),
+    /// K_G.
+    FederationKey(Zeroizing<String>),
+    /// The KEK.
+    Kek(Zeroizing<String>),
+    /// The registration private key.
+    RegistrationKey(Zeroizing<String>),
+}
+
+/// Reads `@path` values from their file; other values are returned as given.
+pub fn resolve_value(arg: &str) -> Result<Zeroizing<String>, KeyStoreError> {
+    match arg.strip_prefix('@') {
+        Some(path) => {
+            let bytes = Zeroizing::new(std::fs::read(Path::new(path)).map_err(|source| {
+                KeyStoreError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?);
+            let text = std::str::from_utf8(&bytes).map_err(|_| KeyStoreError::InvalidKey {
+                what: format!("value file {path}"),
+                reason: "not UTF-8 text".into(),
+            })?;
+            Ok(Zeroizing::new(text.trim().to_owned()))
+        }
+        None => Ok(Zeroizing::new(arg.trim().to_owned())),
+    }
+}
+
+/// Decodes a key given in hex or base64 that must be `len` bytes
+/// (or one of `lens`).
+pub fn decode_key(
+    value: &str,
+    lens: &[usize],
+    what: &str,
+) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    let v = value.trim();
+    let invalid = |reason: &str| KeyStoreError::InvalidKey {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let expected = || {
+        let e: Vec<String> = lens.iter().map(ToString::to_string).collect();
+        e.join(" or ")
+    };
+    let hex = (v.len().is_multiple_of(2) && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex::decode(v).ok())
+        .flatten()
+        .map(Zeroizing::new);
+    let b64 = robert_core::b64::DECODER
+        .decode(v.as_bytes())
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v.trim_end_matches('='))
+        })
+        .ok()
+        .map(Zeroizing::new);
+    let fits = |b: &Option<Zeroizing<Vec<u8>>>| b.as_ref().is_some_and(|b| lens.contains(&b.len()));
+    if fits(&hex) {
+        return hex.ok_or_else(|| invalid("invalid hex"));
+    }
+    if fits(&b64) {
+        return b64.ok_or_else(|| invalid("invalid base64"));
+    }
+    let bytes = match (hex, b64) {
+        (Some(h), _) => h,
+        (None, Some(b)) => b,
+        (None, None) => return Err(invalid("neither hex nor base64")),
+    };
+    Err(invalid(&format!(
+        "expected {} bytes, got {}",
+        expected(),
+        bytes.len()
+    )))
+}
+
+/// Parses a registration private key: a 32-byte scalar (hex or base64),
+/// base64 PKCS#8 DER, or a PKCS#8 / SEC1 PEM document.
+pub fn parse_registration_key(value: &str) -> Result<ServerKeyPair, KeyStoreError> {
+    use p256::pkcs8::DecodePrivateKey as _;
+    let invalid = |reason: &str| KeyStoreError::InvalidKey {
+        what: "registration private key".into(),
+        reason: reason.into(),
+    };
+    let v = value.trim();
+    if v.starts_with("-----BEGIN") {
+        let secret = if v.contains("BEGIN EC PRIVATE KEY") {
+            p256::SecretKey::from_sec1_pem(v).map_err(|_| invalid("invalid SEC1 PEM"))?
+        } else {
+            p256::SecretKey::from_pkcs8_pem(v).map_err(|_| invalid("invalid PKCS#8 PEM"))?
+        };
+        let scalar = Zeroizing::new(<[u8; 32]>::from(secret.to_bytes()));
+        return ServerKeyPair::from_scalar_bytes(scalar.as_ref())
+            .map_err(|_| invalid("not a P-256 key"));
+    }
+    if let Ok(raw) = decode_key(v, &[32], "registration private key") {
+        return ServerKeyPair::from_scalar_bytes(&raw)
+            .map_err(|_| invalid("not a valid P-256 scalar"));
+    }
+    let der = Zeroizing::new(
+        robert_core::b64::DECODER
+            .decode(v.as_bytes())
+            .map_err(|_| {
+                invalid("expected a 32-byte scalar, base64 PKCS#8 DER or a PEM document")
+            })?,
+    );
+    ServerKeyPair::from_pkcs8_der(&der).map_err(|_| invalid("invalid PKCS#8 DER"))
+}
+
+/// Parses a K_S list: lines `YYYY-MM-DD KEY` (or `YYYY-MM-DD=KEY`), or, when
+/// `from` is given, bare keys for consecutive days starting at `from`.
+/// Blank lines and lines starting with `#` are skipped.
+pub fn parse_server_keys(
+    text: &str,
+    from: Option<UtcDate>,
+) -> Result<Vec<(UtcDate, Zeroizing<String>)>, KeyStoreError> {
+    let mut out = Vec::new();
+    let mut next = from;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: &str| KeyStoreError::InvalidKey {
+            what: format!("server key list, line {}", i + 1),
+            reason: reason.into(),
+        };
+        let mut parts = line.splitn(2, |c: char| c.is_whitespace() || c == '=');
+        let first = parts.next().unwrap_or_default();
+        match (first.parse::<UtcDate>(), parts.next()) {
+            (Ok(date), Some(key)) => out.push((date, Zeroizing::new(key.trim().to_owned()))),
+            (Ok(_), None) => return Err(bad("a date without a key")),
+            (Err(_), _) => {
+                let day = next.ok_or_else(|| {
+                    bad("expected `YYYY-MM-DD KEY` (or give --from for bare keys)")
+                })?;
+                if line.contains(char::is_whitespace) {
+                    return Err(bad("expected one key per line"));
+                }
+                out.push((day, Zeroizing::new(line.to_owned())));
+                next = Some(day.add_days(1));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `keys import`: adds the given keys. A key already present with another
+/// value is an error unless `force`.
+pub fn import(
+    store: &dyn KeyStore,
+    items: Vec<ImportItem>,
+    force: bool,
+) -> Result<KeyReport, KeyStoreError> {
+    let mut set = load_or_empty(store)?;
+    let mut report = KeyReport::default();
+    // Parse everything first: a bad value aborts before anything is written.
+    enum Parsed {
+        S(UtcDate, Box<KeyS>),
+        G(Box<KeyG>),
+        K(Kek),
+        R(ServerKeyPair),
+    }
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        parsed.push(match item {
+            ImportItem::ServerKey(day, v) => {
+                let raw = decode_key(&v, &[KeyS::LEN], &format!("K_S {day}"))?;
+                Parsed::S(
+                    day,
+                    Box::new(
+                        KeyS::from_slice(&raw).map_err(|_| KeyStoreError::InvalidKey {
+                            what: format!("K_S {day}"),
+                            reason: "bad length".into(),
+                        })?,
+                    ),
+                )
+            }
+            ImportItem::FederationKey(v) => {
+                let raw = decode_key(&v, &[16, 24, 32], "K_G")?;
+                Parsed::G(Box::new(KeyG::from_slice(&raw).map_err(|_| {
+                    KeyStoreError::InvalidKey {
+                        what: "K_G".into(),
+                        reason: "bad length".into(),
+                    }
+                })?))
+            }
+            ImportItem::Kek(v) => {
+                let raw = decode_key(&v, &[32], "KEK")?;
+                let mut arr = Zeroizing::new([0u8; 32]);
+                arr.copy_from_slice(&raw);
+                Parsed::K(Kek::from_bytes(*arr))
+            }
+            ImportItem::RegistrationKey(v) => Parsed::R(parse_registration_key(&v)?),
+        });
+    }
+    fn place<T: PartialEq>(
+        slot: &mut Option<T>,
+        new: T,
+        name: String,
+        force: bool,
+        report: &mut KeyReport,
+    ) -> Result<(), KeyStoreError> {
+        match slot {
+            Some(old) if *old == new => report.unchanged.push(name),
+            Some(_) if !force => return Err(KeyStoreError::Conflict(name)),
+            Some(_) => {
+                *slot = Some(new);
+                report.replaced.push(name);
+            }
+            None => {
+                *slot = Some(new);
+                report.added.push(name);
+            }
+        }
+        Ok(())
+    }
+    for p in parsed {
+        match p {
+            Parsed::S(day, key) => {
+                let mut slot = set.server_keys.remove(&day);
+                let r = place(&mut slot, *key, format!("K_S {day}"), force, &mut report);
+                if let Some(k) = slot {
+                    set.server_keys.insert(day, k);
+                }
+                r?;
+            }
+            Parsed::G(k) => place(&mut set.key_g, *k, "K_G".into(), force, &mut report)?,
+            Parsed::K(k) => place(&mut set.kek, k, "KEK".into(), force, &mut report)?,
+            Parsed::R(k) => {
+                // Compare through the public key (the pair has no equality).
+                let mut slot = set.registration.take().map(RegKey);
+                let r = place(
+                    &mut slot,
+                    RegKey(k),
+                    "registration key pair".into(),
+                    force,
+                    &mut report,
+                );
+                set.registration = slot.map(|r| r.0);
+                r?;
+            }
+        }
+    }
+    if !report.added.is_empty() || !report.replaced.is_empty() {
+        store.save(&set)?;
+    }
+    Ok(finish(store, &set, report))
+}
+
+struct RegKey(ServerKeyPair);
+
+impl PartialEq for RegKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.public_key() == other.0.public_key()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::file::{FileKeyStore, KdfParams};
+
+    const P: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn store(name: &str) -> (FileKeyStore, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!("robert-admin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        (
+            FileKeyStore::new(d.join("ks"), Zeroizing::new("pw".into()), P),
+            d,
+        )
+    }
+
+    fn day(s: &str) -> UtcDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn init_rotate_show() {
+        let (s, d) = store("init");
+        let r = init(&s, day("2024-03-10"), 5, true).unwrap();
+        assert_eq!(r.added.len(), 3 + 6 + 3);
+        assert_eq!(
+            r.server_key_range,
+            Some(("2024-03-10".into(), "2024-03-15".into()))
+        );
+        let pk = show_public(&s).unwrap();
+        assert!(
+            pk.starts_with("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"),
+            "{pk}"
+        );
+        assert_eq!(r.registration_public_key.as_deref(), Some(pk.as_str()));
+        // Idempotent.
+        assert!(
+            init(&s, day("2024-03-10"), 5, true)
+                .unwrap()
+                .added
+                .is_empty()
+        );
+        let r = rotate(&s, day("2024-04-01"), 2, 10).unwrap();
+        assert_eq!(
+            r.added,
+            vec!["K_S 2024-04-01", "K_S 2024-04-02", "K_S 2024-04-03"]
+        );
+        assert_eq!(r.removed.len(), 6, "every March key is older than 10 days");
+        assert_eq!(show_public(&s).unwrap(), pk, "rotation keeps the key pair");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn import_formats_and_conflicts() {
+        let (s, d) = store("import");
+        let ks_hex = "00112233445566778899aabbccddeeff0011223344556677";
+        let kg_b64 = robert_core::b64::encode([7u8; 32]);
+        let kek_hex = hex::encode([9u8; 32]);
+        // The dev key store's pk_S is not reproducible here; use a generated key as PEM.
+        let pair = ServerKeyPair::generate(&mut rand::rng());
+        let pem = {
+            use p256::pkcs8::EncodePrivateKey as _;
+            p256::SecretKey::from_slice(pair.to_scalar_bytes().as_ref())
+                .unwrap()
+                .to_pkcs8_pem(Default::default())
+                .unwrap()
+        };
+        let items = vec![
+            ImportItem::ServerKey(day("2024-01-01"), Zeroizing::new(ks_hex.into())),
+            ImportItem::FederationKey(Zeroizing::new(kg_b64)),
+            ImportItem::Kek(Zeroizing::new(kek_hex.clone())),
+            ImportItem::RegistrationKey(Zeroizing::new(pem.to_string())),
+        ];
+        let r = import(&s, items, false).unwrap();
+        assert_eq!(r.added.len(), 4);
+        assert_eq!(show_public(&s).unwrap(), pair.public_key_base64());
+        let set = s.load().unwrap();
+        assert_eq!(
+            set.server_keys[&day("2024-01-01")]
+                .expose_secret()
+                .as_slice(),
+            hex::decode(ks_hex).unwrap().as_slice()
+        );
+        // Same values again: unchanged; another value: conflict unless forced.
+        let r = import(&s, vec![ImportItem::Kek(Zeroizing::new(kek_hex))], false).unwrap();
+        assert_eq!(r.unchanged, vec!["KEK"]);
+        let other = robert_core::b64::encode([1u8; 32]);
+        let e = import(
+            &s,
+            vec![ImportItem::Kek(Zeroizing::new(other.clone()))],
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, KeyStoreError::Conflict(_)));
+        let r = import(&s, vec![ImportItem::Kek(Zeroizing::new(other))], true).unwrap();
+        assert_eq!(r.replaced, vec!["KEK"]);
+        // Scalar forms of the registration key.
+        let scalar_hex = hex::encode(pair.to_scalar_bytes().as_ref());
+        assert_eq!(
+            parse_registration_key(&scalar_hex).unwrap().public_key(),
+            pair.public_key()
+        );
+        let der_b64 = robert_core::b64::encode(pair.to_pkcs8_der().as_slice());
+        assert_eq!(
+            parse_registration_key(&der_b64).unwrap().public_key(),
+            pair.public_key()
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_key_not_the_value() {
+        let e = decode_key("abcd", &[24], "K_S 2024-01-01")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("K_S 2024-01-01") && !e.contains("abcd"), "{e}");
+        assert!(decode_key("!!!!", &[32], "KEK").is_err());
+        assert!(
+            parse_registration_key("-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----")
+                .is_err()
+        );
+        // The zero scalar is not a valid key.
+        assert!(parse_registration_key(&hex::encode([0u8; 32])).is_err());
+    }
+
+    #[test]
+    fn server_key_lists() {
+        let text = "# ceremony 2024-01\n2024-01-01 AAAA\n2024-01-02=BBBB\n\n";
+        let v = parse_server_keys(text, None).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].0, day("2024-01-02"));
+        assert_eq!(v[1].1.as_str(), "BBBB");
+        let v = parse_server_keys("k1\nk2\nk3\n", Some(day("2024-02-28"))).unwrap();
+        assert_eq!(v[2].0, day("2024-03-01"));
+        assert!(parse_server_keys("k1\n", None).is_err());
+        assert!(parse_server_keys("2024-01-01\n", None).is_err());
+    }
+}

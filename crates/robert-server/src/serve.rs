@@ -1,0 +1,407 @@
+//! Assembling and running the server: key store bootstrap, state, listeners,
+//! background tasks (key reload and rotation, periodic batch), shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use robert_core::time::UtcDate;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::captcha::Captcha;
+use crate::clock::SharedClock;
+use crate::codes::CodesClient;
+use crate::config::{CaptchaMode, Config, JwtAlgorithm};
+use crate::http_client::ClientBuildError;
+use crate::jwt::{JwtError, Tokens};
+use crate::keystore::file::{
+    FileKeyStore, KdfParams, PASSPHRASE_ENV, PassphraseSource, resolve_passphrase,
+};
+use crate::keystore::{KeyRing, KeyStore, KeyStoreError, admin};
+use crate::push::PushClient;
+use crate::state::{AppState, StateParts};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Key store problem.
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
+    /// Database problem.
+    #[error("database: {0}")]
+    Store(#[from] robert_store::StoreError),
+    /// JWT key problem.
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    /// HTTP client problem.
+    #[error(transparent)]
+    Http(#[from] ClientBuildError),
+    /// Cannot listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Whether the configured JWT keys need generated ES256 keys in the store.
+pub fn needs_generated_jwt_keys(config: &Config) -> bool {
+    config.jwt.algorithm == JwtAlgorithm::ES256
+        && (config.jwt.declaration_key_file.as_os_str().is_empty()
+            || config.jwt.analytics_key_file.as_os_str().is_empty()
+            || config.jwt.report_key_file.as_os_str().is_empty())
+}
+
+/// KDF parameters for new key stores, from the configuration.
+pub fn kdf_params(config: &Config) -> KdfParams {
+    KdfParams {
+        memory_kib: config.keys.argon2_memory_kib,
+        iterations: config.keys.argon2_iterations,
+        parallelism: config.keys.argon2_parallelism,
+    }
+}
+
+/// Opens the configured file key store. The passphrase comes from
+/// `ROBERT_KEYSTORE_PASSPHRASE`, else the passphrase file; when
+/// `create_passphrase` is true and the key store does not exist yet, a
+/// missing passphrase file is generated (mode 0600).
+pub fn open_keystore(
+    config: &Config,
+    create_passphrase: bool,
+) -> Result<(FileKeyStore, PassphraseSource), KeyStoreError> {
+    let data_dir = &config.server.data_dir;
+    let path = config.keys.keystore_path(data_dir);
+    let pass_path = config.keys.passphrase_path(data_dir);
+    let generate = create_passphrase && !path.exists();
+    let (pass, source) =
+        resolve_passphrase(std::env::var(PASSPHRASE_ENV).ok(), &pass_path, generate)?;
+    Ok((FileKeyStore::new(path, pass, kdf_params(config)), source))
+}
+
+/// What the server found or created at start, for the operator.
+#[derive(Debug)]
+pub struct Startup {
+    /// The running state.
+    pub state: AppState,
+    /// The key store.
+    pub keystore: Arc<dyn KeyStore>,
+    /// The key store's generation when the ring was loaded.
+    pub keystore_generation: Option<u64>,
+    /// Messages to log (never secrets).
+    pub notes: Vec<String>,
+    /// Warnings to log at every start.
+    pub warnings: Vec<String>,
+}
+
+/// Prepares the key store (creating it on first start), opens the database
+/// and assembles the state.
+pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, ServeError> {
+    let mut notes = Vec::new();
+    let mut warnings = Vec::new();
+    std::fs::create_dir_all(&config.server.data_dir)?;
+    let (ks, source) = open_keystore(&config, true)?;
+    match &source {
+        PassphraseSource::Env => notes.push(format!("key store passphrase taken from {PASSPHRASE_ENV}")),
+        PassphraseSource::File(p) => notes.push(format!("key store passphrase read from {}", p.display())),
+        PassphraseSource::Generated(p) => warnings.push(format!(
+            "generated a random key store passphrase in {} (mode 0600). Protect it: keep it readable by the \
+             server's user only and back it up apart from the key store, or move it to a secret manager and \
+             pass it as {PASSPHRASE_ENV}",
+            p.display()
+        )),
+    }
+    let today = UtcDate::of(clock.now_ntp());
+    let with_jwt = needs_generated_jwt_keys(&config);
+    if !ks.exists() {
+        let r = admin::init(&ks, today, config.keys.future_days, with_jwt)?;
+        notes.push(format!(
+            "created key store {} with {} keys (K_S {} to {})",
+            ks.location(),
+            r.added.len(),
+            r.server_key_range
+                .as_ref()
+                .map(|r| r.0.as_str())
+                .unwrap_or("-"),
+            r.server_key_range
+                .as_ref()
+                .map(|r| r.1.as_str())
+                .unwrap_or("-"),
+        ));
+    } else {
+        if with_jwt {
+            let r = admin::init_jwt_only(&ks)?;
+            if !r.is_empty() {
+                notes.push(format!("generated JWT keys: {}", r.join(", ")));
+            }
+        }
+        if config.keys.auto_rotate {
+            let r = admin::rotate(
+                &ks,
+                today,
+                config.keys.future_days,
+                config.keys.retention_days,
+            )?;
+            if !r.added.is_empty() || !r.removed.is_empty() {
+                notes.push(format!(
+                    "key rotation: {} added, {} removed",
+                    r.added.len(),
+                    r.removed.len()
+                ));
+            }
+        }
+    }
+    let keystore_generation = ks.generation();
+    let set = ks.load()?;
+    let tokens = Tokens::from_config(&config.jwt, &set.jwt)?;
+    let ring = KeyRing::from_set(set)?;
+    if ring.server_key(today).is_none() {
+        warnings.push(format!(
+            "the key store holds no K_S for today ({today}): /register and /status answer 503 until \
+             `robert keys rotate` or `robert keys import` provides one"
+        ));
+    }
+    notes.push(format!("key store: {} ({:?})", ks.location(), ring));
+
+    let url = config.server.database_url();
+    let store = robert_store::open(&url, &config.store).await?;
+    notes.push(format!(
+        "database: {} ({})",
+        redact_url(&url),
+        store.backend()
+    ));
+
+    match config.captcha.mode {
+        CaptchaMode::AcceptAny => warnings.push(
+            "captcha mode is accept-any: every captcha answer is accepted. For tests and demos only".into(),
+        ),
+        CaptchaMode::External => notes.push(format!(
+            "captcha: external service {}",
+            config.captcha.external.private_base_url
+        )),
+        CaptchaMode::Builtin => notes.push("captcha: built-in image challenges".into()),
+    }
+    if !config.codes.check_token {
+        warnings.push(
+            "codes.check_token = false: /report accepts any token. For tests and demos only".into(),
+        );
+    }
+    if config.server.clock_offset_secs != 0 {
+        warnings.push(format!(
+            "the server clock is shifted by {} s (server.clock_offset_secs): testing only",
+            config.server.clock_offset_secs
+        ));
+    }
+    let state = AppState::new(StateParts {
+        captcha: Captcha::from_config(&config.captcha)?,
+        codes: CodesClient::new(&config.codes)?,
+        push: PushClient::new(&config.push)?,
+        store,
+        keys: ring,
+        tokens,
+        clock,
+        config,
+    });
+    Ok(Startup {
+        state,
+        keystore: Arc::new(ks),
+        keystore_generation,
+        notes,
+        warnings,
+    })
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Reloads the key ring when the key store changes and, with
+/// `keys.auto_rotate`, keeps K_S provisioned (daily). `loaded` is the
+/// generation the running ring was loaded from ([`Startup::keystore_generation`]).
+pub fn spawn_key_maintenance(
+    state: AppState,
+    keystore: Arc<dyn KeyStore>,
+    loaded: Option<u64>,
+) -> tokio::task::JoinHandle<()> {
+    let every = state.config.keys.reload_secs;
+    let mut generation = loaded;
+    tokio::spawn(async move {
+        if every == 0 {
+            return;
+        }
+        let mut last_rotation_day: Option<UtcDate> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let today = UtcDate::of(state.clock.now_ntp());
+            if state.config.keys.auto_rotate && last_rotation_day != Some(today) {
+                let ks = keystore.clone();
+                let (future, retention) = (
+                    state.config.keys.future_days,
+                    state.config.keys.retention_days,
+                );
+                match tokio::task::spawn_blocking(move || {
+                    admin::rotate(ks.as_ref(), today, future, retention)
+                })
+                .await
+                {
+                    Ok(Ok(r)) => {
+                        last_rotation_day = Some(today);
+                        if !r.added.is_empty() || !r.removed.is_empty() {
+                            tracing::info!(
+                                added = r.added.len(),
+                                removed = r.removed.len(),
+                                "server keys rotated"
+                            );
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "server key rotation failed"),
+                    Err(e) => tracing::error!(error = %e, "server key rotation task failed"),
+                }
+            }
+            let now_gen = keystore.generation();
+            if now_gen.is_some() && now_gen == generation {
+                continue;
+            }
+            let ks = keystore.clone();
+            match tokio::task::spawn_blocking(move || ks.load()).await {
+                Ok(Ok(set)) => match KeyRing::from_set(set) {
+                    Ok(ring) => {
+                        tracing::info!(keys = ?ring, "key store reloaded");
+                        state.keys.replace(ring);
+                        generation = now_gen;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reloaded key store is incomplete; keeping the previous keys")
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "key store reload failed; keeping the previous keys")
+                }
+                Err(e) => tracing::error!(error = %e, "key store reload task failed"),
+            }
+        }
+    })
+}
+
+/// Runs the risk batch every `every` inside the server (`robert serve
+/// --batch-every`). The first run starts one period after startup; a run
+/// that overlaps another (another process holding the batch lock) is skipped.
+pub fn spawn_periodic_batch(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match state.run_batch().await {
+                Ok(report) => tracing::info!(
+                    report = %serde_json::to_string(&report).unwrap_or_default(),
+                    "risk batch done"
+                ),
+                Err(crate::batch::BatchError::AlreadyRunning) => {
+                    tracing::info!("risk batch skipped: another run is in progress");
+                }
+                Err(e) => tracing::error!(error = %e, "risk batch failed"),
+            }
+        }
+    })
+}
+
+/// Binds the configured listeners.
+pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), ServeError> {
+    let bind = |addr: String| async move {
+        TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let main = bind(config.server.bind.clone()).await?;
+    let internal = if config.server.internal_bind.trim().is_empty() {
+        None
+    } else {
+        Some(bind(config.server.internal_bind.clone()).await?)
+    };
+    Ok((main, internal))
+}
+
+/// Serves the API until `shutdown` resolves. With an internal listener the
+/// KPI and metrics endpoints are served there only.
+pub async fn run(
+    state: AppState,
+    main: TcpListener,
+    internal: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    match internal {
+        None => {
+            let app = api::app(state);
+            axum::serve(
+                main,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait(rx))
+            .await?;
+        }
+        Some(internal) => {
+            let public = api::finish(api::public_routes(&state), state.clone());
+            let private = api::finish(api::internal_routes(), state);
+            let a = axum::serve(
+                main,
+                public.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait(rx.clone()));
+            let b = axum::serve(
+                internal,
+                private.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait(rx));
+            let (ra, rb) = tokio::join!(a.into_future(), b.into_future());
+            ra?;
+            rb?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

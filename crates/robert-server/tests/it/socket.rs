@@ -1,0 +1,203 @@
+//! The server on a real socket, and its start-up (key store bootstrap,
+//! reload, separate internal listener).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use robert_core::time::UtcDate;
+use robert_server::clock::{ManualClock, SharedClock};
+use robert_server::config::{CaptchaMode, Config};
+
+use robert_server::keystore::admin;
+use robert_server::serve;
+use serde_json::json;
+
+use super::support::{TestApp, today_noon};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("robert-server-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.data_dir = dir.to_path_buf();
+    c.server.bind = "127.0.0.1:0".into();
+    c.keys.argon2_memory_kib = 64;
+    c.keys.argon2_iterations = 1;
+    c.captcha.mode = CaptchaMode::AcceptAny;
+    c
+}
+
+#[tokio::test]
+async fn real_socket_round_trip_and_graceful_shutdown() {
+    let app = TestApp::new(robert_store::Backend::Sqlite, "socket")
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve::run(app.state.clone(), listener, None, async {
+        let _ = rx.await;
+    }));
+    let client = robert_server::http_client::client(Duration::from_secs(5)).unwrap();
+    let clock: serde_json::Value = client
+        .get(format!("http://{addr}/api/v6/clock"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(clock["serviceStartDate"], "2020-06-01");
+    let key =
+        robert_core::registration::ClientKeyAgreement::new(&mut rand::rng()).public_key_base64();
+    let r = client
+        .post(format!("http://{addr}/api/v6/register"))
+        .json(&json!({"captcha": "a", "captchaId": "b", "clientPublicECDHKey": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = client
+        .post(format!("http://{addr}/api/v6/status"))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn first_start_creates_keys_and_later_starts_reuse_them() {
+    let dir = temp_dir("bootstrap");
+    let cfg = config(&dir);
+    let clock: SharedClock = Arc::new(ManualClock::at_ntp(today_noon()));
+    let s = serve::prepare(cfg.clone(), clock.clone()).await.unwrap();
+    let pass = dir.join("keystore.pass");
+    assert!(dir.join("keystore.robert").exists());
+    assert!(dir.join("robert.db").exists());
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("generated a random key store passphrase")
+                && w.contains("keystore.pass")),
+        "{:?}",
+        s.warnings
+    );
+    assert!(
+        s.warnings.iter().any(|w| w.contains("accept-any")),
+        "{:?}",
+        s.warnings
+    );
+    assert!(
+        s.notes.iter().any(|n| n.contains("created key store")),
+        "{:?}",
+        s.notes
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&pass).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let ring = s.state.keys.get();
+    let today = UtcDate::of(today_noon());
+    assert!(ring.server_key(today).is_some() && ring.server_key(today.add_days(5)).is_some());
+    assert!(ring.server_key(today.add_days(6)).is_none());
+    let pk = ring.registration().public_key_base64();
+    s.state.store.close().await;
+    drop(s);
+    // Nothing secret in the notes and warnings.
+    let s = serve::prepare(cfg.clone(), clock.clone()).await.unwrap();
+    assert_eq!(s.state.keys.get().registration().public_key_base64(), pk);
+    assert!(!s.warnings.iter().any(|w| w.contains("generated")));
+    let secret = std::fs::read_to_string(&pass).unwrap();
+    for line in s.notes.iter().chain(&s.warnings) {
+        assert!(!line.contains(secret.trim()), "passphrase leaked: {line}");
+    }
+    s.state.store.close().await;
+    drop(s);
+    // A wrong passphrase file is a clear error, not a new key store.
+    std::fs::write(&pass, "wrong\n").unwrap();
+    let err = serve::prepare(cfg, clock).await.unwrap_err().to_string();
+    assert!(err.contains("wrong passphrase"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_server_reloads_a_rotated_key_store() {
+    let dir = temp_dir("reload");
+    let mut cfg = config(&dir);
+    cfg.keys.auto_rotate = false;
+    cfg.keys.reload_secs = 1;
+    let clock: SharedClock = Arc::new(ManualClock::at_ntp(today_noon()));
+    let s = serve::prepare(cfg, clock.clone()).await.unwrap();
+    let today = UtcDate::of(clock.now_ntp());
+    let later = today.add_days(9);
+    assert!(s.state.keys.get().server_key(later).is_none());
+    let task =
+        serve::spawn_key_maintenance(s.state.clone(), s.keystore.clone(), s.keystore_generation);
+    // `robert keys rotate` from another process, a few days later.
+    let r = admin::rotate(s.keystore.as_ref(), today.add_days(4), 5, 30).unwrap();
+    assert_eq!(r.added.len(), 4);
+    let mut reloaded = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.state.keys.get().server_key(later).is_some() {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "the server picked up the new K_S");
+    task.abort();
+    assert!(s.keystore.exists());
+    s.state.store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn internal_endpoints_on_their_own_listener() {
+    let dir = temp_dir("internal");
+    let mut cfg = config(&dir);
+    cfg.server.internal_bind = "127.0.0.1:0".into();
+    let clock: SharedClock = Arc::new(ManualClock::at_ntp(today_noon()));
+    let s = serve::prepare(cfg, clock).await.unwrap();
+    let (main, internal) = serve::bind(&s.state.config).await.unwrap();
+    let internal = internal.unwrap();
+    let (a, b) = (main.local_addr().unwrap(), internal.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve::run(s.state.clone(), main, Some(internal), async {
+        let _ = rx.await;
+    }));
+    let client = robert_server::http_client::client(Duration::from_secs(5)).unwrap();
+    let get = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(format!("http://{a}/internal/api/v2/kpis")).await, 404);
+    assert_eq!(get(format!("http://{a}/metrics")).await, 404);
+    assert_eq!(get(format!("http://{a}/api/v6/clock")).await, 200);
+    assert_eq!(get(format!("http://{b}/internal/api/v2/kpis")).await, 200);
+    assert_eq!(get(format!("http://{b}/metrics")).await, 200);
+    assert_eq!(get(format!("http://{b}/api/v6/clock")).await, 404);
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    s.state.store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
