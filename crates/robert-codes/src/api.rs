@@ -269,3 +269,14 @@ pub fn internal_router(service: CodesService) -> Router {
         .route("/health", get(health))
         .with_state(service)
 }
+
+/// Internal routes for a process that also serves another service (the
+/// ROBERT server, whose `/metrics` and health paths are its own): the KPIs
+/// at their usual path, metrics at `/codes/metrics`, health at `/codes/health`.
+pub fn embedded_internal_router(service: CodesService) -> Router {
+    Router::new()
+        .route("/internal/api/v1/kpi", get(kpi))
+        .route("/codes/metrics", get(metrics))
+        .route("/codes/health", get(health))
+        .with_state(service)
+}

@@ -41,4 +41,11 @@ impl CodesService {
     pub fn internal_router(&self) -> axum::Router {
         api::internal_router(self.clone())
     }
+
+    /// Internal routes when mounted inside `robert serve` (no path clashes
+    /// with the ROBERT server): `/internal/api/v1/kpi`, `/codes/metrics`,
+    /// `/codes/health`.
+    pub fn embedded_internal_router(&self) -> axum::Router {
+        api::embedded_internal_router(self.clone())
+    }
 }

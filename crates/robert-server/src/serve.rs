@@ -337,12 +337,34 @@ pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>),
     Ok((main, internal))
 }
 
+/// Routes of another service served by the same listeners, e.g. the
+/// submission-code service in a one-process deployment. They must not clash
+/// with the server's own paths and must not set a fallback.
+#[derive(Debug, Default)]
+pub struct ExtraRoutes {
+    /// Served with the public API.
+    pub public: axum::Router,
+    /// Served with the internal endpoints (KPIs, metrics).
+    pub internal: axum::Router,
+}
+
 /// Serves the API until `shutdown` resolves. With an internal listener the
 /// KPI and metrics endpoints are served there only.
 pub async fn run(
     state: AppState,
     main: TcpListener,
     internal: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    run_with(state, main, internal, ExtraRoutes::default(), shutdown).await
+}
+
+/// [`run`], also serving another service's routes on the same listeners.
+pub async fn run_with(
+    state: AppState,
+    main: TcpListener,
+    internal: Option<TcpListener>,
+    extra: ExtraRoutes,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -355,7 +377,7 @@ pub async fn run(
     };
     match internal {
         None => {
-            let app = api::app(state);
+            let app = extra.public.merge(extra.internal).merge(api::app(state));
             axum::serve(
                 main,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -364,8 +386,12 @@ pub async fn run(
             .await?;
         }
         Some(internal) => {
-            let public = api::finish(api::public_routes(&state), state.clone());
-            let private = api::finish(api::internal_routes(), state);
+            let public = extra
+                .public
+                .merge(api::finish(api::public_routes(&state), state.clone()));
+            let private = extra
+                .internal
+                .merge(api::finish(api::internal_routes(), state));
             let a = axum::serve(
                 main,
                 public.into_make_service_with_connect_info::<SocketAddr>(),

@@ -35,7 +35,7 @@ async fn doctor_portal_in_headless_chromium() {
         Path::new("/usr/bin/chromedriver"),
     );
     if !chromium.exists() || !driver.exists() {
-        crate::support::skip_or_fail(
+        skip_or_fail(
             "ROBERT_TEST_REQUIRE_TOOLS",
             "skipped: chromium or chromedriver not installed (apt-get install chromium chromium-driver)",
         );

@@ -125,7 +125,7 @@ fn base64_len(s: &str) -> usize {
 #[tokio::test]
 async fn letter_pdf_renders_and_its_qr_decodes_to_the_code() {
     if !Path::new("/usr/bin/pdftoppm").exists() {
-        crate::support::skip_or_fail(
+        skip_or_fail(
             "ROBERT_TEST_REQUIRE_TOOLS",
             "skipped: pdftoppm not installed (apt-get install poppler-utils)",
         );

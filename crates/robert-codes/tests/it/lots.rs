@@ -222,7 +222,7 @@ impl Drop for Sshd {
 fn start_sshd(dir: &Path, host_key: &Path, authorized: &str) -> Option<Sshd> {
     let sshd = Path::new("/usr/sbin/sshd");
     if !sshd.exists() {
-        crate::support::skip_or_fail(
+        skip_or_fail(
             "ROBERT_TEST_REQUIRE_TOOLS",
             "skipped: /usr/sbin/sshd not installed (apt-get install openssh-server)",
         );
