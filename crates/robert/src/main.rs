@@ -16,14 +16,38 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Score contacts from CSV files with risk scoring v2 and print JSON.
+    /// Run the ROBERT server (/api/v6); `--batch-every 15m` also runs the risk batch.
+    Serve(cmd::serve::ServeArgs),
+    /// Run the risk batch once and print its report as JSON.
+    Batch(cmd::batch::BatchArgs),
+    /// Provision the server keys: init, import, rotate, show-public.
+    Keys(cmd::keys::KeysArgs),
+    /// Submission codes: verify API, doctor portal, laboratory lots, QR codes and letters.
+    Codes(cmd::codes::CodesArgs),
+    /// Act as a phone against a running server: register, status, report, delete, show.
+    Phone(cmd::phone::PhoneArgs),
+    /// Score contacts from CSV files (risk scoring v2, or v0) and print JSON.
     Score(cmd::score::ScoreArgs),
+    /// Measure the protocol hot paths (ns/op, ops/s), like `openssl speed`.
+    Speed(cmd::speed::SpeedArgs),
+    /// Field simulation: run scenarios (TOML) with real SDK phones and write a report.
+    Simulate(cmd::simulate::SimulateArgs),
+    /// A small town of ~300 phones over five days, end to end, in under a minute.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Batch(args) => cmd::batch::run(args),
+        Command::Keys(args) => cmd::keys::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Codes(args) => cmd::codes::run(args),
+        Command::Phone(args) => cmd::phone::run(args),
         Command::Score(args) => cmd::score::run(args),
+        Command::Speed(args) => cmd::speed::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,11 @@
 //! One module per subcommand: arguments and `run`.
 
+pub(crate) mod batch;
+pub(crate) mod codes;
+pub(crate) mod demo;
+pub(crate) mod keys;
+pub(crate) mod phone;
 pub(crate) mod score;
+pub(crate) mod serve;
+pub(crate) mod simulate;
+pub(crate) mod speed;

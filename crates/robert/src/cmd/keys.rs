@@ -1,0 +1,227 @@
+//! `robert keys`: provisioning of the server keys (protocol.md §3).
+//!
+//! ```text
+//! robert keys init          K_G, KEK, registration key pair, JWT keys, K_S today..today+N
+//! robert keys import        keys from a key ceremony or another site (hex or base64; @file)
+//! robert keys rotate        K_S up to today+N; deletes K_S older than the retention
+//! robert keys show-public   the registration public key apps embed (--jwt: token keys)
+//! ```
+//!
+//! Reports are JSON on stdout and never contain key material. The key store
+//! and its passphrase are those of the server configuration (`[keys]`,
+//! `ROBERT_KEYSTORE_PASSPHRASE`). Exit status: 0 on success, 2 on error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use robert_core::time::UtcDate;
+use robert_server::keystore::admin::{self, ImportItem};
+use robert_server::keystore::file::PassphraseSource;
+use robert_server::keystore::{KeyRing, KeyStore as _};
+use robert_server::serve;
+use zeroize::Zeroizing;
+
+use super::serve::{ConfigArgs, clock};
+
+/// Arguments of `robert keys`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Create the key store, or add whatever it lacks: K_G, KEK, the
+    /// registration key pair, ES256 JWT keys and K_S for today and the next days.
+    Init {
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// Days of K_S after today (default: `keys.future_days`).
+        #[arg(long)]
+        future_days: Option<u32>,
+    },
+    /// Import keys given in hex or base64 (`@path` reads a value from a file).
+    Import {
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// K_S of one day: `YYYY-MM-DD=KEY` (24 bytes). Repeatable.
+        #[arg(long = "server-key", value_name = "DATE=KEY")]
+        server_keys: Vec<String>,
+        /// A file of K_S: lines `YYYY-MM-DD KEY`, or bare keys for
+        /// consecutive days from `--from`.
+        #[arg(long = "server-keys", value_name = "FILE")]
+        server_keys_file: Option<PathBuf>,
+        /// First day of a file of bare K_S.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day of a file of bare K_S (checks the count).
+        #[arg(long)]
+        to: Option<String>,
+        /// K_G, the federation key (16, 24 or 32 bytes).
+        #[arg(long)]
+        federation_key: Option<String>,
+        /// The KEK (32 bytes).
+        #[arg(long)]
+        kek: Option<String>,
+        /// The registration private key: a 32-byte scalar, base64 PKCS#8 DER,
+        /// or a PKCS#8/SEC1 PEM document (use `@file.pem`).
+        #[arg(long)]
+        registration_key: Option<String>,
+        /// Replace keys already present with other values.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add K_S up to today + N days and delete K_S older than the retention.
+    Rotate {
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// Days of K_S after today (default: `keys.future_days`).
+        #[arg(long)]
+        future_days: Option<u32>,
+        /// Past days of K_S kept (default: `keys.retention_days`).
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
+    /// Print the registration public key (base64 SubjectPublicKeyInfo), the
+    /// form apps embed.
+    ShowPublic {
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// Also print the JWT verification keys (PEM), for token consumers.
+        #[arg(long)]
+        jwt: bool,
+    },
+}
+
+fn parse_date(s: &str) -> anyhow::Result<UtcDate> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("invalid date {s:?} (expected YYYY-MM-DD)"))
+}
+
+fn print_passphrase_note(source: &PassphraseSource) {
+    if let PassphraseSource::Generated(p) = source {
+        eprintln!(
+            "robert: generated a random key store passphrase in {} (mode 0600); protect it and back it \
+             up apart from the key store, or pass it as ROBERT_KEYSTORE_PASSPHRASE",
+            p.display()
+        );
+    }
+}
+
+pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        KeysCommand::Init {
+            common,
+            future_days,
+        } => {
+            let config = common.load()?;
+            std::fs::create_dir_all(&config.server.data_dir)
+                .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
+            let (ks, source) = serve::open_keystore(&config, true)?;
+            print_passphrase_note(&source);
+            let today = UtcDate::of(clock(&config).now_ntp());
+            let report = admin::init(
+                &ks,
+                today,
+                future_days.unwrap_or(config.keys.future_days),
+                serve::needs_generated_jwt_keys(&config),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        KeysCommand::Import {
+            common,
+            server_keys,
+            server_keys_file,
+            from,
+            to,
+            federation_key,
+            kek,
+            registration_key,
+            force,
+        } => {
+            let config = common.load()?;
+            let mut items = Vec::new();
+            for arg in &server_keys {
+                let Some((date, value)) = arg.split_once('=') else {
+                    bail!("--server-key expects DATE=KEY");
+                };
+                items.push(ImportItem::ServerKey(
+                    parse_date(date)?,
+                    admin::resolve_value(value)?,
+                ));
+            }
+            if let Some(file) = &server_keys_file {
+                let text = Zeroizing::new(
+                    std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?,
+                );
+                let from = from.as_deref().map(parse_date).transpose()?;
+                let list = admin::parse_server_keys(&text, from)?;
+                if let (Some(from), Some(to)) = (from, to.as_deref().map(parse_date).transpose()?) {
+                    let expected = to.days_since_unix_epoch() - from.days_since_unix_epoch() + 1;
+                    if i64::try_from(list.len()).unwrap_or(-1) != expected {
+                        bail!(
+                            "{} holds {} keys but {from}..{to} is {expected} days",
+                            file.display(),
+                            list.len()
+                        );
+                    }
+                }
+                items.extend(list.into_iter().map(|(d, k)| ImportItem::ServerKey(d, k)));
+            } else if from.is_some() || to.is_some() {
+                bail!("--from and --to go with --server-keys FILE");
+            }
+            if let Some(v) = &federation_key {
+                items.push(ImportItem::FederationKey(admin::resolve_value(v)?));
+            }
+            if let Some(v) = &kek {
+                items.push(ImportItem::Kek(admin::resolve_value(v)?));
+            }
+            if let Some(v) = &registration_key {
+                items.push(ImportItem::RegistrationKey(admin::resolve_value(v)?));
+            }
+            if items.is_empty() {
+                bail!("nothing to import (see `robert keys import --help`)");
+            }
+            std::fs::create_dir_all(&config.server.data_dir)
+                .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
+            let (ks, source) = serve::open_keystore(&config, true)?;
+            print_passphrase_note(&source);
+            let report = admin::import(&ks, items, force)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        KeysCommand::Rotate {
+            common,
+            future_days,
+            retention_days,
+        } => {
+            let config = common.load()?;
+            let (ks, _) = serve::open_keystore(&config, false)?;
+            let today = UtcDate::of(clock(&config).now_ntp());
+            let report = admin::rotate(
+                &ks,
+                today,
+                future_days.unwrap_or(config.keys.future_days),
+                retention_days.unwrap_or(config.keys.retention_days),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        KeysCommand::ShowPublic { common, jwt } => {
+            let config = common.load()?;
+            let (ks, _) = serve::open_keystore(&config, false)?;
+            println!("{}", admin::show_public(&ks)?);
+            if jwt {
+                let set = ks.load()?;
+                let tokens = robert_server::jwt::Tokens::from_config(&config.jwt, &set.jwt)?;
+                let _ = KeyRing::from_set(set)?;
+                for (name, signer) in tokens.signers() {
+                    println!("# {name} token ({:?})", signer.algorithm());
+                    print!("{}", signer.public_key_pem());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,208 @@
+//! `robert serve`: the ROBERT server (server-api.md §3), optionally running
+//! the risk batch periodically (`--batch-every 15m`).
+//!
+//! With no arguments it listens on 127.0.0.1:8086 with the embedded SQLite
+//! store and a key store created on first start, both in `./data`.
+//! Configuration: `--config robert.toml` and `ROBERT_<SECTION>__<KEY>`
+//! environment variables (see `crates/robert-server/robert.example.toml`).
+//!
+//! Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 2 on error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use robert_server::clock::{OffsetClock, SharedClock};
+use robert_server::config::{CodesConfig, Config, LogFormat};
+use robert_server::serve;
+
+/// Arguments of `robert serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) common: ConfigArgs,
+    /// Run the risk batch inside the server at this interval (e.g. `15m`,
+    /// `1h`, `900s`); by default the batch runs separately (`robert batch`).
+    #[arg(long, value_parser = parse_duration)]
+    batch_every: Option<Duration>,
+    /// Listen address (overrides `server.bind`).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Also run the submission-code service (verify API, doctor portal,
+    /// daily laboratory lots) in this process, configured by this file (see
+    /// `crates/robert-codes/codes.example.toml`). Its routes join the
+    /// server's listeners (its metrics at `/codes/metrics`), and `/report`
+    /// verifies codes against it unless `codes.url` is set explicitly.
+    #[arg(long, env = "ROBERT_CODES_CONFIG")]
+    codes_config: Option<PathBuf>,
+}
+
+/// Options shared by the server commands.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConfigArgs {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', env = "ROBERT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory (overrides `server.data_dir`).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Loads the configuration.
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::from_env_and_file(self.config.as_deref())?;
+        if let Some(d) = &self.data_dir {
+            config.server.data_dir = d.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `2h`, `1d`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 900s, 15m, 1h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("invalid duration unit in {s:?} (use s, m, h or d)")),
+    };
+    if secs == 0 {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Installs the log subscriber (stderr).
+pub(crate) fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The server clock: the system clock shifted by `server.clock_offset_secs`.
+pub(crate) fn clock(config: &Config) -> SharedClock {
+    Arc::new(OffsetClock::new(config.server.clock_offset_secs))
+}
+
+/// A multi-threaded Tokio runtime.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = args.common.load()?;
+    if let Some(b) = &args.bind {
+        config.server.bind = b.clone();
+    }
+    init_logging(&config);
+    runtime()?.block_on(async move {
+        let codes = match &args.codes_config {
+            Some(path) => Some(embedded_codes(path).await?),
+            None => None,
+        };
+        let (main, internal) = serve::bind(&config).await?;
+        if codes.is_some() && config.codes.url == CodesConfig::default().url {
+            let mut addr = main.local_addr().context("cannot read the listen address")?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            config.codes.url = format!("http://{addr}");
+        }
+        let clock = clock(&config);
+        let startup = serve::prepare(config, clock)
+            .await
+            .context("cannot start the server")?;
+        for w in &startup.warnings {
+            tracing::warn!("{w}");
+        }
+        for n in &startup.notes {
+            tracing::info!("{n}");
+        }
+        let state = startup.state;
+        tracing::info!(
+            address = %main.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            internal = %internal.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "same listener".into()),
+            codes = codes.is_some(),
+            "ROBERT server listening"
+        );
+        let _keys = serve::spawn_key_maintenance(state.clone(), startup.keystore, startup.keystore_generation);
+        if let Some(every) = args.batch_every {
+            tracing::info!(every_secs = every.as_secs(), "the risk batch runs inside the server");
+            let _batch = serve::spawn_periodic_batch(state.clone(), every);
+        }
+        let extra = match &codes {
+            Some(c) => serve::ExtraRoutes { public: c.router(), internal: c.embedded_internal_router() },
+            None => serve::ExtraRoutes::default(),
+        };
+        let _lots = codes.as_ref().map(robert_codes::CodesService::spawn_daily_jobs);
+        let store = state.store.clone();
+        serve::run_with(state, main, internal, extra, serve::shutdown_signal()).await?;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Builds the submission-code service for a one-process deployment. The
+/// server's own verify calls come from loopback, so loopback is exempt from
+/// the verify rate limit.
+async fn embedded_codes(path: &std::path::Path) -> anyhow::Result<robert_codes::CodesService> {
+    let mut cfg = robert_codes::Config::load(path).with_context(|| {
+        format!(
+            "cannot load the code service configuration {}",
+            path.display()
+        )
+    })?;
+    for ip in [
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ] {
+        if !cfg.api.verify_unlimited_addresses.contains(&ip) {
+            cfg.api.verify_unlimited_addresses.push(ip);
+        }
+    }
+    tracing::info!(
+        "the submission-code service runs inside the server (its own listen addresses are ignored)"
+    );
+    robert_codes::cli::build_service(cfg)
+        .await
+        .context("cannot start the submission-code service")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

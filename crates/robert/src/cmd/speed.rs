@@ -1,0 +1,230 @@
+//! `robert speed`: protocol hot paths in ns/op and ops/s, in the spirit of
+//! `openssl speed`.
+//!
+//! Each operation runs for a fixed wall-clock budget after a short warm-up;
+//! the figure is the mean over all iterations. Criterion benchmarks
+//! (`cargo bench -p robert-core`, `cargo bench -p skinny`) give the same
+//! measurements with confidence intervals.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use robert_core::ebid::{self, Ebid};
+use robert_core::ecc::{CountryCode, Ecc};
+use robert_core::hello::Hello;
+use robert_core::id_a::IdA;
+use robert_core::keys::{KeyA, KeyATuples, KeyG, KeyS};
+use robert_core::time::{Epoch, ServiceStart};
+use robert_core::tuples::{self, BundleSpan};
+use serde::Serialize;
+
+/// Arguments of `robert speed`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SpeedArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Measurement time per operation, in milliseconds.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    millis: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Measurement {
+    name: &'static str,
+    what: &'static str,
+    ns_per_op: f64,
+    ops_per_sec: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    skinny_backend: &'static str,
+    cpu_threads: usize,
+    results: Vec<Measurement>,
+}
+
+/// Runs `f` (which performs `per_call` operations) until `budget` elapses.
+fn measure(
+    name: &'static str,
+    what: &'static str,
+    budget: Duration,
+    per_call: u64,
+    mut f: impl FnMut(),
+) -> Measurement {
+    let warm = Instant::now();
+    while warm.elapsed() < budget / 10 {
+        f();
+    }
+    let mut calls: u64 = 0;
+    let start = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    while elapsed < budget {
+        for _ in 0..16 {
+            f();
+        }
+        calls += 16;
+        elapsed = start.elapsed();
+    }
+    let ops = (calls * per_call) as f64;
+    let ns = elapsed.as_nanos() as f64 / ops;
+    Measurement {
+        name,
+        what,
+        ns_per_op: ns,
+        ops_per_sec: 1e9 / ns,
+    }
+}
+
+/// Runs `robert speed`.
+pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
+    let budget = Duration::from_millis(args.millis);
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let k_s = KeyS::generate(&mut rng);
+    let k_g = KeyG::generate(&mut rng);
+    let k_a = KeyA::from_bytes([0x42; 32]);
+    let k_t = KeyATuples::from_bytes([0x24; 32]);
+    let start = ServiceStart::REFERENCE;
+    let epoch = Epoch(66_855);
+    let now = start.epoch_start(epoch).plus(321);
+    let id_a = IdA([1, 2, 3, 4, 5]);
+    let cipher = k_s.cipher();
+
+    let ebid = Ebid::encrypt(&k_s, epoch, id_a)?;
+    let ecc = Ecc::encrypt(&k_g, &ebid, CountryCode::FRANCE);
+    let hello = Hello::new(&k_a, ecc, ebid, now.time16()).to_bytes();
+    let batch: Vec<Ebid> = (0..1024u32)
+        .map(|i| Ebid::encrypt(&k_s, Epoch(epoch.0 + i % 96), IdA::from_u64(u64::from(i))))
+        .collect::<Result<_, _>>()?;
+    let mut blocks: Vec<u64> = batch.iter().map(|e| u64::from_be_bytes(e.0)).collect();
+
+    let mut results = vec![
+        measure(
+            "skinny-decrypt",
+            "SKINNY-64-192, one block",
+            budget,
+            1,
+            || {
+                black_box(cipher.decrypt_u64(black_box(0x0123_4567_89ab_cdef)));
+            },
+        ),
+        measure(
+            "skinny-decrypt-batch",
+            "SKINNY-64-192, per block in batches of 1024",
+            budget,
+            1024,
+            || {
+                cipher.decrypt_batch(black_box(&mut blocks));
+            },
+        ),
+        measure(
+            "ebid-generate",
+            "EBID = SKINNY(K_S, epoch ‖ ID_A)",
+            budget,
+            1,
+            || {
+                black_box(Ebid::encrypt(&k_s, black_box(epoch), black_box(id_a)).ok());
+            },
+        ),
+        measure(
+            "ebid-decrypt-batch",
+            "EBID → (epoch, ID_A), per EBID in batches of 1024",
+            budget,
+            1024,
+            || {
+                black_box(ebid::decrypt_batch(&k_s, black_box(&batch)));
+            },
+        ),
+        measure(
+            "ecc-encode",
+            "ECC = AES-256(K_G, EBID ‖ 0)[0] ⊕ CC",
+            budget,
+            1,
+            || {
+                black_box(Ecc::encrypt(&k_g, black_box(&ebid), CountryCode::FRANCE));
+            },
+        ),
+    ];
+    results.push(measure(
+        "hello-verify",
+        "parse HELLO + ECC decode + EBID decrypt + MAC check (keyed K_A)",
+        budget,
+        1,
+        || {
+            let h = Hello::from_bytes(black_box(&hello)).ok();
+            if let Some(h) = h {
+                let cc = h.ecc.decrypt(&k_g, &h.ebid);
+                let content = h.ebid.decrypt(&k_s);
+                let ok = cc == CountryCode::FRANCE && content.epoch == epoch && h.verify_mac(&k_a);
+                black_box(ok);
+            }
+        },
+    ));
+    results.push(measure(
+        "hello-verify-cold-key",
+        "the same, with K_A set up per HELLO (HMAC key schedule included)",
+        budget,
+        1,
+        || {
+            if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
+                let key = KeyA::from_bytes(black_box([0x42; 32]));
+                let cc = h.ecc.decrypt(&k_g, &h.ebid);
+                let content = h.ebid.decrypt(&k_s);
+                black_box(
+                    cc == CountryCode::FRANCE && content.epoch == epoch && h.verify_mac(&key),
+                );
+            }
+        },
+    ));
+    let span = BundleSpan {
+        from: epoch,
+        days: 4,
+    };
+    let n_tuples = tuples::generate(id_a, span, &start, &k_g, CountryCode::FRANCE, |_| {
+        Some(&k_s)
+    })
+    .tuples
+    .len();
+    results.push(measure(
+        "bundle-4-days",
+        "tuple bundle, 4 days from 00:00 (384 tuples): EBIDs + ECCs + JSON + AES-256-GCM",
+        budget,
+        1,
+        || {
+            let from = BundleSpan {
+                from: Epoch(epoch.0 - epoch.index_in_day()),
+                days: 4,
+            };
+            let b = tuples::generate(id_a, from, &start, &k_g, CountryCode::FRANCE, |_| {
+                Some(&k_s)
+            });
+            black_box(b.seal(&k_t, &mut rng));
+        },
+    ));
+    let report = Report {
+        skinny_backend: skinny::backend_name(),
+        cpu_threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        results,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "SKINNY backend: {}   (bundle at epoch {epoch}: {n_tuples} tuples)",
+            report.skinny_backend
+        );
+        println!("{:<24} {:>12} {:>14}  what", "operation", "ns/op", "ops/s");
+        for m in &report.results {
+            println!(
+                "{:<24} {:>12.1} {:>14.0}  {}",
+                m.name, m.ns_per_op, m.ops_per_sec, m.what
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,291 @@
+//! End-to-end tests of `robert keys`, `robert serve` and `robert batch`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("robert-server-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn robert(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_robert"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+        .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
+        .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
+        .env_remove("ROBERT_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn keys_init_show_import_rotate() {
+    let d = dir("keys");
+    let init = json(&robert(&d, &["keys", "init", "--future-days", "2"]));
+    assert_eq!(init["added"].as_array().unwrap().len(), 3 + 3 + 3);
+    assert!(d.join("keystore.robert").exists() && d.join("keystore.pass").exists());
+    let show = robert(&d, &["keys", "show-public"]);
+    let pk = String::from_utf8(show.stdout).unwrap();
+    assert!(
+        pk.trim()
+            .starts_with("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"),
+        "{pk}"
+    );
+    assert_eq!(init["registration_public_key"], pk.trim());
+    let jwt = String::from_utf8(robert(&d, &["keys", "show-public", "--jwt"]).stdout).unwrap();
+    assert_eq!(jwt.matches("-----BEGIN PUBLIC KEY-----").count(), 3);
+
+    // Import: one day inline, a file of bare keys for three days, K_G from a file.
+    let file = d.join("ks.txt");
+    std::fs::write(&file, "# ceremony\n000102030405060708090a0b0c0d0e0f1011121314151617\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYX\n000102030405060708090a0b0c0d0e0f1011121314151617\n").unwrap();
+    let kg = d.join("kg.hex");
+    std::fs::write(&kg, "aa".repeat(32)).unwrap();
+    let r = json(&robert(
+        &d,
+        &[
+            "keys",
+            "import",
+            "--server-key",
+            "2040-01-01=000102030405060708090a0b0c0d0e0f1011121314151617",
+            "--server-keys",
+            file.to_str().unwrap(),
+            "--from",
+            "2040-02-01",
+            "--to",
+            "2040-02-03",
+        ],
+    ));
+    assert_eq!(r["added"].as_array().unwrap().len(), 4);
+    // K_G exists already with another value: refused without --force.
+    let refused = robert(
+        &d,
+        &[
+            "keys",
+            "import",
+            "--federation-key",
+            &format!("@{}", kg.display()),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--force") && !err.contains("aaaa"), "{err}");
+    let r = json(&robert(
+        &d,
+        &[
+            "keys",
+            "import",
+            "--federation-key",
+            &format!("@{}", kg.display()),
+            "--force",
+        ],
+    ));
+    assert_eq!(r["replaced"], serde_json::json!(["K_G"]));
+    // A bad value names the key, never the value.
+    let bad = robert(&d, &["keys", "import", "--kek", "0011"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("KEK") && err.contains("expected 32 bytes") && !err.contains("0011"),
+        "{err}"
+    );
+    // Rotation drops the 2040 keys? No: they are in the future; retention 0 drops past days only.
+    let r = json(&robert(
+        &d,
+        &[
+            "keys",
+            "rotate",
+            "--future-days",
+            "3",
+            "--retention-days",
+            "0",
+        ],
+    ));
+    assert_eq!(r["added"].as_array().unwrap().len(), 1);
+    assert_eq!(r["server_key_range"][1], "2040-02-03");
+    // Without the passphrase file the key store cannot be opened.
+    std::fs::remove_file(d.join("keystore.pass")).unwrap();
+    let o = robert(&d, &["keys", "show-public"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ROBERT_KEYSTORE_PASSPHRASE"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn serve_with_no_configuration_then_batch() {
+    let d = dir("serve");
+    let (mut child, addr, text) = spawn_serve(&d, &[]);
+    assert!(
+        text.contains("keystore.pass") && text.contains("Protect it"),
+        "{text}"
+    );
+    assert!(text.contains("created key store"), "{text}");
+    let (status, body) = http(
+        &addr,
+        "GET /api/v6/clock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"serviceStartDate\":\"2020-06-01\""),
+        "{body}"
+    );
+    let (status, _) = http(
+        &addr,
+        "GET /actuator/health/readiness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    // SIGTERM: a clean shutdown, exit 0.
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // The batch on the same data: a JSON report.
+    let out = Command::new(env!("CARGO_BIN_EXE_robert"))
+        .args(["batch", "--data-dir"])
+        .arg(&d)
+        .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(report["contacts_processed"], 0);
+    assert!(report["epoch"].as_u64().unwrap() > 200_000);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Starts `robert serve` on a free loopback port with extra arguments and
+/// returns the child and the address it listens on.
+fn spawn_serve(d: &Path, extra: &[&str]) -> (std::process::Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_robert"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(d)
+        .args(extra)
+        .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+        .env("ROBERT_LOG__FORMAT", "json")
+        .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
+        .env_remove("ROBERT_CODES_CONFIG")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = Instant::now();
+    let mut log = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["fields"]["message"] == "ROBERT server listening" {
+            let addr = v["fields"]["address"].as_str().unwrap().to_owned();
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, addr, log.join("\n"));
+        }
+        log.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no listening line in {log:#?}");
+}
+
+fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// One process serves both the ROBERT API and the submission-code service:
+/// a short code issued by the code service is accepted once by `/report`.
+#[test]
+fn serve_with_the_code_service_inside() {
+    let d = dir("serve-codes");
+    let codes = d.join("codes.toml");
+    std::fs::write(
+        &codes,
+        format!(
+            "database_url = \"sqlite://{}?mode=rwc\"\n\
+             [[peppers]]\nid = \"p1\"\nsecret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+             [[api.clients]]\nname = \"test\"\n\
+             key_sha256 = \"62af8704764faf8ea82fc61ce9c4c3908b6cb97d463a634e9e587d7c885db0ef\"\n\
+             daily_quota = 10\nper_minute = 10\n\
+             [portal]\nenabled = true\ncookie_secure = false\n",
+            d.join("codes.db").display()
+        ),
+    )
+    .unwrap();
+    let codes_arg = codes.to_str().unwrap().to_owned();
+    let (mut child, addr, _) = spawn_serve(&d, &["--codes-config", &codes_arg]);
+
+    let (status, body) = http(
+        &addr,
+        "GET /api/v1/generate/short HTTP/1.1\r\nHost: x\r\nx-api-key: test-key\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    let code = serde_json::from_str::<Value>(&body).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(code.len(), 6, "{code}");
+
+    // /report verifies the code against the embedded service: accepted once.
+    let report = format!(r#"{{"token":"{code}","contacts":[]}}"#);
+    let (status, body) = post_json(&addr, "/api/v6/report", &report);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"success\":true"), "{body}");
+    let (status, _) = post_json(&addr, "/api/v6/report", &report);
+    assert_eq!(status, 401, "a code is usable once");
+
+    // The portal and the code service's metrics share the listener.
+    let (status, body) = http(
+        &addr,
+        "GET /portal/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("<form"), "{body}");
+    let (status, _) = http(
+        &addr,
+        "GET /codes/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = http(
+        &addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&d).unwrap();
+}
