@@ -89,6 +89,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(state.clone(), date_header))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -114,6 +115,20 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// Stamps `Date` with the server's clock. Hyper would stamp the OS clock,
+/// which differs from the server's time under a clock offset or in a
+/// simulation; apps compare this header with their own clock (±120 s).
+async fn date_header(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if let Ok(secs) = u64::try_from(state.clock.now_unix()) {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            resp.headers_mut().insert(axum::http::header::DATE, v);
+        }
+    }
+    resp
 }
 
 /// Counts and times every request by matched route.

@@ -843,3 +843,23 @@ async fn ecc_of_another_country_is_stored_for_the_batch_to_drop() {
     let _ = NtpSeconds(0);
     app.cleanup().await;
 }
+
+/// The `Date` header follows the server's clock, not the OS clock: apps
+/// compare it with their own time (±120 s), which must hold under a clock
+/// offset or in a simulation.
+#[tokio::test]
+async fn date_header_follows_the_server_clock() {
+    use tower::ServiceExt as _;
+    let app = TestApp::new(robert_store::Backend::Sqlite, "date")
+        .await
+        .unwrap();
+    let router = robert_server::api::app(app.state.clone());
+    let req = axum::http::Request::get("/api/v6/clock")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = router.oneshot(req).await.unwrap();
+    let date = resp.headers()[axum::http::header::DATE].to_str().unwrap();
+    // TestApp's clock stands at 2024-03-14T12:00:00Z.
+    assert_eq!(date, "Thu, 14 Mar 2024 12:00:00 GMT");
+    app.cleanup().await;
+}
