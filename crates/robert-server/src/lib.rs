@@ -3,10 +3,9 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`api`] | `app(state) -> Router`: routes, handlers, the [`api::extract::ApiJson`] extractor, DTOs and validation, the one [`api::error::ApiError`] |
+//! | [`api`] | `app(state) -> Router`: routes, handlers (tuple bundles come from `robert_core::tuples`), the [`api::extract::ApiJson`] extractor, DTOs and validation, the one [`api::error::ApiError`] |
 //! | [`state`] | [`state::AppState`]: store, key ring, configuration, clock, captcha, codes and push clients, JWT issuers, metrics |
 //! | [`keystore`] | K_S per day, K_G, the KEK, the registration key pair; the passphrase-encrypted [`keystore::file::FileKeyStore`] behind the [`keystore::KeyStore`] trait; `robert keys` operations |
-//! | [`bundle`] | tuple bundles on the hot path (batch SKINNY and AES) |
 //! | [`jwt`] | `declarationToken`, `analyticsToken`, `reportValidationToken` (ES256 or RS256) |
 //! | [`captcha`] | built-in PNG challenges, the reference's external protocol, `accept-any` |
 //! | [`codes`], [`push`] | submission-code verification; push-server forwarding |
