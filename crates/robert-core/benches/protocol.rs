@@ -33,6 +33,17 @@ fn protocol(c: &mut Criterion) {
     c.bench_function("ecc_encode", |b| {
         b.iter(|| Ecc::encrypt(&k_g, black_box(&ebid), CountryCode::FRANCE))
     });
+    // The three parts of a HELLO verification, to show where the time goes.
+    c.bench_function("hello_verify_parts/ecc_decrypt", |b| {
+        b.iter(|| black_box(ecc).decrypt(&k_g, black_box(&ebid)))
+    });
+    c.bench_function("hello_verify_parts/ebid_decrypt", |b| {
+        b.iter(|| black_box(&ebid).decrypt(&k_s))
+    });
+    let parsed = Hello::from_bytes(&hello).unwrap();
+    c.bench_function("hello_verify_parts/mac_verify", |b| {
+        b.iter(|| black_box(&parsed).verify_mac(&k_a))
+    });
     c.bench_function("hello_verify", |b| {
         b.iter(|| {
             let h = Hello::from_bytes(black_box(&hello)).unwrap();
