@@ -54,6 +54,9 @@
 //! thresholds change. Thresholds that act after the scoring (R0, risk
 //! threshold) can also be swept without rerunning: each
 //! [`PhoneOutcome`] carries the phone's server score `S` and its truth.
+//! [`calibrate::calibrate`] does both over a grid and picks the values with
+//! the fewest false negatives, then the fewest false positives (`robert
+//! calibrate`).
 //!
 //! # Scale
 //!
@@ -82,6 +85,7 @@
 //!   that makes the SDK's `raw − tx − rx` equal the protocol's value.
 
 mod backend;
+pub mod calibrate;
 pub mod confusion;
 pub mod error;
 pub mod options;

@@ -32,6 +32,9 @@ enum Command {
     Speed(cmd::speed::SpeedArgs),
     /// Field simulation: run scenarios (TOML) with real SDK phones and write a report.
     Simulate(cmd::simulate::SimulateArgs),
+    /// Fit the phone filter and server risk thresholds to scenarios (fewest
+    /// false negatives, then fewest false positives).
+    Calibrate(cmd::calibrate::CalibrateArgs),
     /// A small town of ~300 phones over five days, end to end, in under a minute.
     Demo(cmd::demo::DemoArgs),
 }
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => cmd::keys::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Codes(args) => cmd::codes::run(args),
         Command::Phone(args) => cmd::phone::run(args),
         Command::Score(args) => cmd::score::run(args),

@@ -82,3 +82,69 @@ fn simulate_without_scenario_or_with_a_bad_file_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_file(bad);
 }
+
+#[test]
+fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
+    let out = std::env::temp_dir().join(format!("robert-cal-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = robert(&[
+        "calibrate",
+        "--scenario",
+        small().to_str().unwrap(),
+        "--filter-risk",
+        "0.1,0.9",
+        "--filter-duration",
+        "120",
+        "--scoring-p0",
+        "-66",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("reference"), "{stdout}");
+    assert!(stdout.contains("calibrated"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("calibration.md")).unwrap();
+    assert!(md.contains("## Before and after"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("calibration.json")).unwrap()).unwrap();
+    // The reference and the one other grid point.
+    assert_eq!(json["grid"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["reference"]["filter_risk_threshold"], 0.1);
+    let counts = |k: &str| {
+        (
+            json[k]["fn"].as_u64().unwrap(),
+            json[k]["fp"].as_u64().unwrap(),
+        )
+    };
+    // Fewest false negatives first, then fewest false positives: the real
+    // rerun with the chosen values is never worse than the reference.
+    assert!(counts("after") <= counts("before"), "{json}");
+    // The small scenario's desk neighbour is a contact at risk; the reference
+    // alerts them, so the calibration must keep doing so.
+    assert_eq!(json["before"]["fn"], 0, "{json}");
+    assert_eq!(json["after"]["fn"], 0, "{json}");
+    assert_eq!(json["after"], json["predicted_after"], "{json}");
+    let _ = std::fs::remove_dir_all(&out);
+
+    let o = robert(&[
+        "calibrate",
+        "--scenario",
+        small().to_str().unwrap(),
+        "--filter-risk",
+        "1.5",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not in [0, 1]"),
+        "{o:?}"
+    );
+    let o = robert(&["calibrate", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+}

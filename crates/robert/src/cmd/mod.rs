@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments and `run`.
 
 pub(crate) mod batch;
+pub(crate) mod calibrate;
 pub(crate) mod codes;
 pub(crate) mod demo;
 pub(crate) mod keys;

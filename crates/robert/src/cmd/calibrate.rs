@@ -1,0 +1,178 @@
+//! `robert calibrate`: fit the on-device filter and the server's risk
+//! thresholds to a set of scenarios — fewest false negatives first, then
+//! fewest false positives — and print the before/after table
+//! (`robert_sim::calibrate` has the method).
+//!
+//! ```text
+//! robert calibrate --faq-matrix --scenario crates/robert-sim/scenarios/office.toml
+//! robert calibrate --scenario small.toml --filter-risk 0.1,0.3 --filter-duration 120 --scoring-p0 -66
+//! ```
+//!
+//! Writes `calibration.md` and `calibration.json` into `--out`. Exit status 0
+//! when the study ran (whatever it found), 2 on any error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use robert_radio::scenario::Scenario;
+use robert_sim::SimOptions;
+use robert_sim::calibrate::{Grid, calibrate, config_snippet, describe, markdown};
+use robert_sim::confusion::percent;
+
+/// Arguments of `robert calibrate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CalibrateArgs {
+    /// Scenario files (TOML). Repeatable.
+    #[arg(long = "scenario", short = 's')]
+    scenarios: Vec<PathBuf>,
+    /// Also use the 20 cells of the StopCovid FAQ's field-test matrix.
+    #[arg(long)]
+    faq_matrix: bool,
+    /// Seed (overrides each scenario's; the FAQ cells use seed + 1 … seed + 20).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// On-device filter riskThreshold values to try (mode RISKS; reference 0.1).
+    #[arg(long, value_delimiter = ',', default_values_t = Grid::default().filter_risk_thresholds)]
+    filter_risk: Vec<f64>,
+    /// On-device filter durationThreshold values to try, in seconds (reference 120).
+    #[arg(long, value_delimiter = ',', default_values_t = Grid::default().filter_durations_s)]
+    filter_duration: Vec<u64>,
+    /// Server scoring p0 values to try, in dBm (reference -66).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true,
+          default_values_t = Grid::default().scoring_p0s)]
+    scoring_p0: Vec<f64>,
+    /// Finer time steps (1 s moving, 10 s static) instead of the fast ones.
+    #[arg(long)]
+    fine: bool,
+    /// Report directory (calibration.md, calibration.json).
+    #[arg(long, short = 'o', default_value = "robert-calibration")]
+    out: PathBuf,
+    /// Print only the result.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// Reads scenario files and, with `faq_matrix`, adds the FAQ cells.
+pub(crate) fn load_scenarios(
+    paths: &[PathBuf],
+    faq_matrix: bool,
+    seed: Option<u64>,
+) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    for path in paths {
+        scenarios.push(read_scenario(path)?);
+    }
+    if faq_matrix {
+        scenarios.extend(
+            robert_sim::scenarios::faq_matrix(seed.unwrap_or(0))?
+                .into_iter()
+                .map(|(_, s)| s),
+        );
+    }
+    if scenarios.is_empty() {
+        bail!("nothing to run: give --scenario FILE.toml (repeatable) or --faq-matrix");
+    }
+    Ok(scenarios)
+}
+
+fn read_scenario(path: &Path) -> anyhow::Result<Scenario> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let s = Scenario::from_toml_str(&text).with_context(|| format!("{}", path.display()))?;
+    s.validate()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(s)
+}
+
+pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    let mut scenarios = load_scenarios(&args.scenarios, args.faq_matrix, args.seed)?;
+    if let Some(seed) = args.seed {
+        // FAQ cells already carry seed + i; files take the given seed.
+        for s in scenarios.iter_mut().filter(|s| !s.name.starts_with("faq-")) {
+            s.seed = seed;
+        }
+    }
+    let grid = Grid {
+        filter_risk_thresholds: args.filter_risk.clone(),
+        filter_durations_s: args.filter_duration.clone(),
+        scoring_p0s: args.scoring_p0.clone(),
+    };
+    grid.validate().map_err(anyhow::Error::msg)?;
+    let base = if args.fine {
+        SimOptions::default()
+    } else {
+        SimOptions::fast()
+    };
+    let runs = 1 + grid.points().len();
+    if !args.quiet {
+        println!(
+            "Calibrating on {} scenario(s), {} grid point(s) besides the reference \
+             (each reruns every scenario)…",
+            scenarios.len(),
+            runs - 1
+        );
+    }
+    let started = Instant::now();
+    let quiet = args.quiet;
+    let c = calibrate(&scenarios, &base, &grid, &mut |line| {
+        if !quiet {
+            println!("  {line}");
+        }
+    })
+    .context("calibration failed")?;
+
+    println!(
+        "\n{:<11} {:>11} {:>9} {:>8} {:>9} {:>5} {:>5} {:>5} {:>6} {:>8} {:>10}",
+        "",
+        "filter risk",
+        "duration",
+        "p0",
+        "threshold",
+        "TP",
+        "FP",
+        "FN",
+        "TN",
+        "recall",
+        "precision"
+    );
+    for (name, s, k) in [
+        ("reference", &c.reference, &c.before),
+        ("calibrated", &c.chosen, &c.after),
+    ] {
+        println!(
+            "{:<11} {:>11} {:>7} s {:>4} dBm {:>9.4} {:>5} {:>5} {:>5} {:>6} {:>8} {:>10}",
+            name,
+            s.filter_risk_threshold,
+            s.filter_duration_s,
+            s.scoring_p0,
+            s.risk_threshold,
+            k.tp,
+            k.fp,
+            k.fn_,
+            k.tn,
+            percent(k.recall()),
+            percent(k.precision())
+        );
+    }
+    if c.changed() {
+        println!("\nThe data favour: {}", describe(&c.chosen));
+        println!("As configuration:\n{}", config_snippet(&c.chosen, c.r0));
+    } else {
+        println!("\nThe reference values are already optimal on these scenarios.");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let md = args.out.join("calibration.md");
+    std::fs::write(&md, markdown(&c)).with_context(|| format!("cannot write {}", md.display()))?;
+    let json = args.out.join("calibration.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(&c)?)
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    println!(
+        "Report: {} (calibration.md, calibration.json) — {:.1} s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
