@@ -97,6 +97,8 @@ fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
         "120",
         "--scoring-p0",
         "-66",
+        "--repeat",
+        "2",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
@@ -113,6 +115,10 @@ fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
     assert!(md.contains("## Before and after"), "{md}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("calibration.json")).unwrap()).unwrap();
+    // Two draws of the radio for the one scenario, pooled.
+    let rows = json["scenarios"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{json}");
+    assert_eq!(rows[1]["scenario"], "ci-small#2");
     // The reference and the one other grid point.
     assert_eq!(json["grid"].as_array().unwrap().len(), 2, "{json}");
     assert_eq!(json["reference"]["filter_risk_threshold"], 0.1);

@@ -43,6 +43,11 @@ pub(crate) struct CalibrateArgs {
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true,
           default_values_t = Grid::default().scoring_p0s)]
     scoring_p0: Vec<f64>,
+    /// Run every scenario this many times with different seeds (the
+    /// scenario's seed, then seed + 1000003·k) and fit on all runs pooled:
+    /// values that only suit one draw of the radio do not win.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
     /// Finer time steps (1 s moving, 10 s static) instead of the fast ones.
     #[arg(long)]
     fine: bool,
@@ -93,6 +98,15 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         for s in scenarios.iter_mut().filter(|s| !s.name.starts_with("faq-")) {
             s.seed = seed;
         }
+    }
+    let drawn = scenarios.clone();
+    for k in 1..u64::from(args.repeat) {
+        scenarios.extend(drawn.iter().map(|s| {
+            let mut s = s.clone();
+            s.seed = s.seed.wrapping_add(k * 1_000_003);
+            s.name = format!("{}#{}", s.name, k + 1);
+            s
+        }));
     }
     let grid = Grid {
         filter_risk_thresholds: args.filter_risk.clone(),
