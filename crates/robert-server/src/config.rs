@@ -263,7 +263,7 @@ pub struct CaptchaConfig {
     /// Built-in: maximum outstanding challenges (new ones are refused with
     /// 503 beyond it).
     pub max_outstanding: usize,
-    /// Built-in: characters in an answer.
+    /// Built-in: characters in an answer (digits for audio challenges).
     pub length: usize,
     /// External provider settings.
     pub external: ExternalCaptchaConfig,

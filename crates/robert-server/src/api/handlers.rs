@@ -374,8 +374,19 @@ fn captcha_error(e: CaptchaError) -> ApiError {
     match e {
         CaptchaError::NotFound => ApiError::NotFound("Captcha not found or expired".into()),
         CaptchaError::Busy => ApiError::Unavailable(e.to_string()),
-        CaptchaError::AudioUnsupported => ApiError::invalid(e.to_string()),
+        CaptchaError::WrongKind {
+            challenge: CaptchaKind::Audio,
+        } => ApiError::NotFound(
+            "Captcha is an AUDIO challenge: it has no image, fetch its /audio".into(),
+        ),
+        CaptchaError::WrongKind {
+            challenge: CaptchaKind::Image,
+        } => ApiError::NotFound(
+            "Captcha is an IMAGE challenge: it has no audio, fetch its /image".into(),
+        ),
         CaptchaError::Render => ApiError::Internal("captcha rendering failed".into()),
+        // Logged, not sent; names a defective asset, never an answer.
+        CaptchaError::Audio(e) => ApiError::Internal(format!("captcha audio: {e}")),
         CaptchaError::Upstream(410) => ApiError::Gone("Captcha already used".into()),
         CaptchaError::Upstream(404) => ApiError::NotFound("Captcha not found".into()),
         CaptchaError::Upstream(_) => ApiError::BadRequest("Captcha service error".into()),

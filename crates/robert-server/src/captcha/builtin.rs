@@ -1,12 +1,19 @@
-//! The built-in captcha provider: distorted PNG text challenges with
-//! one-time, expiring answers, kept in memory.
+//! The built-in captcha provider: distorted PNG text challenges and spoken
+//! digit challenges, with one-time, expiring answers, kept in memory.
 //!
-//! * An answer is `length` characters of [`font::ALPHABET`] (31 symbols, no
-//!   look-alikes), compared case-insensitively and in constant time.
+//! * An image answer is `length` characters of [`font::ALPHABET`] (31
+//!   symbols, no look-alikes); an audio answer is `length` digits `0`–`9`,
+//!   read in the challenge's locale ([`audio`]). Both go through the same
+//!   check: trimmed, compared case-insensitively and in constant time.
 //! * A challenge is consumed by its first check, right or wrong, so an
 //!   answer cannot be guessed by repeated tries.
 //! * Challenges expire after `ttl`; at most `max_outstanding` exist at once.
 //! * The image is rendered on the first fetch and cached with the challenge.
+//!   The audio (about 100 kB) is not cached: it is rendered at each fetch
+//!   from a random seed kept with the challenge, so every fetch returns the
+//!   same bytes.
+//! * Fetching the image of an audio challenge, or the reverse, is
+//!   [`CaptchaError::WrongKind`] and does not consume the challenge.
 //!
 //! State is per process: several server instances behind one address need
 //! the external provider (or sticky routing).
@@ -14,21 +21,40 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rand::{Rng as _, RngExt as _};
+use rand::rngs::StdRng;
+use rand::{Rng as _, RngExt as _, SeedableRng as _};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use super::{CaptchaError, font};
+use super::audio::{self, AudioLocale};
+use super::{CaptchaError, CaptchaKind, font};
 
 /// Image width in pixels.
 pub const WIDTH: u32 = 220;
 /// Image height in pixels.
 pub const HEIGHT: u32 = 80;
 
+/// What a challenge is shown as.
+enum Form {
+    /// A PNG, rendered on the first fetch.
+    Image { png: Option<Arc<Vec<u8>>> },
+    /// A WAV, rendered at each fetch from `seed`.
+    Audio { locale: AudioLocale, seed: [u8; 32] },
+}
+
 struct Challenge {
     answer: Zeroizing<Vec<u8>>,
     expires_unix: i64,
-    png: Option<Arc<Vec<u8>>>,
+    form: Form,
+}
+
+impl Challenge {
+    fn kind(&self) -> CaptchaKind {
+        match self.form {
+            Form::Image { .. } => CaptchaKind::Image,
+            Form::Audio { .. } => CaptchaKind::Audio,
+        }
+    }
 }
 
 /// The built-in provider's state.
@@ -65,13 +91,35 @@ impl BuiltinCaptcha {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Creates a challenge and returns its id.
-    pub fn create(&self, now_unix: i64) -> Result<String, CaptchaError> {
+    /// Creates a challenge of `kind` and returns its id. `locale` (a
+    /// request's `locale`, see [`AudioLocale::from_tag`]) is the language
+    /// of an audio challenge; images ignore it.
+    pub fn create(
+        &self,
+        kind: CaptchaKind,
+        locale: &str,
+        now_unix: i64,
+    ) -> Result<String, CaptchaError> {
         let mut rng = rand::rng();
+        let symbols: &[u8] = match kind {
+            CaptchaKind::Image => font::ALPHABET,
+            CaptchaKind::Audio => b"0123456789",
+        };
         let mut answer = Zeroizing::new(Vec::with_capacity(self.length));
         for _ in 0..self.length {
-            answer.push(font::ALPHABET[rng.random_range(0..font::ALPHABET.len())]);
+            answer.push(symbols[rng.random_range(0..symbols.len())]);
         }
+        let form = match kind {
+            CaptchaKind::Image => Form::Image { png: None },
+            CaptchaKind::Audio => {
+                let mut seed = [0u8; 32];
+                rng.fill_bytes(&mut seed);
+                Form::Audio {
+                    locale: AudioLocale::from_tag(locale),
+                    seed,
+                }
+            }
+        };
         let mut id_bytes = [0u8; 16];
         rng.fill_bytes(&mut id_bytes);
         let id = hex::encode(id_bytes);
@@ -87,32 +135,60 @@ impl BuiltinCaptcha {
             Challenge {
                 answer,
                 expires_unix: now_unix.saturating_add(self.ttl_secs),
-                png: None,
+                form,
             },
         );
         Ok(id)
     }
 
-    /// The PNG of a challenge.
+    /// The PNG of an image challenge.
     pub fn image(&self, id: &str, now_unix: i64) -> Result<Arc<Vec<u8>>, CaptchaError> {
         let answer = {
             let map = self.lock();
-            let c = map.get(id).ok_or(CaptchaError::NotFound)?;
-            if c.expires_unix <= now_unix {
-                return Err(CaptchaError::NotFound);
+            let c = live(&map, id, now_unix)?;
+            match &c.form {
+                Form::Image { png: Some(png) } => return Ok(png.clone()),
+                Form::Image { png: None } => c.answer.clone(),
+                Form::Audio { .. } => {
+                    return Err(CaptchaError::WrongKind {
+                        challenge: c.kind(),
+                    });
+                }
             }
-            if let Some(png) = &c.png {
-                return Ok(png.clone());
-            }
-            c.answer.clone()
         };
         // Render outside the lock.
         let png = Arc::new(render_png(&answer)?);
         let mut map = self.lock();
-        if let Some(c) = map.get_mut(id) {
-            c.png = Some(png.clone());
+        if let Some(Challenge {
+            form: Form::Image { png: slot },
+            ..
+        }) = map.get_mut(id)
+        {
+            *slot = Some(png.clone());
         }
         Ok(png)
+    }
+
+    /// The WAV of an audio challenge (the same bytes at every fetch).
+    pub fn audio(&self, id: &str, now_unix: i64) -> Result<Vec<u8>, CaptchaError> {
+        let (answer, locale, seed) = {
+            let map = self.lock();
+            let c = live(&map, id, now_unix)?;
+            match c.form {
+                Form::Audio { locale, seed } => (c.answer.clone(), locale, seed),
+                Form::Image { .. } => {
+                    return Err(CaptchaError::WrongKind {
+                        challenge: c.kind(),
+                    });
+                }
+            }
+        };
+        // Render outside the lock.
+        Ok(audio::render_wav(
+            &answer,
+            locale,
+            &mut StdRng::from_seed(seed),
+        )?)
     }
 
     /// Checks an answer and consumes the challenge.
@@ -139,6 +215,17 @@ impl BuiltinCaptcha {
             .get(id)
             .map(|c| String::from_utf8_lossy(&c.answer).into_owned())
     }
+}
+
+/// The unexpired challenge `id`.
+fn live<'m>(
+    map: &'m HashMap<String, Challenge>,
+    id: &str,
+    now_unix: i64,
+) -> Result<&'m Challenge, CaptchaError> {
+    map.get(id)
+        .filter(|c| c.expires_unix > now_unix)
+        .ok_or(CaptchaError::NotFound)
 }
 
 /// Renders `text` as a distorted grayscale PNG.
@@ -223,7 +310,7 @@ mod tests {
     #[test]
     fn one_time_expiring_answers() {
         let c = BuiltinCaptcha::new(60, 10, 6);
-        let id = c.create(1000).unwrap();
+        let id = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
         assert_eq!(id.len(), 32);
         let answer = c.peek_answer(&id).unwrap();
         assert_eq!(answer.len(), 6);
@@ -241,7 +328,7 @@ mod tests {
         assert!(!c.check(&id, &answer, 1004), "one-time");
         assert!(matches!(c.image(&id, 1004), Err(CaptchaError::NotFound)));
 
-        let id = c.create(1000).unwrap();
+        let id = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
         let wrong = c.peek_answer(&id).unwrap().replace(|_| true, "Z");
         let wrong = if wrong == c.peek_answer(&id).unwrap() {
             "222222".into()
@@ -254,7 +341,7 @@ mod tests {
             "a wrong answer consumes it too"
         );
 
-        let id = c.create(1000).unwrap();
+        let id = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
         let answer = c.peek_answer(&id).unwrap();
         assert!(matches!(c.image(&id, 1060), Err(CaptchaError::NotFound)));
         assert!(!c.check(&id, &answer, 1060), "expired");
@@ -262,14 +349,73 @@ mod tests {
     }
 
     #[test]
+    fn audio_challenges() {
+        let c = BuiltinCaptcha::new(60, 10, 6);
+        let id = c.create(CaptchaKind::Audio, "fr", 1000).unwrap();
+        let answer = c.peek_answer(&id).unwrap();
+        assert_eq!(answer.len(), 6);
+        assert!(answer.bytes().all(|b| b.is_ascii_digit()), "{answer:?}");
+        let wav = c.audio(&id, 1001).unwrap();
+        assert_eq!((&wav[..4], &wav[8..12]), (&b"RIFF"[..], &b"WAVE"[..]));
+        assert_eq!(wav, c.audio(&id, 1002).unwrap(), "same bytes at each fetch");
+        // The image of an audio challenge, and the reverse, are refused
+        // without consuming the challenge.
+        assert!(matches!(
+            c.image(&id, 1002),
+            Err(CaptchaError::WrongKind {
+                challenge: CaptchaKind::Audio
+            })
+        ));
+        let img = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
+        assert!(matches!(
+            c.audio(&img, 1002),
+            Err(CaptchaError::WrongKind {
+                challenge: CaptchaKind::Image
+            })
+        ));
+        assert!(c.image(&img, 1002).is_ok());
+        // The same check as images: trimmed, one-time.
+        assert!(c.check(&id, &format!(" {answer}\n"), 1003));
+        assert!(!c.check(&id, &answer, 1004), "one-time");
+        assert!(matches!(c.audio(&id, 1004), Err(CaptchaError::NotFound)));
+
+        // Another challenge reads other digits, or the same differently.
+        let other = c.create(CaptchaKind::Audio, "fr", 1000).unwrap();
+        let id = c.create(CaptchaKind::Audio, "fr", 1000).unwrap();
+        assert_ne!(c.audio(&other, 1001).unwrap(), c.audio(&id, 1001).unwrap());
+        // A wrong answer consumes it.
+        let answer = c.peek_answer(&id).unwrap();
+        let wrong: String = answer
+            .bytes()
+            .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+            .collect();
+        assert!(!c.check(&id, &wrong, 1001));
+        assert!(c.peek_answer(&id).is_none());
+        // Expiry.
+        assert!(matches!(c.audio(&other, 1060), Err(CaptchaError::NotFound)));
+        assert!(!c.check(&other, "000000", 1060));
+
+        // English, and unknown locales fall back to French.
+        let en = c.create(CaptchaKind::Audio, "en-GB", 1000).unwrap();
+        let de = c.create(CaptchaKind::Audio, "de", 1000).unwrap();
+        let map = c.lock();
+        for (id, want) in [(&en, AudioLocale::En), (&de, AudioLocale::Fr)] {
+            assert!(matches!(map[id.as_str()].form, Form::Audio { locale, .. } if locale == want));
+        }
+    }
+
+    #[test]
     fn bounded_outstanding() {
         let c = BuiltinCaptcha::new(60, 3, 4);
         for _ in 0..3 {
-            c.create(0).unwrap();
+            c.create(CaptchaKind::Image, "fr", 0).unwrap();
         }
-        assert!(matches!(c.create(10), Err(CaptchaError::Busy)));
+        assert!(matches!(
+            c.create(CaptchaKind::Image, "fr", 10),
+            Err(CaptchaError::Busy)
+        ));
         // Once they expire, room is made.
-        assert!(c.create(61).is_ok());
+        assert!(c.create(CaptchaKind::Audio, "en", 61).is_ok());
         assert_eq!(c.outstanding(), 1);
     }
 }

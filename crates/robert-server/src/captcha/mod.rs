@@ -1,14 +1,16 @@
 //! Captchas for `/register` (server-api.md §3.2–§3.4).
 //!
 //! Three modes ([`crate::config::CaptchaMode`]):
-//! * `builtin`: [`builtin::BuiltinCaptcha`], PNG image challenges served by
-//!   this server (audio is not offered: `type: AUDIO` gets a 400);
+//! * `builtin`: [`builtin::BuiltinCaptcha`], challenges served by this
+//!   server: PNG images (`type: IMAGE`) and spoken digits in French or
+//!   English (`type: AUDIO`, [`audio`]);
 //! * `external`: [`external::ExternalCaptcha`], a captcha service speaking
 //!   the reference's protocol;
 //! * `accept-any`: development only; every answer passes (a warning is
-//!   logged at every start). Creation and images still work, so clients run
-//!   their normal flow.
+//!   logged at every start). Creation, images and audio still work, so
+//!   clients run their normal flow.
 
+pub mod audio;
 pub mod builtin;
 pub mod external;
 pub mod font;
@@ -32,9 +34,16 @@ pub enum CaptchaError {
     /// The image could not be rendered.
     #[error("captcha rendering failed")]
     Render,
-    /// This provider offers no audio challenges.
-    #[error("audio captchas are not available with the built-in provider")]
-    AudioUnsupported,
+    /// The audio could not be rendered.
+    #[error("captcha audio rendering failed: {0}")]
+    Audio(#[from] audio::AudioError),
+    /// The media asked for is not the challenge's: the image of an audio
+    /// challenge or the audio of an image one.
+    #[error("this captcha is an {challenge} challenge")]
+    WrongKind {
+        /// The challenge's kind.
+        challenge: CaptchaKind,
+    },
     /// The external service failed or refused; the status to answer with.
     #[error("captcha service error (HTTP {0})")]
     Upstream(u16),
@@ -47,6 +56,16 @@ pub enum CaptchaKind {
     Image,
     /// A WAV recording.
     Audio,
+}
+
+impl std::fmt::Display for CaptchaKind {
+    /// The request's `type`: `IMAGE` or `AUDIO`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Image => "IMAGE",
+            Self::Audio => "AUDIO",
+        })
+    }
 }
 
 /// A challenge's media.
@@ -72,8 +91,16 @@ pub enum Captcha {
 }
 
 impl Captcha {
-    /// Builds the provider of a configuration.
+    /// Builds the provider of a configuration. The built-in and
+    /// `accept-any` providers parse the embedded audio recordings now, and
+    /// log an error if one is unusable (audio requests then fail with 500;
+    /// images still work).
     pub fn from_config(cfg: &CaptchaConfig) -> Result<Self, crate::http_client::ClientBuildError> {
+        if cfg.mode != CaptchaMode::External
+            && let Err(e) = audio::validate_assets()
+        {
+            tracing::error!(error = %e, "built-in audio captchas unavailable");
+        }
         Ok(match cfg.mode {
             CaptchaMode::Builtin => Self::Builtin(builtin::BuiltinCaptcha::new(
                 cfg.ttl_secs,
@@ -103,12 +130,7 @@ impl Captcha {
         now_unix: i64,
     ) -> Result<String, CaptchaError> {
         match self {
-            Self::Builtin(b) => {
-                if kind == CaptchaKind::Audio {
-                    return Err(CaptchaError::AudioUnsupported);
-                }
-                b.create(now_unix)
-            }
+            Self::Builtin(b) => b.create(kind, locale, now_unix),
             Self::External(e) => e.create(type_str, locale).await,
             Self::AcceptAny => {
                 use rand::Rng as _;
@@ -119,7 +141,8 @@ impl Captcha {
         }
     }
 
-    /// The image or audio of a challenge.
+    /// The image or audio of a challenge. With `accept-any`, the image
+    /// reads `??????` and the audio random digits in French.
     pub async fn media(
         &self,
         id: &str,
@@ -132,7 +155,25 @@ impl Captcha {
                 content_type: "image/png".into(),
                 body: Bytes::from(Arc::unwrap_or_clone(b.image(id, now_unix)?)),
             }),
-            (Self::Builtin(_) | Self::AcceptAny, CaptchaKind::Audio) => Err(CaptchaError::NotFound),
+            (Self::Builtin(b), CaptchaKind::Audio) => Ok(Media {
+                status: 200,
+                content_type: audio::CONTENT_TYPE.into(),
+                body: Bytes::from(b.audio(id, now_unix)?),
+            }),
+            (Self::AcceptAny, CaptchaKind::Audio) => {
+                use rand::RngExt as _;
+                let mut rng = rand::rng();
+                let digits: Vec<u8> = (0..6).map(|_| rng.random_range(b'0'..=b'9')).collect();
+                Ok(Media {
+                    status: 200,
+                    content_type: audio::CONTENT_TYPE.into(),
+                    body: Bytes::from(audio::render_wav(
+                        &digits,
+                        audio::AudioLocale::Fr,
+                        &mut rng,
+                    )?),
+                })
+            }
             (Self::AcceptAny, CaptchaKind::Image) => Ok(Media {
                 status: 200,
                 content_type: "image/png".into(),
@@ -149,5 +190,38 @@ impl Captcha {
             Self::External(e) => e.check(id, answer).await,
             Self::AcceptAny => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn media_of_each_kind() {
+        let b = Captcha::Builtin(builtin::BuiltinCaptcha::new(60, 10, 6));
+        for (kind, content_type, magic) in [
+            (CaptchaKind::Image, "image/png", &b"\x89PNG"[..]),
+            (CaptchaKind::Audio, "audio/wav", &b"RIFF"[..]),
+        ] {
+            let id = b.create(kind, &kind.to_string(), "en", 0).await.unwrap();
+            let m = b.media(&id, kind, 1).await.unwrap();
+            assert_eq!((m.status, m.content_type.as_str()), (200, content_type));
+            assert!(m.body.starts_with(magic));
+            let other = match kind {
+                CaptchaKind::Image => CaptchaKind::Audio,
+                CaptchaKind::Audio => CaptchaKind::Image,
+            };
+            assert!(matches!(
+                b.media(&id, other, 1).await,
+                Err(CaptchaError::WrongKind { challenge }) if challenge == kind
+            ));
+        }
+        // accept-any serves both kinds for any id.
+        let any = Captcha::AcceptAny;
+        let m = any.media("x", CaptchaKind::Audio, 0).await.unwrap();
+        assert_eq!(m.content_type, "audio/wav");
+        assert_eq!(&m.body[8..12], b"WAVE");
+        assert!(any.verify("x", "whatever", 0).await);
     }
 }

@@ -648,11 +648,6 @@ async fn builtin_captcha_flow() {
         app.get(&format!("/api/v6/captcha/{id}/image")).await.status,
         404
     );
-    // Audio is not offered by the built-in provider.
-    let r = app
-        .post("/api/v6/captcha", &json!({"type": "AUDIO", "locale": "fr"}))
-        .await;
-    assert_eq!(r.status, 400);
     for bad in ["nope", "a%2Fb", "x".repeat(200).as_str()] {
         assert_eq!(
             app.get(&format!("/api/v6/captcha/{bad}/image"))
@@ -682,6 +677,119 @@ async fn builtin_captcha_flow() {
     app.clock.advance_secs(601);
     assert_eq!(
         app.get(&format!("/api/v6/captcha/{id}/image")).await.status,
+        404
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn builtin_audio_captcha_flow() {
+    let app = TestApp::with(robert_store::Backend::Sqlite, "audiocaptcha", |c| {
+        c.captcha.mode = CaptchaMode::Builtin
+    })
+    .await
+    .unwrap();
+    let peek = |id: &str| match &app.state.captcha {
+        robert_server::captcha::Captcha::Builtin(b) => b.peek_answer(id),
+        _ => unreachable!("built-in provider"),
+    };
+    let new_audio = |locale: &'static str| {
+        let app = &app;
+        async move {
+            let c = app
+                .post(
+                    "/api/v6/captcha",
+                    &json!({"type": "AUDIO", "locale": locale}),
+                )
+                .await;
+            assert_eq!(c.status, 201, "{c:?}");
+            assert_eq!(c.json["id"], c.json["captchaId"]);
+            c.json["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let key =
+        || robert_core::registration::ClientKeyAgreement::new(&mut rand::rng()).public_key_base64();
+
+    // Create, listen, answer: a registration.
+    let id = new_audio("fr").await;
+    let wav = app.get(&format!("/api/v6/captcha/{id}/audio")).await;
+    assert_eq!((wav.status, wav.content_type.as_str()), (200, "audio/wav"));
+    assert_eq!(&wav.bytes[..4], b"RIFF");
+    assert_eq!(&wav.bytes[8..12], b"WAVE");
+    assert!(
+        wav.bytes.len() > 16_000,
+        "seconds of audio: {}",
+        wav.bytes.len()
+    );
+    let again = app.get(&format!("/api/v6/captcha/{id}/audio")).await;
+    assert_eq!(again.bytes, wav.bytes, "a challenge always sounds the same");
+    // Its image does not exist; asking does not consume the challenge.
+    let img = app.get(&format!("/api/v6/captcha/{id}/image")).await;
+    assert_eq!(img.status, 404, "{img:?}");
+    assert!(img.message().contains("AUDIO challenge"), "{img:?}");
+    let answer = peek(&id).unwrap();
+    assert_eq!(answer.len(), 6);
+    assert!(answer.bytes().all(|b| b.is_ascii_digit()));
+    let r = app
+        .post(
+            "/api/v6/register",
+            &json!({"captcha": answer, "captchaId": id, "clientPublicECDHKey": key()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.json["tuples"].is_string());
+    // Single use.
+    assert_eq!(
+        app.get(&format!("/api/v6/captcha/{id}/audio")).await.status,
+        404
+    );
+    let r = app
+        .post(
+            "/api/v6/register",
+            &json!({"captcha": answer, "captchaId": id, "clientPublicECDHKey": key()}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+
+    // English; another challenge sounds different.
+    let en = new_audio("en-GB").await;
+    let en_wav = app.get(&format!("/api/v6/captcha/{en}/audio")).await;
+    assert_eq!(en_wav.status, 200);
+    assert_ne!(en_wav.bytes, wav.bytes);
+    // A wrong answer is 401 and consumes the challenge.
+    let wrong: String = peek(&en)
+        .unwrap()
+        .bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+        .collect();
+    let r = app
+        .post(
+            "/api/v6/register",
+            &json!({"captcha": wrong, "captchaId": en, "clientPublicECDHKey": key()}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        app.get(&format!("/api/v6/captcha/{en}/audio")).await.status,
+        404
+    );
+
+    // The audio of an image challenge is a 404 too, and leaves it usable.
+    let c = app
+        .post("/api/v6/captcha", &json!({"type": "IMAGE", "locale": "fr"}))
+        .await;
+    let img_id = c.json["id"].as_str().unwrap().to_owned();
+    let r = app.get(&format!("/api/v6/captcha/{img_id}/audio")).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(r.message().contains("IMAGE challenge"), "{r:?}");
+    let img = app.get(&format!("/api/v6/captcha/{img_id}/image")).await;
+    assert_eq!((img.status, img.content_type.as_str()), (200, "image/png"));
+
+    // Expiry.
+    let id = new_audio("fr").await;
+    app.clock.advance_secs(601);
+    assert_eq!(
+        app.get(&format!("/api/v6/captcha/{id}/audio")).await.status,
         404
     );
     app.cleanup().await;
