@@ -117,6 +117,49 @@ impl Grid {
     }
 }
 
+/// How two outcomes are ranked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Fewest false negatives, then fewest false positives (the FAQ's
+    /// order): one more contact caught is worth any number of false alerts.
+    #[default]
+    Lexicographic,
+    /// A false negative costs as much as `fn_cost` false positives; ties
+    /// are broken by fewest false negatives. A finite price for a missed
+    /// contact, for when the strict order buys one contact with a hundred
+    /// false alerts.
+    Weighted {
+        /// False positives one false negative is worth (> 0).
+        fn_cost: f64,
+    },
+}
+
+impl Objective {
+    /// Orders outcomes best first.
+    pub fn compare(&self, a: &Confusion, b: &Confusion) -> Ordering {
+        match *self {
+            Self::Lexicographic => (a.fn_, a.fp).cmp(&(b.fn_, b.fp)),
+            Self::Weighted { fn_cost } => {
+                let cost = |c: &Confusion| fn_cost * c.fn_ as f64 + c.fp as f64;
+                cost(a)
+                    .total_cmp(&cost(b))
+                    .then_with(|| (a.fn_, a.fp).cmp(&(b.fn_, b.fp)))
+            }
+        }
+    }
+
+    /// Checks that a weight is positive and finite.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Self::Weighted { fn_cost } if !(fn_cost.is_finite() && fn_cost > 0.0) => Err(format!(
+                "the cost of a false negative ({fn_cost}) must be positive"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One set of calibrated values.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Setting {
@@ -229,15 +272,9 @@ pub struct Fit {
     pub confusion: Confusion,
 }
 
-/// Fewest false negatives, then fewest false positives.
-fn by_fn_then_fp(a: &Confusion, b: &Confusion) -> Ordering {
-    (a.fn_, a.fp).cmp(&(b.fn_, b.fp))
-}
-
-/// Finds the score cut with the fewest false negatives, then the fewest
-/// false positives (see the module docs). `reference_cut` is kept when it
-/// is optimal.
-pub fn sweep(units: &[Unit], r0: f64, reference_cut: f64) -> Fit {
+/// Finds the best score cut under `objective` (see the module docs).
+/// `reference_cut` is kept when it is optimal.
+pub fn sweep(units: &[Unit], r0: f64, reference_cut: f64, objective: Objective) -> Fit {
     let mut scores: Vec<f64> = units
         .iter()
         .map(|u| u.score)
@@ -259,7 +296,7 @@ pub fn sweep(units: &[Unit], r0: f64, reference_cut: f64) -> Fit {
         let c = confusion_at(units, probe);
         if best
             .as_ref()
-            .is_none_or(|(b, _, _)| by_fn_then_fp(&c, b) == Ordering::Less)
+            .is_none_or(|(b, _, _)| objective.compare(&c, b) == Ordering::Less)
         {
             best = Some((c, low, high));
         }
@@ -331,6 +368,8 @@ pub struct Calibration {
     pub chosen: Setting,
     /// R0 used to turn score cuts into risk thresholds.
     pub r0: f64,
+    /// How outcomes were ranked.
+    pub objective: Objective,
     /// Every grid point, in grid order (the reference first).
     pub grid: Vec<GridPoint>,
     /// Per scenario, before and after.
@@ -361,9 +400,11 @@ pub fn calibrate(
     scenarios: &[Scenario],
     base: &SimOptions,
     grid: &Grid,
+    objective: Objective,
     on_step: &mut dyn FnMut(&str),
 ) -> Result<Calibration, SimError> {
     grid.validate().map_err(SimError::Options)?;
+    objective.validate().map_err(SimError::Options)?;
     if scenarios.is_empty() {
         return Err(SimError::Options("no scenario to calibrate on".into()));
     }
@@ -412,7 +453,7 @@ pub fn calibrate(
                 })
                 .count() as u64;
         }
-        let fitted = sweep(&units, r0, reference_cut);
+        let fitted = sweep(&units, r0, reference_cut, objective);
         let point = GridPoint {
             setting: Setting {
                 risk_threshold: fitted.risk_threshold,
@@ -440,7 +481,8 @@ pub fn calibrate(
         .iter()
         .enumerate()
         .min_by(|(ia, a), (ib, b)| {
-            by_fn_then_fp(&a.fitted.confusion, &b.fitted.confusion)
+            objective
+                .compare(&a.fitted.confusion, &b.fitted.confusion)
                 .then_with(|| {
                     a.setting
                         .changes_from(&reference)
@@ -483,6 +525,7 @@ pub fn calibrate(
         reference,
         chosen,
         r0,
+        objective,
         before: scenarios_rows.iter().map(|r| r.before).sum(),
         after: scenarios_rows.iter().map(|r| r.after).sum(),
         grid: points,
@@ -536,9 +579,16 @@ pub fn markdown(c: &Calibration) -> String {
     };
     let head = "| | filter risk | filter duration (s) | scoring p0 (dBm) | risk threshold | TP | FP | FN | TN | recall | precision |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     md.push_str("# Calibration\n\n");
-    md.push_str(
-        "Minimise false negatives first, then false positives (phone level: every \
-         phone except the positive cases). Method: `robert_sim::calibrate`.\n\n## Before and after\n\n",
+    let _ = write!(
+        md,
+        "{} (phone level: every phone except the positive cases). Method: \
+         `robert_sim::calibrate`.\n\n## Before and after\n\n",
+        match c.objective {
+            Objective::Lexicographic =>
+                "Minimise false negatives first, then false positives".to_owned(),
+            Objective::Weighted { fn_cost } =>
+                format!("Minimise {fn_cost} × false negatives + false positives"),
+        }
     );
     md.push_str(head);
     md.push_str(&row("reference", &c.reference, &c.before));
@@ -629,7 +679,7 @@ mod tests {
             u(0.0, true),
         ];
         // A reference cut (100) outside the best gap is not kept.
-        let fit = sweep(&units, R0, 100.0);
+        let fit = sweep(&units, R0, 100.0, Objective::Lexicographic);
         // The unscored true contact cannot be recovered: FN 1 is the floor.
         assert_eq!(fit.confusion.fn_, 1);
         assert_eq!(
@@ -651,7 +701,7 @@ mod tests {
     fn sweep_keeps_the_reference_cut_when_it_is_optimal() {
         let reference = score_cut(0.1, R0); // ≈ 14.84
         let units = [u(5.0, false), u(30.0, true)];
-        let fit = sweep(&units, R0, reference);
+        let fit = sweep(&units, R0, reference, Objective::Lexicographic);
         assert_eq!(fit.score_cut, reference);
         assert!(same_threshold(fit.risk_threshold, 0.1));
         assert_eq!(fit.confusion.fp, 0);
@@ -662,7 +712,7 @@ mod tests {
     fn sweep_lowers_the_cut_to_catch_a_weak_true_contact() {
         let reference = score_cut(0.1, R0);
         let units = [u(3.0, true), u(1.0, false), u(40.0, true)];
-        let fit = sweep(&units, R0, reference);
+        let fit = sweep(&units, R0, reference, Objective::Lexicographic);
         assert_eq!(fit.confusion.fn_, 0);
         assert_eq!(fit.confusion.fp, 0);
         assert!(fit.score_cut > 1.0 && fit.score_cut <= 3.0);
@@ -672,11 +722,36 @@ mod tests {
     #[test]
     fn sweep_without_true_contacts_alerts_nobody() {
         let units = [u(5.0, false), u(50.0, false)];
-        let fit = sweep(&units, R0, score_cut(0.1, R0));
+        let fit = sweep(&units, R0, score_cut(0.1, R0), Objective::Lexicographic);
         assert_eq!(fit.confusion.fp, 0);
         assert_eq!(fit.confusion.tn, 2);
         assert!(fit.score_cut > 50.0);
-        assert!(sweep(&[], R0, 1.0).confusion.total() == 0);
+        assert!(
+            sweep(&[], R0, 1.0, Objective::Lexicographic)
+                .confusion
+                .total()
+                == 0
+        );
+    }
+
+    #[test]
+    fn a_finite_price_for_a_miss_refuses_a_contact_bought_with_many_false_alerts() {
+        // Catching the weak true contact at 3 means alerting the five false
+        // ones at 4..8 too.
+        let mut units = vec![u(3.0, true), u(40.0, true)];
+        units.extend((4..9).map(|s| u(f64::from(s), false)));
+        let strict = sweep(&units, R0, 100.0, Objective::Lexicographic);
+        assert_eq!((strict.confusion.fn_, strict.confusion.fp), (0, 5));
+        let priced = sweep(&units, R0, 100.0, Objective::Weighted { fn_cost: 2.0 });
+        assert_eq!((priced.confusion.fn_, priced.confusion.fp), (1, 0));
+        let dear = sweep(&units, R0, 100.0, Objective::Weighted { fn_cost: 10.0 });
+        assert_eq!((dear.confusion.fn_, dear.confusion.fp), (0, 5));
+        assert!(Objective::Weighted { fn_cost: 0.0 }.validate().is_err());
+        assert!(
+            Objective::Weighted { fn_cost: f64::NAN }
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]
