@@ -205,7 +205,12 @@ impl Registration {
         bundle.tuples.sort_by_key(|t| t.epoch);
         bundle.tuples.dedup_by_key(|t| t.epoch);
         wipe_tuples(&mut self.tuples);
-        self.tuples = std::mem::take(&mut bundle.tuples);
+        // The bundle was collected without a size hint (a quarter spare
+        // capacity: 2 kB for 4 days of tuples) and the stock is kept for
+        // days: keep an exact copy and wipe the bundle's buffer (a
+        // `shrink_to_fit` could free it unwiped).
+        self.tuples = bundle.tuples.to_vec();
+        wipe_tuples(&mut bundle.tuples);
     }
 
     /// Drops tuples of past epochs, always keeping the latest tuple (§3.4).
