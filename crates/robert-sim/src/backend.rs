@@ -65,6 +65,8 @@ pub(crate) struct Backend {
     lab_codes: VecDeque<(chrono::NaiveDate, Zeroizing<String>)>,
     seen_archives: std::collections::BTreeSet<PathBuf>,
     batch: BatchConfig,
+    /// The server's SQLite database file.
+    server_db: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -234,6 +236,7 @@ impl Backend {
             lab_codes: VecDeque::new(),
             seen_archives: std::collections::BTreeSet::new(),
             batch,
+            server_db,
             _tmp: tmp,
         })
     }
@@ -341,6 +344,16 @@ impl Backend {
             .await
             .map_err(|e| backend_err("exposures", e))?;
         Ok(e.iter().flat_map(|x| x.scores.iter()).sum())
+    }
+
+    /// Bytes of the server's SQLite database on disk: main file and WAL
+    /// (`None` when the file cannot be read).
+    pub(crate) fn server_db_bytes(&self) -> Option<u64> {
+        let main = std::fs::metadata(&self.server_db).ok()?.len();
+        let mut wal = self.server_db.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+        Some(main + wal)
     }
 
     /// Stops the listeners and closes the stores.

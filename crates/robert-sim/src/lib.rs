@@ -104,6 +104,7 @@ pub use options::{
     Delivery, Knobs, KnobsSummary, RegisterPolicy, SimOptions, StatusPolling, TransportMode,
 };
 pub use progress::{BarProgress, NoProgress, Progress};
+pub use result::Throughput;
 pub use result::{
     AlertEvent, Counts, MissCauses, PairOutcome, PhoneOutcome, PositiveOutcome, RssiSample,
     SimEvent, SimResult, Timings,

@@ -198,6 +198,18 @@ impl SimOptions {
         }
     }
 
+    /// Capacity measurements: [`SimOptions::large_population`] except that
+    /// every phone registers at the start ([`RegisterPolicy::AtStart`]),
+    /// so that the registration phase and the final status round involve
+    /// every phone, idle or not (the throughput figures of
+    /// [`crate::Throughput`] are then per phone of the population).
+    pub fn capacity() -> Self {
+        Self {
+            register: RegisterPolicy::AtStart,
+            ..Self::large_population()
+        }
+    }
+
     /// Coarser steps (2 s moving, 15 s static): about twice as fast, for
     /// demos and CI.
     pub fn fast() -> Self {

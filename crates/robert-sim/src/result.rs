@@ -233,6 +233,76 @@ pub struct Timings {
     pub truth_ms: u64,
     /// Everything.
     pub total_ms: u64,
+    /// Sustained server throughput per phase, and memory per registration.
+    pub throughput: Throughput,
+}
+
+/// Sustained throughput of the server per phase, measured on the wall clock
+/// around the phones' requests only (radio, truth and bookkeeping excluded),
+/// and what a registration costs in memory and on disk.
+///
+/// Rates are `None` when the phase did not happen. Registrations and final
+/// statuses run [`crate::SimOptions::concurrency`] requests in flight at
+/// once, so their rates are a capacity figure when the phase is large
+/// (registration at the start, [`crate::RegisterPolicy::AtStart`]; the final
+/// status round of every registered phone). Reports happen one at a time at
+/// their declaration instants: their rate is the inverse of the mean report
+/// latency (SDK filter, upload, code verification by the code service).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Requests in flight at once during registrations and status rounds.
+    pub concurrency: usize,
+    /// Registration attempts (successes and failures).
+    pub registrations: u64,
+    /// Rounds of registrations (1 with `AtStart`; one per step with new
+    /// phones with `Lazy`, where the rate mixes many small rounds).
+    pub registration_rounds: u64,
+    /// Wall time spent registering (ms).
+    pub registration_ms: u64,
+    /// Registrations per second.
+    pub registrations_per_s: Option<f64>,
+    /// Status requests of the final round (every registered phone once).
+    pub final_status_requests: u64,
+    /// Wall time of the final status round (ms, batch excluded).
+    pub final_status_ms: u64,
+    /// Final status requests per second.
+    pub final_status_per_s: Option<f64>,
+    /// Status requests during the run (schedule or EBID refills).
+    pub run_status_requests: u64,
+    /// Wall time of those (ms).
+    pub run_status_ms: u64,
+    /// Reports attempted.
+    pub reports: u64,
+    /// Wall time inside the SDK's report calls (ms).
+    pub report_ms: u64,
+    /// Reports per second (one at a time: 1 / mean latency).
+    pub reports_per_s: Option<f64>,
+    /// Resident memory of the whole process before the registration phase
+    /// (bytes; Linux `/proc/self/status`, else `None`).
+    pub rss_before_registration_bytes: Option<u64>,
+    /// Resident memory after the registration phase (bytes).
+    pub rss_after_registration_bytes: Option<u64>,
+    /// RSS growth during the registration phase per registration (bytes):
+    /// the server **and** the phones (each phone's SDK keeps its keys and
+    /// EBID tuples), in one process. Meaningful with `AtStart` only.
+    pub rss_growth_per_registration_bytes: Option<f64>,
+    /// The phones' share of that, estimated from what the SDKs hold:
+    /// registration keys, EBID tuples and the phone structure (bytes per
+    /// registered phone, allocator overhead excluded).
+    pub phone_state_bytes_per_registration: Option<f64>,
+    /// Size of one simulated phone's structure (the SDK phone with its
+    /// state, clock, RNG and payload caches), allocated for every person
+    /// whether registered or not (bytes, heap allocations excluded).
+    pub phone_struct_bytes: usize,
+    /// The server's SQLite database (main file and WAL) right after the
+    /// registration phase (bytes).
+    pub server_db_bytes_after_registration: Option<u64>,
+    /// The server's SQLite database before the registration phase (bytes).
+    pub server_db_bytes_before_registration: Option<u64>,
+    /// Database growth per registration (bytes).
+    pub server_db_bytes_per_registration: Option<f64>,
+    /// Peak resident memory of the process at the end of the run (bytes).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// Everything a run produced.

@@ -24,7 +24,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use rand::rngs::ChaCha8Rng;
@@ -52,7 +52,7 @@ use crate::error::SimError;
 use crate::options::{Delivery, RegisterPolicy, SimOptions, StatusPolling, TransportMode};
 use crate::phones::{SimPhone, SimTransport};
 use crate::progress::{NoProgress, Progress};
-use crate::result::{Counts, RssiSample, SimEvent, SimResult, Timings};
+use crate::result::{Counts, RssiSample, SimEvent, SimResult, Throughput, Timings};
 use crate::score::{self, PositiveRecord, RunFacts};
 
 /// Runs a scenario with the given options (builds its own Tokio runtime).
@@ -209,6 +209,47 @@ struct Sim<'w> {
     events: Vec<SimEvent>,
     timings: Timings,
     status_errors: Vec<String>,
+    /// Wall-clock accumulators of the server phases.
+    meter: Meter,
+}
+
+/// Wall time and request counts per server phase (see [`Throughput`]).
+#[derive(Debug, Default)]
+struct Meter {
+    registrations: u64,
+    registration_rounds: u64,
+    registration: Duration,
+    run_status_requests: u64,
+    run_status: Duration,
+    final_status_requests: u64,
+    final_status: Duration,
+    reports: u64,
+    report: Duration,
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`); `None`
+/// off Linux.
+fn proc_status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line
+        .trim_start_matches(field)
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Seconds of a duration, as a rate denominator.
+fn per_s(count: u64, d: Duration) -> Option<f64> {
+    let s = d.as_secs_f64();
+    (count > 0 && s > 0.0).then(|| count as f64 / s)
+}
+
+fn dur_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<'w> Sim<'w> {
@@ -239,7 +280,7 @@ impl<'w> Sim<'w> {
                 SimTransport::InProcess(ServiceTransport::new(backend.router.clone()))
             }
             TransportMode::Http => SimTransport::Http(
-                ReqwestTransport::new(std::time::Duration::from_secs(60))
+                ReqwestTransport::new(Duration::from_secs(60))
                     .map_err(|e| SimError::Backend(format!("HTTP client: {e}")))?,
             ),
         };
@@ -355,6 +396,7 @@ impl<'w> Sim<'w> {
             events: Vec::new(),
             timings,
             status_errors: Vec::new(),
+            meter: Meter::default(),
         })
     }
 
@@ -367,11 +409,40 @@ impl<'w> Sim<'w> {
         let t_reg = Instant::now();
         self.backend.set_time(self.time.start);
         self.backend.top_up_lots().await?;
+        let mut tp = Throughput {
+            concurrency: self.opts.concurrency,
+            phone_struct_bytes: size_of::<SimPhone>(),
+            rss_before_registration_bytes: proc_status_bytes("VmRSS"),
+            server_db_bytes_before_registration: self.backend.server_db_bytes(),
+            ..Throughput::default()
+        };
         if self.opts.register == RegisterPolicy::AtStart {
             let all: Vec<u32> = (0..self.phones.len())
                 .filter_map(|i| u32::try_from(i).ok())
                 .collect();
             self.register(&all, 0.0).await?;
+            tp.rss_after_registration_bytes = proc_status_bytes("VmRSS");
+            tp.server_db_bytes_after_registration = self.backend.server_db_bytes();
+            let n = self.counts.registrations;
+            if n > 0 {
+                let per = |a: Option<u64>, b: Option<u64>| Some((a? as f64 - b? as f64) / n as f64);
+                tp.rss_growth_per_registration_bytes = per(
+                    tp.rss_after_registration_bytes,
+                    tp.rss_before_registration_bytes,
+                );
+                tp.server_db_bytes_per_registration = per(
+                    tp.server_db_bytes_after_registration,
+                    tp.server_db_bytes_before_registration,
+                );
+                let tuples: usize = self
+                    .phones
+                    .iter()
+                    .filter_map(|p| p.phone.registration())
+                    .map(|r| r.tuples().len())
+                    .sum();
+                tp.phone_state_bytes_per_registration =
+                    Some((tuples * size_of::<robert_core::tuples::Tuple>()) as f64 / n as f64);
+            }
         }
         self.timings.register_ms = ms(t_reg);
         let n_reg = self.counts.registrations;
@@ -403,6 +474,21 @@ impl<'w> Sim<'w> {
         let t_truth = Instant::now();
         let mut result = self.score().await?;
         self.timings.truth_ms = ms(t_truth);
+        let m = &self.meter;
+        tp.registrations = m.registrations;
+        tp.registration_rounds = m.registration_rounds;
+        tp.registration_ms = dur_ms(m.registration);
+        tp.registrations_per_s = per_s(m.registrations, m.registration);
+        tp.final_status_requests = m.final_status_requests;
+        tp.final_status_ms = dur_ms(m.final_status);
+        tp.final_status_per_s = per_s(m.final_status_requests, m.final_status);
+        tp.run_status_requests = m.run_status_requests;
+        tp.run_status_ms = dur_ms(m.run_status);
+        tp.reports = m.reports;
+        tp.report_ms = dur_ms(m.report);
+        tp.reports_per_s = per_s(m.reports, m.report);
+        tp.peak_rss_bytes = proc_status_bytes("VmHWM");
+        self.timings.throughput = tp;
         result.timings = self.timings;
         Ok(result)
     }
@@ -418,6 +504,7 @@ impl<'w> Sim<'w> {
             self.progress.phase(&self.world.name, "register", total);
         }
         let concurrency = self.opts.concurrency;
+        let started = Instant::now();
         let futs = self
             .phones
             .iter_mut()
@@ -443,6 +530,9 @@ impl<'w> Sim<'w> {
             results.push(r);
         }
         drop(stream);
+        self.meter.registration += started.elapsed();
+        self.meter.registration_rounds += 1;
+        self.meter.registrations += results.len() as u64;
         if show {
             self.progress.finish_phase();
         }
@@ -562,7 +652,13 @@ impl<'w> Sim<'w> {
         if due.is_empty() {
             return;
         }
+        let started = Instant::now();
         let outcomes = self.status_of(&due, now, false).await;
+        self.meter.run_status += started.elapsed();
+        self.meter.run_status_requests += outcomes
+            .iter()
+            .filter(|(_, r)| !matches!(r, Ok(None)))
+            .count() as u64;
         for (i, r) in outcomes {
             self.after_status(i, r, at);
             if let Some(next) = self.phones[i].phone.next_status_due() {
@@ -653,10 +749,13 @@ impl<'w> Sim<'w> {
             .enumerate()
             .filter(|(i, _)| u32::try_from(*i).is_ok_and(|i| set.contains(&i)))
             .map(|(_, p)| async move { p.at(now).ensure_identity().await.is_ok() });
+        let started = Instant::now();
         let results: Vec<bool> = futures::stream::iter(futs)
             .buffer_unordered(concurrency)
             .collect()
             .await;
+        self.meter.run_status += started.elapsed();
+        self.meter.run_status_requests += results.len() as u64;
         self.counts.status_requests += results.len() as u64;
         self.counts.status_failures += results.iter().filter(|ok| !**ok).count() as u64;
     }
@@ -701,7 +800,10 @@ impl<'w> Sim<'w> {
                 e.1 += 1;
             }
         }
+        let started = Instant::now();
         let result = phone.report(&code, basis).await;
+        self.meter.report += started.elapsed();
+        self.meter.reports += 1;
         drop(code);
         let rec = &mut self.positives[k];
         rec.declared = true;
@@ -1133,7 +1235,10 @@ impl<'w> Sim<'w> {
             .collect();
         self.progress
             .phase(&self.world.name, "final status", people.len() as u64);
+        let started = Instant::now();
         let outcomes = self.status_of(&people, now, true).await;
+        self.meter.final_status += started.elapsed();
+        self.meter.final_status_requests += outcomes.len() as u64;
         for (i, r) in outcomes {
             self.after_status(i, r, at);
         }

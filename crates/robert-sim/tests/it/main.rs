@@ -4,4 +4,5 @@
 
 mod confusion;
 mod end_to_end;
+mod scale;
 mod scenarios;

@@ -20,7 +20,7 @@ use robert_radio::scenario::Scenario;
 use robert_sim::report::{confusion_text, write_report};
 use robert_sim::{
     BarProgress, Confusion, NoProgress, Progress, RegisterPolicy, SimOptions, SimResult,
-    StatusPolling, TransportMode, run_scenario_with,
+    TransportMode, run_scenario_with,
 };
 
 /// Arguments of `robert simulate`.
@@ -53,9 +53,18 @@ pub(crate) struct SimulateArgs {
     #[arg(long)]
     http: bool,
     /// Large populations: register phones only when they first meet someone,
-    /// and ask the status only at the end.
+    /// ask the status only at the end, store received HELLOs only in the
+    /// phones of future positive cases, keep no per-phone rows.
     #[arg(long)]
     idle_mode: bool,
+    /// Every phone registers at the start, idle or not (with --idle-mode:
+    /// capacity measurements; every phone then asks its status at the end).
+    #[arg(long)]
+    register_all: bool,
+    /// Requests in flight at once during registrations and status rounds
+    /// (default 8; 32 with --idle-mode).
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Ground truth: contact distance in metres (default: the scenario's, 1 m).
     #[arg(long)]
     truth_distance: Option<f64>,
@@ -100,8 +109,19 @@ pub(crate) fn options(args: &SimulateArgs) -> anyhow::Result<SimOptions> {
         o.transport = TransportMode::Http;
     }
     if args.idle_mode {
-        o.register = RegisterPolicy::Lazy;
-        o.status_polling = StatusPolling::FinalOnly;
+        // SimOptions::large_population's policies; the steps stay as chosen.
+        let large = SimOptions::large_population();
+        o.register = large.register;
+        o.status_polling = large.status_polling;
+        o.delivery = large.delivery;
+        o.keep_phone_outcomes = large.keep_phone_outcomes;
+        o.concurrency = large.concurrency;
+    }
+    if args.register_all {
+        o.register = RegisterPolicy::AtStart;
+    }
+    if let Some(c) = args.concurrency {
+        o.concurrency = c;
     }
     o.knobs.truth_distance_m = args.truth_distance;
     o.knobs.truth_minutes = args.truth_minutes;
@@ -123,6 +143,51 @@ pub(crate) fn options(args: &SimulateArgs) -> anyhow::Result<SimOptions> {
     }
     o.validate().map_err(anyhow::Error::msg)?;
     Ok(o)
+}
+
+/// The capacity figures of a run (registrations, statuses and reports per
+/// second, memory per registration), when the run was large enough for them
+/// to mean something (at least 1,000 registrations in one round, or
+/// `--idle-mode`); `None` otherwise.
+pub(crate) fn throughput_text(r: &SimResult, always: bool) -> Option<String> {
+    let t = &r.timings.throughput;
+    let one_large_round = t.registration_rounds == 1 && t.registrations >= 1000;
+    if !(always || one_large_round) {
+        return None;
+    }
+    let rate = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.0}"));
+    let kb = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{:.1} kB", v / 1000.0));
+    let mut s = format!(
+        "  throughput ({} in flight): {} registrations/s ({} in {:.1} s, {} round{}), \
+         {} status/s (final round: {} in {:.1} s), {} reports/s ({} sequential, {:.2} s)\n",
+        t.concurrency,
+        rate(t.registrations_per_s),
+        t.registrations,
+        t.registration_ms as f64 / 1000.0,
+        t.registration_rounds,
+        if t.registration_rounds == 1 { "" } else { "s" },
+        rate(t.final_status_per_s),
+        t.final_status_requests,
+        t.final_status_ms as f64 / 1000.0,
+        t.reports_per_s
+            .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+        t.reports,
+        t.report_ms as f64 / 1000.0,
+    );
+    if t.rss_growth_per_registration_bytes.is_some() || t.server_db_bytes_per_registration.is_some()
+    {
+        s.push_str(&format!(
+            "  memory per registration: SQLite {} on disk; process RSS +{} during registration \
+             (server and phones; the phones' EBID tuples alone {})\n",
+            kb(t.server_db_bytes_per_registration),
+            kb(t.rss_growth_per_registration_bytes),
+            kb(t.phone_state_bytes_per_registration),
+        ));
+    }
+    if let Some(peak) = t.peak_rss_bytes {
+        s.push_str(&format!("  peak RSS {:.2} GB\n", peak as f64 / 1e9));
+    }
+    Some(s)
 }
 
 /// One line per scenario.
@@ -181,6 +246,9 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let r = run_scenario_with(s, &o, progress.as_ref())
             .with_context(|| format!("scenario {}", s.name))?;
         println!("{}", summary_line(&r));
+        if let Some(t) = throughput_text(&r, args.idle_mode) {
+            print!("{t}");
+        }
         results.push(r);
     }
     let overall: Confusion = results.iter().map(|r| r.phones).sum();
