@@ -11,12 +11,11 @@
 //! Writes `calibration.md` and `calibration.json` into `--out`. Exit status 0
 //! when the study ran (whatever it found), 2 on any error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
-use robert_radio::scenario::Scenario;
+use anyhow::Context as _;
 use robert_sim::SimOptions;
 use robert_sim::calibrate::{Grid, Objective, calibrate, config_snippet, describe, markdown};
 use robert_sim::confusion::percent;
@@ -63,40 +62,9 @@ pub(crate) struct CalibrateArgs {
     quiet: bool,
 }
 
-/// Reads scenario files and, with `faq_matrix`, adds the FAQ cells.
-pub(crate) fn load_scenarios(
-    paths: &[PathBuf],
-    faq_matrix: bool,
-    seed: Option<u64>,
-) -> anyhow::Result<Vec<Scenario>> {
-    let mut scenarios = Vec::new();
-    for path in paths {
-        scenarios.push(read_scenario(path)?);
-    }
-    if faq_matrix {
-        scenarios.extend(
-            robert_sim::scenarios::faq_matrix(seed.unwrap_or(0))?
-                .into_iter()
-                .map(|(_, s)| s),
-        );
-    }
-    if scenarios.is_empty() {
-        bail!("nothing to run: give --scenario FILE.toml (repeatable) or --faq-matrix");
-    }
-    Ok(scenarios)
-}
-
-fn read_scenario(path: &Path) -> anyhow::Result<Scenario> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let s = Scenario::from_toml_str(&text).with_context(|| format!("{}", path.display()))?;
-    s.validate()
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(s)
-}
-
 pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
-    let mut scenarios = load_scenarios(&args.scenarios, args.faq_matrix, args.seed)?;
+    let mut scenarios =
+        super::simulate::load_scenarios(&args.scenarios, args.faq_matrix, args.seed)?;
     if let Some(seed) = args.seed {
         // FAQ cells already carry seed + i; files take the given seed.
         for s in scenarios.iter_mut().filter(|s| !s.name.starts_with("faq-")) {

@@ -10,7 +10,7 @@
 //!
 //! Exit status: 0 when every scenario ran, 2 on any error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -208,21 +208,19 @@ pub(crate) fn summary_line(r: &SimResult) -> String {
     )
 }
 
-pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let opts = options(&args)?;
-    let mut scenarios: Vec<Scenario> = Vec::new();
-    for path in &args.scenarios {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let s = Scenario::from_toml_str(&text).with_context(|| format!("{}", path.display()))?;
-        s.validate()
-            .with_context(|| format!("{}", path.display()))?;
-        scenarios.push(s);
+/// Reads scenario files and, with `faq_matrix`, adds the FAQ cells.
+pub(crate) fn load_scenarios(
+    paths: &[PathBuf],
+    faq_matrix: bool,
+    seed: Option<u64>,
+) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    for path in paths {
+        scenarios.push(read_scenario(path)?);
     }
-    if args.faq_matrix {
-        let base = args.seed.unwrap_or(0);
+    if faq_matrix {
         scenarios.extend(
-            robert_sim::scenarios::faq_matrix(base)?
+            robert_sim::scenarios::faq_matrix(seed.unwrap_or(0))?
                 .into_iter()
                 .map(|(_, s)| s),
         );
@@ -230,6 +228,21 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if scenarios.is_empty() {
         bail!("nothing to run: give --scenario FILE.toml (repeatable) or --faq-matrix");
     }
+    Ok(scenarios)
+}
+
+fn read_scenario(path: &Path) -> anyhow::Result<Scenario> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let s = Scenario::from_toml_str(&text).with_context(|| format!("{}", path.display()))?;
+    s.validate()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(s)
+}
+
+pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let opts = options(&args)?;
+    let scenarios = load_scenarios(&args.scenarios, args.faq_matrix, args.seed)?;
     let progress: Box<dyn Progress> = if args.quiet {
         Box::new(NoProgress)
     } else {
