@@ -40,6 +40,25 @@ impl BatchLock {
             _inner: Inner::Memory(guard),
         }
     }
+
+    /// Releases the lock now. Dropping it releases it too, but PostgreSQL
+    /// frees a session lock only once the server has noticed the closed
+    /// connection, so a run that starts right after a dropped one may still
+    /// find it taken; this unlocks and closes the session before returning.
+    /// Errors are ignored: the lock then goes with the connection.
+    pub async fn release(self) {
+        match self._inner {
+            Inner::Postgres(mut conn) => {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(crate::postgres::BATCH_LOCK_KEY)
+                    .execute(&mut conn)
+                    .await;
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Inner::File(file) => drop(file),
+            Inner::Memory(guard) => drop(guard),
+        }
+    }
 }
 
 impl fmt::Debug for BatchLock {

@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// The advisory-lock key of the risk batch (ASCII "ROBBATCH").
-const BATCH_LOCK_KEY: i64 = 0x524F_4242_4154_4348;
+pub(crate) const BATCH_LOCK_KEY: i64 = 0x524F_4242_4154_4348;
 
 /// Rows per `UNNEST` insert.
 const UNNEST_ROWS: usize = 10_000;

@@ -264,10 +264,28 @@ pub async fn run_with(
 ) -> Result<BatchReport, BatchError> {
     let settings = config.settings()?;
     let started = Instant::now();
-    let _lock = store
+    let lock = store
         .try_lock_batch()
         .await?
         .ok_or(BatchError::AlreadyRunning)?;
+    let result = run_locked(store, keys, &settings, now, fresh_seed, observer, started).await;
+    // Release explicitly (PostgreSQL: unlock, then close the session) so
+    // that the next run, even an immediate one, finds the lock free; a
+    // dropped lock is released too, but only once the server notices.
+    lock.release().await;
+    result
+}
+
+/// The batch once the lock is held.
+async fn run_locked(
+    store: &dyn Store,
+    keys: &BatchKeys,
+    settings: &config::Settings,
+    now: NtpSeconds,
+    fresh_seed: [u8; 32],
+    observer: &mut (dyn FnMut(&BatchProgress) -> ControlFlow<()> + Send),
+    started: Instant,
+) -> Result<BatchReport, BatchError> {
     let current = settings.start.epoch_at(now);
     let mut report = BatchReport {
         now: now.get(),
@@ -342,7 +360,7 @@ pub async fn run_with(
     // f: contacts, pipelined: while chunk k commits, chunk k+1 is validated
     // and chunk k+2 is read. Commits stay in chunk order.
     let step = Instant::now();
-    let validation = Arc::new(Validation::new(keys, &settings));
+    let validation = Arc::new(Validation::new(keys, settings));
     let fetch = |after| async move {
         let t = Instant::now();
         let contacts = store
