@@ -559,22 +559,16 @@ pub fn describe(s: &Setting) -> String {
 
 /// The Markdown report of a calibration (`calibration.md`).
 pub fn markdown(c: &Calibration) -> String {
-    use crate::confusion::percent;
     use std::fmt::Write as _;
     let mut md = String::new();
     let row = |name: &str, s: &Setting, k: &Confusion| {
         format!(
-            "| {name} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {} | {} | {:.4} | {} |\n",
             s.filter_risk_threshold,
             s.filter_duration_s,
             s.scoring_p0,
             s.risk_threshold,
-            k.tp,
-            k.fp,
-            k.fn_,
-            k.tn,
-            percent(k.recall()),
-            percent(k.precision())
+            crate::report::rate_cells(k)
         )
     };
     let head = "| | filter risk | filter duration (s) | scoring p0 (dBm) | risk threshold | TP | FP | FN | TN | recall | precision |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -635,6 +629,45 @@ pub fn markdown(c: &Calibration) -> String {
         c.offline_mismatches, c.predicted_after.fn_, c.predicted_after.fp, c.after.fn_, c.after.fp
     );
     md
+}
+
+/// The before/after table as plain text (what `robert calibrate` prints).
+pub fn text_table(c: &Calibration) -> String {
+    use crate::confusion::percent;
+    let mut out = format!(
+        "{:<11} {:>11} {:>9} {:>8} {:>9} {:>5} {:>5} {:>5} {:>6} {:>8} {:>10}\n",
+        "",
+        "filter risk",
+        "duration",
+        "p0",
+        "threshold",
+        "TP",
+        "FP",
+        "FN",
+        "TN",
+        "recall",
+        "precision"
+    );
+    for (name, s, k) in [
+        ("reference", &c.reference, &c.before),
+        ("calibrated", &c.chosen, &c.after),
+    ] {
+        out.push_str(&format!(
+            "{:<11} {:>11} {:>7} s {:>4} dBm {:>9.4} {:>5} {:>5} {:>5} {:>6} {:>8} {:>10}\n",
+            name,
+            s.filter_risk_threshold,
+            s.filter_duration_s,
+            s.scoring_p0,
+            s.risk_threshold,
+            k.tp,
+            k.fp,
+            k.fn_,
+            k.tn,
+            percent(k.recall()),
+            percent(k.precision())
+        ));
+    }
+    out
 }
 
 /// The chosen values as configuration: the server's TOML and the apps'

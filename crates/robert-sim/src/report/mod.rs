@@ -48,7 +48,8 @@ pub fn write_report(
     })
 }
 
-fn rate_cells(c: &Confusion) -> String {
+/// `TP | FP | FN | TN | recall | precision` cells of a Markdown row.
+pub(crate) fn rate_cells(c: &Confusion) -> String {
     format!(
         "{} | {} | {} | {} | {} | {}",
         c.tp,

@@ -17,21 +17,15 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use robert_sim::SimOptions;
-use robert_sim::calibrate::{Grid, Objective, calibrate, config_snippet, describe, markdown};
-use robert_sim::confusion::percent;
+use robert_sim::calibrate::{
+    Grid, Objective, calibrate, config_snippet, describe, markdown, text_table,
+};
 
 /// Arguments of `robert calibrate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CalibrateArgs {
-    /// Scenario files (TOML). Repeatable.
-    #[arg(long = "scenario", short = 's')]
-    scenarios: Vec<PathBuf>,
-    /// Also use the 20 cells of the StopCovid FAQ's field-test matrix.
-    #[arg(long)]
-    faq_matrix: bool,
-    /// Seed (overrides each scenario's; the FAQ cells use seed + 1 … seed + 20).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    input: super::simulate::ScenarioArgs,
     /// On-device filter riskThreshold values to try (mode RISKS; reference 0.1).
     #[arg(long, value_delimiter = ',', default_values_t = Grid::default().filter_risk_thresholds)]
     filter_risk: Vec<f64>,
@@ -63,9 +57,8 @@ pub(crate) struct CalibrateArgs {
 }
 
 pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
-    let mut scenarios =
-        super::simulate::load_scenarios(&args.scenarios, args.faq_matrix, args.seed)?;
-    if let Some(seed) = args.seed {
+    let mut scenarios = args.input.load()?;
+    if let Some(seed) = args.input.seed {
         // FAQ cells already carry seed + i; files take the given seed.
         for s in scenarios.iter_mut().filter(|s| !s.name.starts_with("faq-")) {
             s.seed = seed;
@@ -118,39 +111,7 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     })
     .context("calibration failed")?;
 
-    println!(
-        "\n{:<11} {:>11} {:>9} {:>8} {:>9} {:>5} {:>5} {:>5} {:>6} {:>8} {:>10}",
-        "",
-        "filter risk",
-        "duration",
-        "p0",
-        "threshold",
-        "TP",
-        "FP",
-        "FN",
-        "TN",
-        "recall",
-        "precision"
-    );
-    for (name, s, k) in [
-        ("reference", &c.reference, &c.before),
-        ("calibrated", &c.chosen, &c.after),
-    ] {
-        println!(
-            "{:<11} {:>11} {:>7} s {:>4} dBm {:>9.4} {:>5} {:>5} {:>5} {:>6} {:>8} {:>10}",
-            name,
-            s.filter_risk_threshold,
-            s.filter_duration_s,
-            s.scoring_p0,
-            s.risk_threshold,
-            k.tp,
-            k.fp,
-            k.fn_,
-            k.tn,
-            percent(k.recall()),
-            percent(k.precision())
-        );
-    }
+    print!("\n{}", text_table(&c));
     if c.changed() {
         println!("\nThe data favour: {}", describe(&c.chosen));
         println!("As configuration:\n{}", config_snippet(&c.chosen, c.r0));

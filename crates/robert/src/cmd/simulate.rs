@@ -23,19 +23,47 @@ use robert_sim::{
     TransportMode, run_scenario_with,
 };
 
-/// Arguments of `robert simulate`.
+/// Which scenarios to run (`robert simulate` and `robert calibrate`).
 #[derive(Debug, clap::Args)]
-pub(crate) struct SimulateArgs {
+pub(crate) struct ScenarioArgs {
     /// Scenario files (TOML; see crates/robert-sim/README.md). Repeatable.
     #[arg(long = "scenario", short = 's')]
-    scenarios: Vec<PathBuf>,
+    pub(crate) scenarios: Vec<PathBuf>,
     /// Also run the 20 cells of the StopCovid FAQ's field-test matrix
     /// (density × site × static/moving, 16 people each).
     #[arg(long)]
-    faq_matrix: bool,
+    pub(crate) faq_matrix: bool,
     /// Seed (overrides each scenario's `seed`; the FAQ cells use seed + 1 … seed + 20).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
+}
+
+impl ScenarioArgs {
+    /// Reads the scenario files and, with `--faq-matrix`, adds the FAQ cells.
+    pub(crate) fn load(&self) -> anyhow::Result<Vec<Scenario>> {
+        let mut scenarios = Vec::new();
+        for path in &self.scenarios {
+            scenarios.push(read_scenario(path)?);
+        }
+        if self.faq_matrix {
+            scenarios.extend(
+                robert_sim::scenarios::faq_matrix(self.seed.unwrap_or(0))?
+                    .into_iter()
+                    .map(|(_, s)| s),
+            );
+        }
+        if scenarios.is_empty() {
+            bail!("nothing to run: give --scenario FILE.toml (repeatable) or --faq-matrix");
+        }
+        Ok(scenarios)
+    }
+}
+
+/// Arguments of `robert simulate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimulateArgs {
+    #[command(flatten)]
+    input: ScenarioArgs,
     /// Report directory.
     #[arg(long, short = 'o', default_value = "robert-sim-report")]
     out: PathBuf,
@@ -98,7 +126,7 @@ pub(crate) fn options(args: &SimulateArgs) -> anyhow::Result<SimOptions> {
     } else {
         SimOptions::default()
     };
-    o.seed = args.seed;
+    o.seed = args.input.seed;
     if let Some(s) = args.step_moving {
         o.step_moving_s = s;
     }
@@ -208,29 +236,6 @@ pub(crate) fn summary_line(r: &SimResult) -> String {
     )
 }
 
-/// Reads scenario files and, with `faq_matrix`, adds the FAQ cells.
-pub(crate) fn load_scenarios(
-    paths: &[PathBuf],
-    faq_matrix: bool,
-    seed: Option<u64>,
-) -> anyhow::Result<Vec<Scenario>> {
-    let mut scenarios = Vec::new();
-    for path in paths {
-        scenarios.push(read_scenario(path)?);
-    }
-    if faq_matrix {
-        scenarios.extend(
-            robert_sim::scenarios::faq_matrix(seed.unwrap_or(0))?
-                .into_iter()
-                .map(|(_, s)| s),
-        );
-    }
-    if scenarios.is_empty() {
-        bail!("nothing to run: give --scenario FILE.toml (repeatable) or --faq-matrix");
-    }
-    Ok(scenarios)
-}
-
 fn read_scenario(path: &Path) -> anyhow::Result<Scenario> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -242,7 +247,7 @@ fn read_scenario(path: &Path) -> anyhow::Result<Scenario> {
 
 pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&args)?;
-    let scenarios = load_scenarios(&args.scenarios, args.faq_matrix, args.seed)?;
+    let scenarios = args.input.load()?;
     let progress: Box<dyn Progress> = if args.quiet {
         Box::new(NoProgress)
     } else {
@@ -253,7 +258,7 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     for s in &scenarios {
         let mut o = opts.clone();
         // A FAQ cell keeps its own seed; --seed already moved their base.
-        if args.faq_matrix && s.name.starts_with("faq-") {
+        if args.input.faq_matrix && s.name.starts_with("faq-") {
             o.seed = None;
         }
         let r = run_scenario_with(s, &o, progress.as_ref())
