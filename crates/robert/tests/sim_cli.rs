@@ -13,28 +13,39 @@ fn robert(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `robert` in a fresh output directory (`--out DIR` appended),
+/// asserts success and returns stdout and the directory.
+fn run_ok(args: &[&str], tag: &str) -> (String, PathBuf) {
+    let out = std::env::temp_dir().join(format!("robert-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut all = args.to_vec();
+    all.extend(["--out", out.to_str().unwrap()]);
+    let o = robert(&all);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (stdout, out)
+}
+
 fn small() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../robert-sim/scenarios/small.toml")
 }
 
 #[test]
 fn simulate_a_small_scenario_writes_a_report() {
-    let out = std::env::temp_dir().join(format!("robert-sim-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let o = robert(&[
-        "simulate",
-        "--scenario",
-        small().to_str().unwrap(),
-        "--fast",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let small_toml = small();
+    let (stdout, out) = run_ok(
+        &[
+            "simulate",
+            "--scenario",
+            small_toml.to_str().unwrap(),
+            "--fast",
+            "--quiet",
+        ],
+        "sim-cli",
     );
     assert!(stdout.contains("ci-small"), "{stdout}");
     assert!(stdout.contains("recall"), "{stdout}");
@@ -85,29 +96,23 @@ fn simulate_without_scenario_or_with_a_bad_file_exits_2() {
 
 #[test]
 fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
-    let out = std::env::temp_dir().join(format!("robert-cal-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let o = robert(&[
-        "calibrate",
-        "--scenario",
-        small().to_str().unwrap(),
-        "--filter-risk",
-        "0.1,0.9",
-        "--filter-duration",
-        "120",
-        "--scoring-p0",
-        "-66",
-        "--repeat",
-        "2",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let small_toml = small();
+    let (stdout, out) = run_ok(
+        &[
+            "calibrate",
+            "--scenario",
+            small_toml.to_str().unwrap(),
+            "--filter-risk",
+            "0.1,0.9",
+            "--filter-duration",
+            "120",
+            "--scoring-p0",
+            "-66",
+            "--repeat",
+            "2",
+            "--quiet",
+        ],
+        "cal-cli",
     );
     assert!(stdout.contains("reference"), "{stdout}");
     assert!(stdout.contains("calibrated"), "{stdout}");
