@@ -77,9 +77,6 @@
 //!
 //! # Deviations from reality, on purpose
 //!
-//! * Over real HTTP, responses carry the machine's `Date` header, not the
-//!   simulated time, so phones in [`TransportMode::Http`] skip the 120 s
-//!   clock-alignment check (the server's own request-time check still runs).
 //! * The SDK has no entry point for 19-byte writes carrying a partial RSSI
 //!   (Androids without advertiser): the simulator passes the sender TX gain
 //!   that makes the SDK's `raw − tx − rx` equal the protocol's value.

@@ -307,12 +307,9 @@ impl<'w> Sim<'w> {
                     )
                     .map_err(|e| SimError::Backend(format!("phone configuration: {e}")))?;
                     c.retry = RetryPolicy::none();
-                    if opts.transport == TransportMode::Http {
-                        // Over a real socket, hyper stamps responses with the
-                        // machine's `Date`, not the simulated one: the phone's
-                        // clock-alignment check would fail on every request.
-                        c.clock_tolerance_secs = u64::MAX;
-                    }
+                    // The phones keep the app's 120 s clock-alignment check in
+                    // both transports: the server stamps `Date` with its own
+                    // (simulated) clock, also over a real socket.
                     c.filter = opts.knobs.filter.clone();
                     c.filter_mode = opts.knobs.filter_mode;
                     c.status_schedule = schedule;

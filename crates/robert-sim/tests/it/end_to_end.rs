@@ -118,7 +118,9 @@ fn same_seed_same_results_and_a_complete_report() {
 }
 
 /// The same run over real HTTP on 127.0.0.1 (reqwest, the `robert serve`
-/// serving code) gives the same outcome as in process.
+/// serving code) gives the same outcome as in process. The phones keep the
+/// app's 120 s check of their clock against the server's `Date`, which the
+/// server stamps with its (simulated) clock: no request may fail on it.
 #[test]
 fn http_on_loopback_gives_the_in_process_outcome() {
     let scenario = small();
@@ -131,6 +133,10 @@ fn http_on_loopback_gives_the_in_process_outcome() {
         },
     )
     .unwrap();
+    assert_eq!(http.counts.registration_failures, 0);
+    assert_eq!(http.counts.status_failures, 0);
+    assert_eq!(http.counts.report_failures, 0);
+    assert!(http.counts.status_requests > 0);
     assert_eq!(http.counts, in_process.counts);
     assert_eq!(http.phones, in_process.phones);
     assert_eq!(http.pair_outcomes, in_process.pair_outcomes);
