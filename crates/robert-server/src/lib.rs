@@ -7,7 +7,7 @@
 //! | [`state`] | [`state::AppState`]: store, key ring, configuration, clock, captcha, codes and push clients, JWT issuers, metrics |
 //! | [`keystore`] | K_S per day, K_G, the KEK, the registration key pair; the passphrase-encrypted [`keystore::file::FileKeyStore`] behind the [`keystore::KeyStore`] trait; `robert keys` operations |
 //! | [`jwt`] | `declarationToken`, `analyticsToken`, `reportValidationToken` (ES256 or RS256) |
-//! | [`captcha`] | built-in PNG challenges, the reference's external protocol, `accept-any` |
+//! | [`captcha`] | built-in PNG and spoken-digit (WAV) challenges, the reference's external protocol, `accept-any` |
 //! | [`codes`], [`push`] | submission-code verification; push-server forwarding |
 //! | [`config`] | TOML + `ROBERT_*` environment configuration, with defaults |
 //! | [`clock`] | injected time: system, offset and manual clocks |
