@@ -58,6 +58,40 @@ fn codes_of(csv: &str) -> Vec<String> {
         .collect()
 }
 
+// The scheduled job (`spawn_daily_jobs`, what `robert codes serve` runs):
+// nothing before `run_at_utc`, the lots at that time, and no duplicate lots
+// from later turns of the loop. The service clock stands 3 s before 10:00;
+// the wait is real.
+both_backends!(scheduled_daily_job_writes_lots_at_its_time, |db| {
+    let out = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc("2026-03-28T09:59:57Z"));
+    let mut cfg = lot_config(out.path(), 6);
+    cfg.lots.scheduled = true;
+    cfg.lots.run_at_utc = "10:00".into();
+    let svc = service_with(&db, cfg, &clock);
+    let job = svc.spawn_daily_jobs();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(files_in(out.path()).is_empty(), "ran before its time");
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        names = files_in(out.path());
+        if names.len() >= 4 {
+            break;
+        }
+    }
+    // 6 codes a day in lots of at most 4: two lots, each .tgz + .sha256.
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.ends_with(".tgz")).count(), 2);
+    // Later turns (the loop may run once more before the clock moves on;
+    // then tomorrow) find the days topped up: no new lots.
+    clock.set(utc("2026-03-28T10:00:05Z"));
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(files_in(out.path()).len(), 4);
+    job.abort();
+    let _ = job.await;
+});
+
 both_backends!(lot_job_writes_reference_format_and_is_idempotent, |db| {
     let out = tempfile::tempdir().unwrap();
     // 2026-03-28 10:00 UTC: days 28, 29 (DST change), 30 of March.
