@@ -60,6 +60,9 @@ pub enum ApiError {
     /// Unknown identity or no server key for the epoch: HTTP 430.
     #[error("Unknown identity or expired key: register again")]
     UnknownIdentity,
+    /// 408: the request took longer than `server.request_timeout_secs`.
+    #[error("Request timed out after {0} s")]
+    Timeout(u64),
     /// Temporarily unable to serve.
     #[error("{0}")]
     Unavailable(String),
@@ -91,6 +94,7 @@ impl ApiError {
             Self::UnknownIdentity => {
                 StatusCode::from_u16(STATUS_430).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

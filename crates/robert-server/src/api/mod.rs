@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use self::error::ApiError;
 use self::extract::BodyLimit;
@@ -90,10 +89,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(state.clone(), date_header))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a handler panicked");
@@ -131,6 +127,16 @@ async fn date_header(State(state): State<AppState>, req: Request, next: Next) ->
     resp
 }
 
+/// Answers 408 with the API's JSON error when a request runs longer than
+/// `server.request_timeout_secs` (the handler is dropped: nothing is
+/// acknowledged, and a store transaction not yet committed rolls back).
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
+    }
+}
+
 /// Counts and times every request by matched route.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = Metrics::route_index(
@@ -144,4 +150,54 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .metrics
         .observe_request(route, resp.status().as_u16(), started.elapsed());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_slow_request_gets_a_json_408() {
+        let app: Router = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", get(|| async { "ok" }))
+            .layer(middleware::from_fn_with_state(
+                Duration::from_millis(50),
+                request_timeout,
+            ));
+        let call = |uri: &'static str| {
+            let app = app.clone();
+            async move {
+                let resp = app
+                    .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, body) = call("/slow").await;
+        assert_eq!(status, axum::http::StatusCode::REQUEST_TIMEOUT);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            json["message"].as_str().unwrap().contains("timed out"),
+            "{body}"
+        );
+        assert_eq!(
+            call("/fast").await,
+            (axum::http::StatusCode::OK, "ok".into())
+        );
+    }
 }
