@@ -70,6 +70,26 @@ impl From<&AuthFields> for AuthRequest {
     }
 }
 
+/// `POST /status` body: the authenticated fields and, when the host app has
+/// a push token, `pushInfo`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusRequest<'a> {
+    #[serde(flatten)]
+    pub(crate) auth: AuthRequest,
+    #[serde(rename = "pushInfo", skip_serializing_if = "Option::is_none")]
+    pub(crate) push_info: Option<&'a crate::phone::PushInfo>,
+}
+
+/// `POST /unregister` body: the authenticated fields and, when known, the
+/// push token to forget.
+#[derive(Debug, Serialize)]
+pub(crate) struct UnregisterRequest<'a> {
+    #[serde(flatten)]
+    pub(crate) auth: AuthRequest,
+    #[serde(rename = "pushToken", skip_serializing_if = "Option::is_none")]
+    pub(crate) push_token: Option<&'a str>,
+}
+
 /// An NTP date sent as a decimal string (or, tolerated, a number).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

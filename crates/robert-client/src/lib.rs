@@ -158,8 +158,8 @@ pub use code::{CodeError, CodeKind, ReportCode};
 pub use config::{CaptchaKind, PhoneConfig, RetryPolicy};
 pub use error::{ClientError, ReceiveError};
 pub use phone::{
-    CaptchaChallenge, CaptchaSolver, FixedCaptchaAnswer, Phone, PhoneSummary, ReportOutcome,
-    StatusOutcome,
+    CaptchaChallenge, CaptchaSolver, FixedCaptchaAnswer, Phone, PhoneSummary, PushInfo,
+    ReportOutcome, StatusOutcome,
 };
 pub use report::{ReportBasis, ReportSelection, ReportSpans, ReportWindow};
 pub use schedule::{Notification, NotificationRule, StatusScheduleParams};

@@ -119,6 +119,34 @@ pub struct PhoneSummary {
     pub pending_notification: Option<Notification>,
 }
 
+/// What `/status` forwards to the push service so that an iPhone app is
+/// woken up to ask its status (TousAntiCovid's `pushInfo`): the APNs token,
+/// the user's locale and IANA time zone. The server forwards it only when
+/// all three are present and non-blank.
+///
+/// Not persisted: the operating system hands the app its token at every
+/// launch; set it with [`Phone::set_push_info`].
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushInfo {
+    /// The push (APNs) token.
+    pub token: String,
+    /// Locale, e.g. `fr-FR`.
+    pub locale: String,
+    /// IANA time zone, e.g. `Europe/Paris`.
+    pub timezone: String,
+}
+
+impl fmt::Debug for PushInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token identifies the device to Apple: keep it out of logs.
+        f.debug_struct("PushInfo")
+            .field("token", &"<redacted>")
+            .field("locale", &self.locale)
+            .field("timezone", &self.timezone)
+            .finish()
+    }
+}
+
 /// Whether a failed request may be sent again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Retry {
@@ -152,6 +180,7 @@ pub struct Phone<T, S> {
     dirty_days: BTreeSet<u64>,
     stored_days: BTreeSet<u64>,
     last_dirty_day: Option<u64>,
+    push_info: Option<PushInfo>,
 }
 
 impl<T, S> fmt::Debug for Phone<T, S> {
@@ -210,6 +239,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             state_dirty: false,
             dirty_days: BTreeSet::new(),
             stored_days: BTreeSet::new(),
+            push_info: None,
             last_dirty_day: None,
         };
         phone.load()?;
@@ -674,6 +704,12 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     }
 
     fn auth_body(&self, salt: Salt) -> Result<Vec<u8>, ClientError> {
+        let auth = self.auth_request(salt)?;
+        serde_json::to_vec(&auth).map_err(|_| ClientError::Config("auth request".to_owned()))
+    }
+
+    /// The authenticated fields of a request for now.
+    fn auth_request(&self, salt: Salt) -> Result<api::AuthRequest, ClientError> {
         let now = self.clock.now();
         let reg = self
             .state
@@ -683,8 +719,18 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         let fields = reg.auth_fields(salt, now).ok_or(ClientError::Hello(
             crate::identity::HelloError::NoCurrentEbid,
         ))?;
-        serde_json::to_vec(&api::AuthRequest::from(&fields))
-            .map_err(|_| ClientError::Config("auth request".to_owned()))
+        Ok(api::AuthRequest::from(&fields))
+    }
+
+    /// Sets (or clears) the push information sent with every `/status`
+    /// and, as `pushToken`, with `/unregister`.
+    pub fn set_push_info(&mut self, push: Option<PushInfo>) {
+        self.push_info = push;
+    }
+
+    /// The push information in use.
+    pub fn push_info(&self) -> Option<&PushInfo> {
+        self.push_info.as_ref()
     }
 
     /// Forgets the registration after a 430 (keys, tuples, status), keeping
@@ -722,7 +768,11 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// On HTTP 430 the registration is wiped locally and
     /// [`ClientError::RegistrationDropped`] returned: register again.
     pub async fn status(&mut self) -> Result<StatusOutcome, ClientError> {
-        let body = self.auth_body(Salt::Status)?;
+        let body = serde_json::to_vec(&api::StatusRequest {
+            auth: self.auth_request(Salt::Status)?,
+            push_info: self.push_info.as_ref(),
+        })
+        .map_err(|_| ClientError::Config("status request".to_owned()))?;
         let result = self
             .call(
                 Endpoint::Status,
@@ -924,7 +974,11 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// `Phone` can register again. If the server no longer knows the
     /// registration (430 / 404) the local deletion still happens.
     pub async fn unregister(&mut self) -> Result<(), ClientError> {
-        let body = self.auth_body(Salt::Unregister)?;
+        let body = serde_json::to_vec(&api::UnregisterRequest {
+            auth: self.auth_request(Salt::Unregister)?,
+            push_token: self.push_info.as_ref().map(|p| p.token.as_str()),
+        })
+        .map_err(|_| ClientError::Config("unregister request".to_owned()))?;
         let result = self
             .call(
                 Endpoint::Unregister,

@@ -52,6 +52,8 @@ pub struct Inner {
     pub date_offset: Option<i64>,
     pub requests: Vec<String>,
     pub serve_captcha_image: bool,
+    /// The last accepted body per path (`/status`, `/unregister`).
+    pub last_bodies: HashMap<&'static str, Value>,
 }
 
 /// The fake server: shared state plus its clock.
@@ -78,6 +80,7 @@ impl FakeServer {
             date_offset: None,
             requests: Vec::new(),
             serve_captcha_image: true,
+            last_bodies: HashMap::new(),
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -329,6 +332,10 @@ async fn status(State(s): State<FakeServer>, body: Bytes) -> Response {
     };
     let now = s.now();
     let mut inner = s.lock();
+    inner.last_bodies.insert(
+        "/status",
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    );
     let current = inner.start.epoch_at(now).get();
     let ident = inner.ids.get_mut(&id).unwrap();
     if let Some(last) = ident.last_status_epoch
@@ -392,7 +399,13 @@ async fn unregister(State(s): State<FakeServer>, body: Bytes) -> Response {
         Ok(id) => id,
         Err(r) => return *r,
     };
-    s.lock().ids.remove(&id);
+    let mut inner = s.lock();
+    inner.ids.remove(&id);
+    inner.last_bodies.insert(
+        "/unregister",
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    );
+    drop(inner);
     s.finish(StatusCode::OK, json!({"success": true, "message": null}))
 }
 

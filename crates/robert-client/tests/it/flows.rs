@@ -616,3 +616,38 @@ async fn retention_purges_old_hellos_after_status() {
         "day files removed"
     );
 }
+
+/// `pushInfo` goes with every `/status` once the host sets it (and only
+/// then), and its token with `/unregister` as `pushToken`.
+#[tokio::test]
+async fn push_info_rides_with_status_and_unregister() {
+    let w = World::new();
+    let mut p = w.registered(7).await;
+    p.status().await.unwrap();
+    let body = w.server.lock().last_bodies["/status"].clone();
+    assert!(body["mac"].is_string(), "{body}");
+    assert!(body.get("pushInfo").is_none(), "{body}");
+
+    let push = robert_client::PushInfo {
+        token: "apns-token-0123".into(),
+        locale: "fr-FR".into(),
+        timezone: "Europe/Paris".into(),
+    };
+    p.set_push_info(Some(push.clone()));
+    assert!(
+        !format!("{push:?}").contains("apns-token"),
+        "token kept out of Debug"
+    );
+    w.clock.advance(2 * 900);
+    p.status().await.unwrap();
+    let body = w.server.lock().last_bodies["/status"].clone();
+    assert_eq!(
+        body["pushInfo"],
+        serde_json::json!({"token": "apns-token-0123", "locale": "fr-FR", "timezone": "Europe/Paris"})
+    );
+
+    p.unregister().await.unwrap();
+    let body = w.server.lock().last_bodies["/unregister"].clone();
+    assert_eq!(body["pushToken"], "apns-token-0123", "{body}");
+    assert!(body["mac"].is_string(), "{body}");
+}

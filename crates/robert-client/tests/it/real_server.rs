@@ -310,6 +310,12 @@ async fn after_unregister_status_answers_430() {
     let w = Real::new("client_unregister").await;
     let mut phone = w.registered(1).await;
     w.advance(3600);
+    // The real server takes pushInfo with /status and pushToken with /unregister.
+    phone.set_push_info(Some(robert_client::PushInfo {
+        token: "apns-token".into(),
+        locale: "fr-FR".into(),
+        timezone: "Europe/Paris".into(),
+    }));
     phone.status().await.unwrap();
 
     // A copy of the credentials, as a restored backup would hold.
