@@ -22,6 +22,8 @@ enum Command {
     Batch(cmd::batch::BatchArgs),
     /// Provision the server keys: init, import, rotate, show-public.
     Keys(cmd::keys::KeysArgs),
+    /// The `config` list returned to apps: list, set or delete a parameter.
+    AppConfig(cmd::app_config::AppConfigArgs),
     /// Submission codes: verify API, doctor portal, laboratory lots, QR codes and letters.
     Codes(cmd::codes::CodesArgs),
     /// Act as a phone against a running server: register, status, report, delete, show.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(args),
+        Command::AppConfig(args) => cmd::app_config::run(args),
         Command::Codes(args) => cmd::codes::run(args),
         Command::Phone(args) => cmd::phone::run(args),
         Command::Score(args) => cmd::score::run(args),

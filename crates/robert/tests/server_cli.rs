@@ -126,6 +126,52 @@ fn keys_init_show_import_rotate() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+#[test]
+fn app_config_set_list_delete() {
+    let d = dir("app-config");
+    let empty = json(&robert(&d, &["app-config", "list"]));
+    assert_eq!(empty, serde_json::json!([]));
+    json(&robert(
+        &d,
+        &["app-config", "set", "app.checkStatusFrequency", "12"],
+    ));
+    let list = json(&robert(
+        &d,
+        &["app-config", "set", "ble.filterMode", "RISKS", "--string"],
+    ));
+    assert_eq!(
+        list,
+        serde_json::json!([
+            {"name": "app.checkStatusFrequency", "value": 12},
+            {"name": "ble.filterMode", "value": "RISKS"}
+        ])
+    );
+    // Setting again replaces the value.
+    json(&robert(
+        &d,
+        &["app-config", "set", "app.checkStatusFrequency", "6"],
+    ));
+    let list = json(&robert(&d, &["app-config", "delete", "ble.filterMode"]));
+    assert_eq!(
+        list,
+        serde_json::json!([{"name": "app.checkStatusFrequency", "value": 6}])
+    );
+    // Errors exit 2 with a message, and change nothing.
+    let o = robert(&d, &["app-config", "delete", "ble.filterMode"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not set"));
+    let o = robert(&d, &["app-config", "set", "ble.filterMode", "RISKS"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--string"));
+    let o = robert(&d, &["app-config", "set", "bad name", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        json(&robert(&d, &["app-config", "list"])),
+        serde_json::json!([{"name": "app.checkStatusFrequency", "value": 6}])
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 fn http(addr: &str, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(request.as_bytes()).unwrap();

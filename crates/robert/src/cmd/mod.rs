@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments and `run`.
 
+pub(crate) mod app_config;
 pub(crate) mod batch;
 pub(crate) mod calibrate;
 pub(crate) mod codes;
