@@ -47,6 +47,9 @@ pub(crate) struct RegisterResponse {
     pub(crate) tuples: String,
     #[serde(rename = "timeStart")]
     pub(crate) time_start: u64,
+    /// The server's `config` list.
+    #[serde(default)]
+    pub(crate) config: Option<serde_json::Value>,
 }
 
 /// The common body of `/status`, `/unregister`, `/deleteExposureHistory`.
@@ -121,6 +124,9 @@ pub(crate) struct StatusResponse {
     pub(crate) declaration_token: Option<String>,
     #[serde(rename = "analyticsToken")]
     pub(crate) analytics_token: Option<String>,
+    /// The server's `config` list.
+    #[serde(default)]
+    pub(crate) config: Option<serde_json::Value>,
 }
 
 /// `POST /report` body.

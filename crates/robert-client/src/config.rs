@@ -94,6 +94,10 @@ pub struct PhoneConfig {
     pub filter: FilterConfig,
     /// The filter mode (`ble.filterMode`, RISKS in the app).
     pub filter_mode: FilterMode,
+    /// Take `ble.filterMode` and `ble.filterConfig` from the server's
+    /// `config` list when it carries them (as the apps do; default true).
+    /// `filter` and `filter_mode` above are then the starting values.
+    pub follow_server_filter: bool,
     /// Status polling.
     pub status_schedule: StatusScheduleParams,
     /// Refill the tuples (status request) when fewer than this many epochs
@@ -141,6 +145,7 @@ impl PhoneConfig {
             device,
             filter: FilterConfig::app_2020(),
             filter_mode: FilterMode::Risks,
+            follow_server_filter: true,
             status_schedule: StatusScheduleParams::default(),
             tuple_low_water: 96,
             min_status_gap_secs: 1800,

@@ -21,7 +21,13 @@
 //! one record per EBID per second, retention), [`report`] (report window
 //! and on-device filter), [`schedule`] (status polling and the
 //! notification rule), [`code`] (report codes and deep links),
-//! [`calibration`] (RSSI calibration).
+//! [`calibration`] (RSSI calibration), [`server_config`] (the filter
+//! parameters of the server's `config` list).
+//!
+//! The phone follows the server's `config` list for `ble.filterMode` and
+//! `ble.filterConfig` (operators set them with `robert app-config`), and
+//! sends the host's push token ([`PushInfo`], [`Phone::set_push_info`]) with
+//! `/status`.
 //!
 //! # Privacy invariants (design rules, not options)
 //!
@@ -148,6 +154,7 @@ pub mod identity;
 pub mod phone;
 pub mod report;
 pub mod schedule;
+pub mod server_config;
 pub mod state;
 pub mod storage;
 pub mod transport;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use robert_core::b64;
-use robert_core::filter::ProximityFilter;
+use robert_core::filter::{FilterMode, ProximityFilter};
 use robert_core::hello::Hello;
 use robert_core::mac::Salt;
 use robert_core::registration::ClientKeyAgreement;
@@ -24,6 +24,7 @@ use crate::error::{ClientError, ReceiveError};
 use crate::identity::Registration;
 use crate::report::{ReportBasis, ReportSelection, report_window, select_contacts};
 use crate::schedule::{Notification, RiskSnapshot, StatusSchedule};
+use crate::server_config::ServerFilter;
 use crate::state::{
     PhoneState, STATE_RECORD, StatusInfo, Token, contacts_day, contacts_record, decode_contacts,
     encode_contacts,
@@ -181,7 +182,12 @@ pub struct Phone<T, S> {
     stored_days: BTreeSet<u64>,
     last_dirty_day: Option<u64>,
     push_info: Option<PushInfo>,
+    /// The filter mode in force (the configuration's, or the server's).
+    filter_mode: FilterMode,
 }
+
+/// The storage record of the server's last `config` list (JSON).
+const SERVER_CONFIG_RECORD: &str = "server-config";
 
 impl<T, S> fmt::Debug for Phone<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -225,6 +231,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         calibration: &CalibrationTable,
     ) -> Result<Self, ClientError> {
         let filter = config.proximity_filter()?;
+        let filter_mode = config.filter_mode;
         let gains = calibration.lookup(&config.device);
         let mut phone = Self {
             config,
@@ -241,6 +248,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             stored_days: BTreeSet::new(),
             push_info: None,
             last_dirty_day: None,
+            filter_mode,
         };
         phone.load()?;
         phone.purge();
@@ -248,6 +256,13 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     }
 
     fn load(&mut self) -> Result<(), ClientError> {
+        if let Some(bytes) = self.storage.read(SERVER_CONFIG_RECORD)? {
+            // A record that does not parse is dropped: the next answer
+            // brings the list again.
+            if let Ok(list) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                self.apply_server_filter(&list);
+            }
+        }
         if let Some(bytes) = self.storage.read(STATE_RECORD)? {
             self.state = PhoneState::decode(&bytes)
                 .map_err(|_| StorageError::Corrupt(STATE_RECORD.to_owned()))?;
@@ -670,6 +685,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             )
             .await?;
         let registered: api::RegisterResponse = api::parse(Endpoint::Register, response.body())?;
+        self.take_server_config(registered.config.as_ref())?;
         // `finish` consumes the ephemeral private key: it is erased here.
         let keys = agreement.finish(&self.config.server_public_key);
         let sealed = b64::decode(&registered.tuples, "tuples").map_err(|_| {
@@ -720,6 +736,46 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             crate::identity::HelloError::NoCurrentEbid,
         ))?;
         Ok(api::AuthRequest::from(&fields))
+    }
+
+    /// Applies the filter parameters of the server's `config` list (see
+    /// [`crate::server_config`]) and keeps the list for the next start.
+    fn take_server_config(&mut self, list: Option<&serde_json::Value>) -> Result<(), ClientError> {
+        let Some(list) = list else {
+            return Ok(());
+        };
+        if self.apply_server_filter(list) {
+            let bytes = serde_json::to_vec(list)
+                .map_err(|_| ClientError::Config("server config".to_owned()))?;
+            self.storage.write(SERVER_CONFIG_RECORD, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the filter from `list` when allowed and present; whether it did.
+    fn apply_server_filter(&mut self, list: &serde_json::Value) -> bool {
+        if !self.config.follow_server_filter {
+            return false;
+        }
+        let found = ServerFilter::from_list(list, &self.config.filter);
+        if found.is_empty() {
+            return false;
+        }
+        if let Some(mode) = found.mode {
+            self.filter_mode = mode;
+        }
+        if let Some(config) = found.config
+            && let Ok(filter) = ProximityFilter::new(config)
+        {
+            self.filter = filter;
+        }
+        true
+    }
+
+    /// The on-device filter in force: mode and parameters (the
+    /// configuration's, or the server's `ble.filterMode` / `ble.filterConfig`).
+    pub fn proximity_filter(&self) -> (FilterMode, &robert_core::filter::FilterConfig) {
+        (self.filter_mode, self.filter.config())
     }
 
     /// Sets (or clears) the push information sent with every `/status`
@@ -799,6 +855,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             }
         };
         let parsed: api::StatusResponse = api::parse(Endpoint::Status, response.body())?;
+        self.take_server_config(parsed.config.as_ref())?;
         let reg = self
             .state
             .registration
@@ -880,12 +937,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     pub fn prepare_report(&self, basis: ReportBasis) -> ReportSelection {
         let now = self.clock.now();
         let window = report_window(now, basis, &self.config.report_spans);
-        select_contacts(
-            &self.contacts,
-            window,
-            &self.filter,
-            self.config.filter_mode,
-        )
+        select_contacts(&self.contacts, window, &self.filter, self.filter_mode)
     }
 
     /// Reports the user positive with a code (§3.9): parses the code (6 or

@@ -54,6 +54,8 @@ pub struct Inner {
     pub serve_captcha_image: bool,
     /// The last accepted body per path (`/status`, `/unregister`).
     pub last_bodies: HashMap<&'static str, Value>,
+    /// The `config` list returned by `/register` and `/status`.
+    pub config_list: Value,
 }
 
 /// The fake server: shared state plus its clock.
@@ -81,6 +83,7 @@ impl FakeServer {
             requests: Vec::new(),
             serve_captcha_image: true,
             last_bodies: HashMap::new(),
+            config_list: json!([]),
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -305,6 +308,7 @@ async fn register(State(s): State<FakeServer>, body: Bytes) -> Response {
     let id = IdA::random(&mut inner.rng);
     let tuples = s.bundle(&mut inner, id, &keys.key_a_tuples);
     let time_start = inner.start.ntp().get();
+    let config_list = inner.config_list.clone();
     inner.ids.insert(
         id,
         Identity {
@@ -318,7 +322,7 @@ async fn register(State(s): State<FakeServer>, body: Bytes) -> Response {
     drop(inner);
     s.finish(
         StatusCode::CREATED,
-        json!({"tuples": tuples, "timeStart": time_start, "config": [], "message": null}),
+        json!({"tuples": tuples, "timeStart": time_start, "config": config_list, "message": null}),
     )
 }
 
@@ -349,11 +353,12 @@ async fn status(State(s): State<FakeServer>, body: Bytes) -> Response {
     let key = ident.key_a_tuples.clone();
     let tuples = s.bundle(&mut inner, id, &key);
     let epoch_start = inner.start.epoch_start(Epoch(current)).get();
+    let config_list = inner.config_list.clone();
     drop(inner);
     let mut body = json!({
         "riskLevel": if at_risk { 4 } else { 0 },
         "tuples": tuples,
-        "config": [],
+        "config": config_list,
         "analyticsToken": "analytics.jwt.token",
     });
     if at_risk {

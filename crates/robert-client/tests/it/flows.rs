@@ -651,3 +651,62 @@ async fn push_info_rides_with_status_and_unregister() {
     assert_eq!(body["pushToken"], "apns-token-0123", "{body}");
     assert!(body["mac"].is_string(), "{body}");
 }
+
+/// `ble.filterMode` and `ble.filterConfig` from the server's `config` list
+/// replace the configured filter, survive a restart (kept, encrypted, in
+/// storage), and are ignored when the host opts out.
+#[tokio::test]
+async fn the_server_config_list_sets_the_on_device_filter() {
+    use robert_core::filter::FilterMode;
+    let w = World::new();
+    let mut p = w.registered(3).await;
+    assert_eq!(p.proximity_filter().0, FilterMode::Risks);
+    assert_eq!(p.proximity_filter().1.duration_threshold_secs, 120);
+
+    w.server.lock().config_list = serde_json::json!([
+        {"name": "ble.filterMode", "value": "FULL"},
+        {"name": "ble.filterConfig", "value": "{\"durationThreshold\": 300, \"riskThreshold\": 0.3}"}
+    ]);
+    w.clock.advance(2 * 900);
+    p.status().await.unwrap();
+    let (mode, config) = p.proximity_filter();
+    assert_eq!(mode, FilterMode::Full);
+    assert_eq!(config.duration_threshold_secs, 300);
+    assert_eq!(config.risk_threshold, 0.3);
+    assert_eq!(config.p0, -66.0, "keys not in the list keep their value");
+
+    // A restart keeps the server's filter.
+    p.persist().unwrap();
+    let storage = std::mem::take(p.storage_mut());
+    let reopened = w.phone_with(3, storage);
+    assert_eq!(reopened.proximity_filter().0, FilterMode::Full);
+    assert_eq!(reopened.proximity_filter().1.duration_threshold_secs, 300);
+
+    // A malformed filterConfig is ignored; the mode still applies.
+    w.server.lock().config_list = serde_json::json!([
+        {"name": "ble.filterMode", "value": "MEDIUM"},
+        {"name": "ble.filterConfig", "value": {"deltas": []}}
+    ]);
+    let mut p = reopened;
+    w.clock.advance(2 * 900);
+    p.status().await.unwrap();
+    assert_eq!(p.proximity_filter().0, FilterMode::Medium);
+    assert_eq!(p.proximity_filter().1.duration_threshold_secs, 300);
+
+    // A host that pins its filter ignores the list.
+    let mut pinned = (*w.config).clone();
+    pinned.follow_server_filter = false;
+    let mut q = Phone::open(
+        Arc::new(pinned),
+        w.transport(),
+        MemoryStorage::new(),
+        Arc::new(w.clock.clone()),
+        StdRng::seed_from_u64(9),
+    )
+    .unwrap();
+    q.register(&mut FixedCaptchaAnswer("ok".into()))
+        .await
+        .unwrap();
+    assert_eq!(q.proximity_filter().0, FilterMode::Risks);
+    assert_eq!(q.proximity_filter().1.duration_threshold_secs, 120);
+}
