@@ -670,14 +670,16 @@ pub fn text_table(c: &Calibration) -> String {
     out
 }
 
-/// The chosen values as configuration: the server's TOML and the apps'
-/// `ble.filterConfig` fields.
+/// The chosen values as configuration: the server's TOML, and the
+/// `robert app-config` commands that hand the filter to the apps through
+/// the `config` list (the SDK follows `ble.filterMode` / `ble.filterConfig`).
 pub fn config_snippet(s: &Setting, r0: f64) -> String {
     format!(
         "# robert serve / robert batch configuration\n[batch]\nrisk_threshold = {}\n\
          [batch.scoring]\nr0 = {r0}\np0 = {}\n\
-         # apps: ble.filterConfig (config list), mode RISKS\n\
-         # \"durationThreshold\": {}, \"riskThreshold\": {}\n",
+         # the apps' on-device filter, through the config list:\n\
+         # robert app-config set ble.filterMode RISKS --string\n\
+         # robert app-config set ble.filterConfig '{{\"durationThreshold\": {}, \"riskThreshold\": {}}}'\n",
         s.risk_threshold, s.scoring_p0, s.filter_duration_s, s.filter_risk_threshold
     )
 }
@@ -829,5 +831,19 @@ mod tests {
         assert!(text.contains("risk_threshold = 0.25"));
         assert!(text.contains("p0 = -66"));
         assert!(text.contains("\"durationThreshold\": 120"));
+        // The filterConfig it prints is what the phone SDK reads.
+        let json = text
+            .lines()
+            .find(|l| l.contains("set ble.filterConfig"))
+            .and_then(|l| l.split('\'').nth(1))
+            .expect("the filterConfig between quotes");
+        let list = serde_json::json!([{"name": "ble.filterConfig", "value": json}]);
+        let found = robert_client::server_config::ServerFilter::from_list(
+            &list,
+            &robert_core::filter::FilterConfig::sdk_default(),
+        );
+        let config = found.config.expect("parses");
+        assert_eq!(config.duration_threshold_secs, 120);
+        assert_eq!(config.risk_threshold, 0.1);
     }
 }
