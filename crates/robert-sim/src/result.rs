@@ -301,7 +301,8 @@ pub struct Throughput {
     pub server_db_bytes_before_registration: Option<u64>,
     /// Database growth per registration (bytes).
     pub server_db_bytes_per_registration: Option<f64>,
-    /// Peak resident memory of the process at the end of the run (bytes).
+    /// Peak resident memory of the process at the end of the run (bytes):
+    /// `VmHWM`, or a larger RSS sample taken during the run.
     pub peak_rss_bytes: Option<u64>,
 }
 

@@ -484,7 +484,18 @@ impl<'w> Sim<'w> {
         tp.reports = m.reports;
         tp.report_ms = dur_ms(m.report);
         tp.reports_per_s = per_s(m.reports, m.report);
-        tp.peak_rss_bytes = proc_status_bytes("VmHWM");
+        // The kernel updates VmHWM from per-thread counters it syncs lazily,
+        // so it can read a little below an RSS sampled earlier: never report
+        // a peak under a value we saw.
+        tp.peak_rss_bytes = [
+            proc_status_bytes("VmHWM"),
+            proc_status_bytes("VmRSS"),
+            tp.rss_after_registration_bytes,
+            tp.rss_before_registration_bytes,
+        ]
+        .into_iter()
+        .flatten()
+        .max();
         self.timings.throughput = tp;
         result.timings = self.timings;
         Ok(result)
