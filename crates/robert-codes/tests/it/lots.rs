@@ -60,11 +60,11 @@ fn codes_of(csv: &str) -> Vec<String> {
 
 // The scheduled job (`spawn_daily_jobs`, what `robert codes serve` runs):
 // nothing before `run_at_utc`, the lots at that time, and no duplicate lots
-// from later turns of the loop. The service clock stands 3 s before 10:00;
+// from later turns of the loop. The service clock stands 6 s before 10:00;
 // the wait is real.
 both_backends!(scheduled_daily_job_writes_lots_at_its_time, |db| {
     let out = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(utc("2026-03-28T09:59:57Z"));
+    let clock = ManualClock::new(utc("2026-03-28T09:59:54Z"));
     let mut cfg = lot_config(out.path(), 6);
     cfg.lots.scheduled = true;
     cfg.lots.run_at_utc = "10:00".into();
@@ -73,7 +73,7 @@ both_backends!(scheduled_daily_job_writes_lots_at_its_time, |db| {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(files_in(out.path()).is_empty(), "ran before its time");
     let mut names = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         names = files_in(out.path());
         if names.len() >= 4 {

@@ -171,7 +171,7 @@ mod tests {
             )
             .route("/fast", get(|| async { "ok" }))
             .layer(middleware::from_fn_with_state(
-                Duration::from_millis(50),
+                Duration::from_secs(1),
                 request_timeout,
             ));
         let call = |uri: &'static str| {
