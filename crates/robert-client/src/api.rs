@@ -93,6 +93,12 @@ pub(crate) struct UnregisterRequest<'a> {
     pub(crate) push_token: Option<&'a str>,
 }
 
+/// A request body as JSON; `what` names it in the (unreachable in practice)
+/// error: the bodies are plain structs of strings and numbers.
+pub(crate) fn json_body(value: &impl Serialize, what: &str) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(value).map_err(|_| ClientError::Config(format!("{what} request")))
+}
+
 /// An NTP date sent as a decimal string (or, tolerated, a number).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

@@ -626,11 +626,13 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             return Err(ClientError::AlreadyRegistered);
         }
         let kind = self.config.captcha;
-        let body = serde_json::to_vec(&api::CaptchaRequest {
-            kind: kind.wire(),
-            locale: &self.config.locale,
-        })
-        .map_err(|_| ClientError::Config("captcha request".to_owned()))?;
+        let body = api::json_body(
+            &api::CaptchaRequest {
+                kind: kind.wire(),
+                locale: &self.config.locale,
+            },
+            "captcha",
+        )?;
         let response = self
             .call(
                 Endpoint::Captcha,
@@ -669,12 +671,14 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
         let agreement = ClientKeyAgreement::new(&mut self.rng);
         let public_key = agreement.public_key_base64();
-        let body = serde_json::to_vec(&api::RegisterRequest {
-            captcha: &answer,
-            captcha_id: &challenge.id,
-            client_public_ecdh_key: &public_key,
-        })
-        .map_err(|_| ClientError::Config("register request".to_owned()))?;
+        let body = api::json_body(
+            &api::RegisterRequest {
+                captcha: &answer,
+                captcha_id: &challenge.id,
+                client_public_ecdh_key: &public_key,
+            },
+            "register",
+        )?;
         let response = self
             .call(
                 Endpoint::Register,
@@ -721,7 +725,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     fn auth_body(&self, salt: Salt) -> Result<Vec<u8>, ClientError> {
         let auth = self.auth_request(salt)?;
-        serde_json::to_vec(&auth).map_err(|_| ClientError::Config("auth request".to_owned()))
+        api::json_body(&auth, "auth")
     }
 
     /// The authenticated fields of a request for now.
@@ -745,8 +749,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             return Ok(());
         };
         if self.apply_server_filter(list) {
-            let bytes = serde_json::to_vec(list)
-                .map_err(|_| ClientError::Config("server config".to_owned()))?;
+            let bytes = api::json_body(list, "server config")?;
             self.storage.write(SERVER_CONFIG_RECORD, &bytes)?;
         }
         Ok(())
@@ -764,9 +767,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         if let Some(mode) = found.mode {
             self.filter_mode = mode;
         }
-        if let Some(config) = found.config
-            && let Ok(filter) = ProximityFilter::new(config)
-        {
+        if let Some(filter) = found.filter {
             self.filter = filter;
         }
         true
@@ -824,11 +825,13 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// On HTTP 430 the registration is wiped locally and
     /// [`ClientError::RegistrationDropped`] returned: register again.
     pub async fn status(&mut self) -> Result<StatusOutcome, ClientError> {
-        let body = serde_json::to_vec(&api::StatusRequest {
-            auth: self.auth_request(Salt::Status)?,
-            push_info: self.push_info.as_ref(),
-        })
-        .map_err(|_| ClientError::Config("status request".to_owned()))?;
+        let body = api::json_body(
+            &api::StatusRequest {
+                auth: self.auth_request(Salt::Status)?,
+                push_info: self.push_info.as_ref(),
+            },
+            "status",
+        )?;
         let result = self
             .call(
                 Endpoint::Status,
@@ -957,8 +960,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
                 token: code.expose_secret(),
                 contacts: selection.contacts.iter().map(Into::into).collect(),
             };
-            serde_json::to_vec(&request)
-                .map_err(|_| ClientError::Config("report request".to_owned()))?
+            api::json_body(&request, "report")?
         };
         let response = self
             .call(
@@ -1026,11 +1028,13 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// `Phone` can register again. If the server no longer knows the
     /// registration (430 / 404) the local deletion still happens.
     pub async fn unregister(&mut self) -> Result<(), ClientError> {
-        let body = serde_json::to_vec(&api::UnregisterRequest {
-            auth: self.auth_request(Salt::Unregister)?,
-            push_token: self.push_info.as_ref().map(|p| p.token.as_str()),
-        })
-        .map_err(|_| ClientError::Config("unregister request".to_owned()))?;
+        let body = api::json_body(
+            &api::UnregisterRequest {
+                auth: self.auth_request(Salt::Unregister)?,
+                push_token: self.push_info.as_ref().map(|p| p.token.as_str()),
+            },
+            "unregister",
+        )?;
         let result = self
             .call(
                 Endpoint::Unregister,

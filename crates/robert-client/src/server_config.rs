@@ -20,8 +20,8 @@ pub struct ServerFilter {
     /// `ble.filterMode`, if present and valid.
     pub mode: Option<FilterMode>,
     /// `ble.filterConfig` applied over the phone's configuration, if present
-    /// and valid.
-    pub config: Option<FilterConfig>,
+    /// and valid (the filter built from it; `filter.config()` reads it).
+    pub filter: Option<ProximityFilter>,
 }
 
 impl ServerFilter {
@@ -40,13 +40,13 @@ impl ServerFilter {
         let mode = value_of("ble.filterMode")
             .and_then(Value::as_str)
             .and_then(FilterMode::from_config);
-        let config = value_of("ble.filterConfig").and_then(|v| filter_config(v, base));
-        Self { mode, config }
+        let filter = value_of("ble.filterConfig").and_then(|v| filter_config(v, base));
+        Self { mode, filter }
     }
 
     /// Whether the list said anything about the filter.
     pub fn is_empty(&self) -> bool {
-        self.mode.is_none() && self.config.is_none()
+        self.mode.is_none() && self.filter.is_none()
     }
 }
 
@@ -67,8 +67,9 @@ fn seconds(v: &Value) -> Option<u64> {
         .map(|x| x as u64)
 }
 
-/// `ble.filterConfig` over `base`; `None` if anything is malformed.
-fn filter_config(value: &Value, base: &FilterConfig) -> Option<FilterConfig> {
+/// The filter of `ble.filterConfig` over `base`; `None` if anything is
+/// malformed.
+fn filter_config(value: &Value, base: &FilterConfig) -> Option<ProximityFilter> {
     let parsed;
     let obj = match value {
         Value::Object(o) => o,
@@ -106,7 +107,7 @@ fn filter_config(value: &Value, base: &FilterConfig) -> Option<FilterConfig> {
             _ => {}
         }
     }
-    ProximityFilter::new(c.clone()).ok().map(|_| c)
+    ProximityFilter::new(c).ok()
 }
 
 #[cfg(test)]
@@ -127,7 +128,7 @@ mod tests {
         ]);
         let f = ServerFilter::from_list(&list, &base());
         assert_eq!(f.mode, Some(FilterMode::Medium));
-        let c = f.config.unwrap();
+        let c = f.filter.unwrap().config().clone();
         assert_eq!(c.duration_threshold_secs, 90);
         assert_eq!(c.risk_threshold, 0.2);
         assert_eq!(c.deltas, vec![39.0, 27.0]);
@@ -136,7 +137,11 @@ mod tests {
         assert_eq!(c.time_window_secs, base().time_window_secs);
 
         let object = json!([{"name": "ble.filterConfig", "value": {"p0": -60, "timeOverlap": 30}}]);
-        let c = ServerFilter::from_list(&object, &base()).config.unwrap();
+        let c = ServerFilter::from_list(&object, &base())
+            .filter
+            .unwrap()
+            .config()
+            .clone();
         assert_eq!((c.p0, c.time_overlap_secs), (-60.0, 30));
     }
 
@@ -155,7 +160,7 @@ mod tests {
         ] {
             let list = json!([{"name": "ble.filterConfig", "value": bad.clone()}]);
             assert_eq!(
-                ServerFilter::from_list(&list, &base()).config,
+                ServerFilter::from_list(&list, &base()).filter,
                 None,
                 "{bad}"
             );

@@ -86,6 +86,23 @@ impl Grid {
         out
     }
 
+    /// The settings a calibration runs, in order: `reference` first, then
+    /// every grid point that differs from it (at the reference's risk
+    /// threshold, which the sweep then fits).
+    pub fn runs(&self, reference: &Setting) -> Vec<Setting> {
+        let mut runs = vec![*reference];
+        runs.extend(
+            self.points()
+                .into_iter()
+                .map(|s| Setting {
+                    risk_threshold: reference.risk_threshold,
+                    ..s
+                })
+                .filter(|s| s.changes_from(reference) > 0),
+        );
+        runs
+    }
+
     /// Checks that the grid is not empty and every value is in range.
     pub fn validate(&self) -> Result<(), String> {
         if self.filter_risk_thresholds.is_empty()
@@ -415,16 +432,7 @@ pub fn calibrate(
     let r0 = base.knobs.scoring.r0;
     let reference_cut = score_cut(reference.risk_threshold, r0);
 
-    let mut settings = vec![reference];
-    settings.extend(
-        grid.points()
-            .into_iter()
-            .map(|s| Setting {
-                risk_threshold: reference.risk_threshold,
-                ..s
-            })
-            .filter(|s| s.changes_from(&reference) > 0),
-    );
+    let settings = grid.runs(&reference);
 
     let mut points = Vec::with_capacity(settings.len());
     let mut before_rows: Vec<(String, usize, Confusion)> = Vec::new();
@@ -842,7 +850,8 @@ mod tests {
             &list,
             &robert_core::filter::FilterConfig::sdk_default(),
         );
-        let config = found.config.expect("parses");
+        let filter = found.filter.expect("parses");
+        let config = filter.config();
         assert_eq!(config.duration_threshold_secs, 120);
         assert_eq!(config.risk_threshold, 0.1);
     }

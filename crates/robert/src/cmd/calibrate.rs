@@ -89,12 +89,9 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         None => Objective::Lexicographic,
     };
     objective.validate().map_err(anyhow::Error::msg)?;
-    let reference = robert_sim::calibrate::Setting::of(&base.knobs);
-    let runs = 1 + grid
-        .points()
-        .iter()
-        .filter(|p| p.changes_from(&reference) > 0)
-        .count();
+    let runs = grid
+        .runs(&robert_sim::calibrate::Setting::of(&base.knobs))
+        .len();
     if !args.quiet {
         println!(
             "Calibrating on {} scenario(s): {runs} runs of every scenario (the reference, \
