@@ -58,6 +58,15 @@ impl Gains {
     pub const fn new(tx: i8, rx: i8) -> Self {
         Self { tx, rx }
     }
+
+    /// The gains with the RX gain lowered by `shift_db` (saturating in
+    /// `i8`): calibrated RSSIs computed with them are `shift_db` higher.
+    pub fn shift_calibrated(self, shift_db: i32) -> Self {
+        Self {
+            tx: self.tx,
+            rx: saturate_i8(i32::from(self.rx) - shift_db),
+        }
+    }
 }
 
 /// TousAntiCovid's hard-coded Android fallback: tx −30, rx −5.
@@ -259,6 +268,32 @@ impl CalibrationTable {
     /// All entries, sorted by model key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Gains)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// The table as CSV (`model,tx_gain_db,rx_gain_db` with a header line),
+    /// readable by [`CalibrationTable::parse_csv`] and by the phone SDK's
+    /// parser (models may contain commas: the gains are the last two
+    /// fields).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("model,tx_gain_db,rx_gain_db\n");
+        for (model, g) in self.iter() {
+            out.push_str(&format!("{model},{},{}\n", g.tx, g.rx));
+        }
+        out
+    }
+
+    /// The table with every RX gain lowered by `shift_db`, so that every
+    /// calibrated RSSI computed with it (direct or write-with-RSSI) is
+    /// `shift_db` higher. Raw measurements and the TX gains on air are
+    /// unchanged. Gains saturate at the ends of the `i8` range.
+    pub fn shift_calibrated(&self, shift_db: i32) -> Self {
+        Self {
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, g)| (k.clone(), g.shift_calibrated(shift_db)))
+                .collect(),
+        }
     }
 
     /// The §2.1 lookup with TousAntiCovid's fallbacks ([`FALLBACK_ANDROID`],
@@ -466,6 +501,31 @@ mod tests {
         assert_eq!(saturate_i8(300), 127);
         assert_eq!(saturate_i8(-300), -128);
         assert_eq!(saturate_i8(-42), -42);
+    }
+
+    #[test]
+    fn csv_round_trip_and_shift() {
+        let t = CalibrationTable::october_2020();
+        assert_eq!(CalibrationTable::parse_csv(&t.to_csv()).unwrap(), t);
+        let shifted = t.shift_calibrated(-15);
+        for (model, g) in t.iter() {
+            let s = shifted.get(model).unwrap();
+            assert_eq!(s.tx, g.tx, "{model}");
+            // Same raw, same sender: the calibrated value moves by the shift.
+            assert_eq!(
+                calibrate(-80, g.tx, s.rx),
+                calibrate(-80, g.tx, g.rx) - 15,
+                "{model}"
+            );
+            // Write-with-RSSI: the writer's partial moves, the finish does not.
+            let partial = partial_rssi(-80, s.rx);
+            assert_eq!(
+                finish_partial(partial, g.tx),
+                finish_partial(partial_rssi(-80, g.rx), g.tx) - 15
+            );
+        }
+        assert_eq!(Gains::new(-5, -120).shift_calibrated(20).rx, i8::MIN);
+        assert_eq!(Gains::new(-5, 120).shift_calibrated(-20).rx, i8::MAX);
     }
 
     #[test]
