@@ -5,45 +5,79 @@
 //! level(S→R) = P_tx(S) + G_rx(R)                      device hardware (from calibration)
 //!            − PL(d)                                   log-distance path loss, dual slope
 //!            − L_place(S) − L_place(R)                 phone in hand / at the ear / pocket / bag
-//!            − L_body(S, θ_S) − L_body(R, θ_R)         own body between phone and peer
-//!            − c_crowd · max(0, d − 1 m)               bystanders' bodies (dense crowds)
-//!            + X_shadow(t)                             log-normal shadowing, AR(1) in time and distance
+//!            − L_obs(B_S + B_R + C)                    bodies and crowd on the direct path, filled in by multipath
+//!            + X_shadow(t) + Y_pair                    log-normal shadowing, AR(1) in time and distance; static per-pair offset
 //! raw RSSI  = round(level + F)                         F: per-packet Rician / Rayleigh fading (dB)
 //!             received only if raw ≥ sensitivity floor
 //!
-//! PL(d) = PL₀ + 10·n·log10(d / 1 m)                    d ≤ d_b
-//!       = PL₀ + 10·n·log10(d_b) + 10·n_far·log10(d / d_b)   d > d_b
+//! PL(d)  = PL₀ + 10·n·log10(d / 1 m)                   d ≤ d_b
+//!        = PL₀ + 10·n·log10(d_b) + 10·n_far·log10(d / d_b)   d > d_b
+//! B_end  = L_torso · block(placement) · (1 − cos θ_end) / 2    θ: angle between where the phone faces and the peer
+//! C      = c_crowd · max(0, d − 1 m)                   bystanders' bodies (dense crowds)
+//! L_obs(x) = −10·log10( (1 − δ)·10^(−x/10) + δ ),  δ = 10^(−D/10)     (obstruction_loss_db)
 //! ```
 //!
 //! `d` is the 3-D distance between the two phones (plan distance plus the
 //! height difference of the placements), floored at 0.1 m.
 //!
+//! # Bodies: a shadowed direct path plus a diffuse floor
+//!
+//! A torso costs the *direct* path 20–30 dB at 2.4 GHz; what a receiver
+//! loses is much less where walls, furniture and other people scatter
+//! power around the body. MITRE's rotation measurements (ble-measurements.md
+//! §2.2) show exactly that: turning the carrier costs 15–26 dB in an
+//! anechoic chamber or a courtyard, 6–14 dB in a conference room, 7–11 dB in
+//! a screen room. We model it with one torso loss for every environment
+//! (26 dB, the top of MITRE's outdoor spread) and a per-environment
+//! **diffuse floor** `D`: the share of the unobstructed power that arrives
+//! around the obstruction and is not attenuated. The two are power-summed
+//! ([`obstruction_loss_db`]), so a body costs about `min(B, D)`, two bodies
+//! no more than `D`, and multipath fills the shadow by itself instead of a
+//! per-environment body loss. With `L_torso` = 26 dB, one carrier turned
+//! away costs 19.0 dB outdoors (D = 20), 9.9 dB in a hall (10), 8.9 dB in a
+//! furnished room (9), 7.9 dB under a low ceiling (8) and 6.0 dB in a metal
+//! vehicle (6). The crowd's bodies join the same sum. Simplification: `D`
+//! is relative to the direct path at the same distance (the distance law
+//! is unchanged), whereas a room's diffuse field is roughly
+//! distance-independent.
+//!
+//! The Rician K-factor is a different quantity: it sets the packet-to-packet
+//! fluctuation around the mean and includes the ground and wall reflections
+//! that arrive from about the peer's direction (and are shadowed with the
+//! direct ray); `D` is what arrives from around the body.
+//!
 //! # Sources and assumptions
 //!
 //! Values are generally known literature figures for 2.4 GHz, rounded; where
 //! no single figure exists the value is **our assumption**, chosen inside the
-//! published range, and says so. Everything is a plain field, so the
-//! simulator (or `robert calibrate` later) can override any of it.
+//! published range, and says so. Everything is a plain field, so a scenario
+//! can override any of it. The tests of [`crate::survey`] hold the result
+//! against published phone-to-phone data; `docs/radio-model.md` has the
+//! comparison table.
 //!
 //! | parameter | value(s) | source |
 //! |---|---|---|
 //! | `PL₀` (1 m) | 40.2 dB | free-space loss 20·log10(4π·1 m/λ), λ = c / 2.44 GHz = 0.123 m (Friis) |
 //! | `PL₀` metal vehicle | 37 dB | assumption: enclosed metal body adds reflected power; Leith & Farrell (2020) measured stronger-than-free-space signals in a light-rail tram |
-//! | `n` outdoor | 2.0 | free space (Rappaport, *Wireless Communications*, Table 4.2: free space 2) |
+//! | `n` outdoor | 2.0 | free space (Rappaport, *Wireless Communications*, Table 4.2: free space 2); TU Berlin park 1 → 2 / 3 / 5 m: −7.5 / −8 / −14 dB |
 //! | `d_b`, `n_far` outdoor | 30 m, 4.0 | two-ray ground reflection breakpoint 4·h_t·h_r/λ ≈ 4·1.1·1.1/0.123 ≈ 39 m, slope 4 beyond (Rappaport §4.6); rounded down for bodies |
-//! | `n` indoor | 1.8–2.2 | Rappaport Table 4.2: in-building line of sight 1.6–1.8; ITU-R P.1238 distance power loss coefficient ≈ 2.2–3.0 at 2.4 GHz (commercial / office) |
+//! | `n` indoor | 2.0 / 2.2 / 1.8 (high / medium / low ceiling) | Rappaport Table 4.2: in-building line of sight 1.6–1.8; ITU-R P.1238 ≈ 2.2–3.0 at 2.4 GHz (commercial / office); the realistic separations (1 → 2 m ≈ −5, 1 → 3 m ≈ −8 dB) sit inside EPFL/ETH's and TU Berlin's ranges, so the optional n ≈ 1.8–2.0 beyond 2 m of ble-measurements.md §6.1 is not needed |
 //! | `n` low ceiling | 1.8 | waveguide effect of corridors / low ceilings (in-building LOS 1.6–1.8, Rappaport) |
 //! | `n_far` indoor | 3.0–3.5 | obstructed in building 4–6 (Rappaport) and ITU-R P.1238 office 3.0; partitions beyond the room |
-//! | `n` metal vehicle | 1.2 | assumption after Leith & Farrell (2020, tram): RSSI barely decreases with distance inside a metal carriage |
-//! | `σ` shadowing | 4 (outdoor) to 8 dB (metal) | log-normal shadowing 3–12 dB indoors (Rappaport §4.9); higher near metal (assumption) |
+//! | `n` metal vehicle | 0.5 | Leith & Farrell, bus (per-pair median against log d: r = 0.06) and tram (r = 0.15): no distance trend; ble-measurements.md §6.1: n ≈ 0.5–1.0 |
+//! | `σ` shadowing | 4 (outdoor), 5 / 6 / 7 (indoor high / medium / low), 6 dB (metal) | log-normal shadowing 3–12 dB indoors (Rappaport §4.9) |
+//! | `σ_pair` per-pair offset | 0; 6 dB in metal vehicles | Leith & Farrell, bus: changing the people in a pair of seats moves attenuation by ±10 dB; with `σ` 6 dB the slow variation totals √(6² + 6²) ≈ 8.5 dB (ble-measurements.md §6.1: σ 8–10 dB) |
 //! | shadow decorrelation | 1–5 m, 5–30 s | Gudmundson (1991) exponential autocorrelation model; distances scaled down to body-scale geometry, times for people shifting posture (assumption) |
 //! | fading | Rician K 6 dB outdoor, 3 / 1 / 0 dB indoor high / medium / low ceiling, Rayleigh in metal | Rician for line of sight plus ground / wall reflections, Rayleigh for rich multipath without dominant path (Goldsmith, *Wireless Communications*, §3.2); K values assumptions within the usual 0–10 dB indoor range |
-//! | body loss behind a torso | 12 dB | human-body shadowing at 2.4 GHz is typically 10–20 dB; Leith & Farrell (2020) report body and pocket effects of that order on phone RSSI |
-//! | placement losses | hand 0, ear 3, table 0, chest pocket 4, trouser pocket 6, bag / backpack 8 dB | assumption in line with handset measurements (head and hand losses of a few dB; pockets and bags 5–10 dB, Leith & Farrell 2020) |
-//! | crowd loss | 0 (low density) to 1.5 dB/m (high density) | assumption: a dense crowd places a body (10–20 dB) every ~10 m of line of sight between phones held at chest height |
-//! | sensitivity floor | −100 dBm raw | assumption: phones report down to about −100 dBm; the Core Specification requires only −70 dBm |
+//! | `L_torso` direct path through a torso | 26 dB | on-body measurements at 2.4 GHz give 20–30 dB behind a torso; MITRE's largest rotation spread in the open 26 dB |
+//! | diffuse floor `D` | 20 outdoor, 10 hall, 9 furnished room, 8 low ceiling, 6 dB metal | MITRE rotation spreads (see above); ble-measurements.md §6.2: ≈ 18–20 dB outdoors (max 26), 8–10 dB in furnished rooms, ≈ 6 dB in metal vehicles and screen-room multipath; the hall is our interpolation |
+//! | body block factor | 1; bag 0.7, ear 0.8, table 0.2 | MITRE: the purse (15–16 dB) and the ear (22–24 dB) are shadowed almost like pockets in the open; a phone on a table sees over it (assumption) |
+//! | placement losses | hand 0, table 0, chest pocket 2, ear 3, trouser pockets 3, bag / backpack 4 dB | MITRE: placements differ by only a few dB at their best angle; EPFL/ETH: pocket scenarios (bar 57, gym 55 dB) within 1–3 dB of hand-held ones (train, queue 54 dB) at 1 m |
+//! | crowd loss | 0 (low density) to 1.5 dB/m (high density) | assumption: a dense crowd places a body every ~10 m of line of sight between phones held at chest height; filled in by `D` like the carriers' bodies |
+//! | sensitivity floor | −100 dBm raw | EPFL/ETH raw floor −100 to −104 dBm; the Core Specification requires only −70 dBm |
 //! | TX power of a DEFAULT Android | −7 dBm | Android `ADVERTISE_TX_POWER_MEDIUM` nominal value (client-ble.md §1.3) |
-//! | calibrated RSSI at 1 m | −35 dB | client-ble.md §2.2: DEFAULT↔DEFAULT raw −70 → calibrated −35 |
+//! | raw RSSI at 1 m, DEFAULT ↔ DEFAULT | −70 dBm | client-ble.md §2.2 (calibrated −35 with the October 2020 table: [`HardwareReference::STANDARD`]); the scenario's `anchor_db` moves the calibrated scale, not this |
+//! | per-device calibration residual | σ 3.5 dB per gain (`population.device_offset_sigma_db`) | EPFL/ETH anechoic pairs after Google's per-model calibration spread over 42–58 dB (σ ≈ 5–6 dB per pair, ≈ 3.5–4 per gain); applies to every pair, iPhone ↔ Android included |
 //!
 //! # Device hardware from the calibration table
 //!
@@ -62,7 +96,10 @@
 //! Hence `calibrated = raw − txGain − rxGain = −35 − (PL(d) − PL₀) − losses`
 //! for any pair whose table entries are exact. Assumption: the receiver's RX
 //! gain also shifts its sensitivity (a "deaf" model reports lower RSSI *and*
-//! hears less), because the floor applies to the reported raw RSSI.
+//! hears less), because the floor applies to the reported raw RSSI. A
+//! scenario's anchor (`[radio] anchor_db`) then lowers every *app's* RX gain
+//! by `anchor_db + 35`, which moves calibrated values and nothing else
+//! ([`crate::scenario`], "The anchor").
 
 use rand::Rng;
 use serde::Deserialize;
@@ -75,8 +112,9 @@ pub use crate::math::{Fading, FadingTable};
 pub const FREE_SPACE_LOSS_1M_DB: f64 = 40.2;
 /// Default receiver sensitivity floor on the reported raw RSSI (dBm).
 pub const DEFAULT_SENSITIVITY_DBM: f64 = -100.0;
-/// Default loss when the phone owner's torso is between the phone and the peer (dB).
-pub const DEFAULT_BODY_LOSS_DB: f64 = 12.0;
+/// Loss of the direct path through the phone owner's torso (dB), before
+/// the diffuse floor fills it in ([`obstruction_loss_db`]).
+pub const DEFAULT_BODY_LOSS_DB: f64 = 26.0;
 /// Smallest distance used in path loss (m): phones touching are not closer than this.
 pub const MIN_DISTANCE_M: f64 = 0.1;
 /// Raw RSSI range reported (dBm).
@@ -89,7 +127,9 @@ pub struct HardwareReference {
     pub default_gains: Gains,
     /// Radiated power of a DEFAULT Android (dBm).
     pub default_tx_dbm: f64,
-    /// Calibrated RSSI expected at 1 m, outdoor, in hand, facing (dB).
+    /// Calibrated RSSI expected at 1 m, outdoor, in hand, facing, with the
+    /// unshifted October 2020 table (dB): fixes the raw levels. The
+    /// scenario's `anchor_db` shifts the apps' gains instead.
     pub calibrated_at_1m_db: f64,
     /// Path loss at 1 m used for the anchor (dB).
     pub reference_loss_db: f64,
@@ -186,9 +226,9 @@ impl Placement {
         match self {
             Self::Hand | Self::Table => 0.0,
             Self::Ear => 3.0,
-            Self::ChestPocket => 4.0,
-            Self::FrontPocket | Self::BackPocket => 6.0,
-            Self::Bag | Self::Backpack => 8.0,
+            Self::ChestPocket => 2.0,
+            Self::FrontPocket | Self::BackPocket => 3.0,
+            Self::Bag | Self::Backpack => 4.0,
         }
     }
 
@@ -212,12 +252,12 @@ impl Placement {
 
     /// Share of the full body loss applied when the peer is straight behind
     /// the phone's side of the body (1 = torso fully in the way; a phone on a
-    /// table or in a side bag is only partly shadowed).
+    /// table, in a side bag or at the ear is partly shadowed).
     pub fn body_block_factor(self) -> f64 {
         match self {
             Self::Table => 0.2,
-            Self::Bag => 0.5,
-            Self::Ear => 0.6,
+            Self::Bag => 0.7,
+            Self::Ear => 0.8,
             _ => 1.0,
         }
     }
@@ -252,61 +292,68 @@ impl EnvironmentKind {
 
     /// The preset's parameters (module table).
     pub fn preset(self) -> Environment {
-        let (pl0, n, bp, nf, sigma, tau, dc, fading) = match self {
-            Self::Outdoor => (
-                40.2,
-                2.0,
-                30.0,
-                4.0,
-                4.0,
-                30.0,
-                5.0,
-                Fading::Rician { k_factor_db: 6.0 },
-            ),
-            Self::IndoorHighCeiling => (
-                40.2,
-                2.0,
-                15.0,
-                3.0,
-                5.0,
-                20.0,
-                3.0,
-                Fading::Rician { k_factor_db: 3.0 },
-            ),
-            Self::IndoorMediumCeiling => (
-                40.2,
-                2.2,
-                10.0,
-                3.5,
-                6.0,
-                15.0,
-                2.0,
-                Fading::Rician { k_factor_db: 1.0 },
-            ),
-            Self::IndoorLowCeiling => (
-                40.2,
-                1.8,
-                8.0,
-                3.5,
-                7.0,
-                10.0,
-                1.5,
-                Fading::Rician { k_factor_db: 0.0 },
-            ),
-            Self::MetalVehicle => (37.0, 1.2, 20.0, 2.5, 8.0, 5.0, 1.0, Fading::Rayleigh),
-        };
-        Environment {
+        let base = Environment {
             kind: self,
-            reference_loss_db: pl0,
-            path_loss_exponent: n,
-            breakpoint_m: bp,
-            far_exponent: nf,
-            shadowing_sigma_db: sigma,
-            shadowing_time_constant_s: tau,
-            shadowing_distance_m: dc,
-            fading,
+            reference_loss_db: FREE_SPACE_LOSS_1M_DB,
+            path_loss_exponent: 2.0,
+            breakpoint_m: 30.0,
+            far_exponent: 4.0,
+            shadowing_sigma_db: 4.0,
+            shadowing_time_constant_s: 30.0,
+            shadowing_distance_m: 5.0,
+            fading: Fading::Rician { k_factor_db: 6.0 },
             crowd_loss_db_per_m: 0.0,
             body_loss_db: DEFAULT_BODY_LOSS_DB,
+            diffuse_floor_db: 20.0,
+            pair_offset_sigma_db: 0.0,
+        };
+        match self {
+            Self::Outdoor => base,
+            Self::IndoorHighCeiling => Environment {
+                breakpoint_m: 15.0,
+                far_exponent: 3.0,
+                shadowing_sigma_db: 5.0,
+                shadowing_time_constant_s: 20.0,
+                shadowing_distance_m: 3.0,
+                fading: Fading::Rician { k_factor_db: 3.0 },
+                diffuse_floor_db: 10.0,
+                ..base
+            },
+            Self::IndoorMediumCeiling => Environment {
+                path_loss_exponent: 2.2,
+                breakpoint_m: 10.0,
+                far_exponent: 3.5,
+                shadowing_sigma_db: 6.0,
+                shadowing_time_constant_s: 15.0,
+                shadowing_distance_m: 2.0,
+                fading: Fading::Rician { k_factor_db: 1.0 },
+                diffuse_floor_db: 9.0,
+                ..base
+            },
+            Self::IndoorLowCeiling => Environment {
+                path_loss_exponent: 1.8,
+                breakpoint_m: 8.0,
+                far_exponent: 3.5,
+                shadowing_sigma_db: 7.0,
+                shadowing_time_constant_s: 10.0,
+                shadowing_distance_m: 1.5,
+                fading: Fading::Rician { k_factor_db: 0.0 },
+                diffuse_floor_db: 8.0,
+                ..base
+            },
+            Self::MetalVehicle => Environment {
+                reference_loss_db: 37.0,
+                path_loss_exponent: 0.5,
+                breakpoint_m: 20.0,
+                far_exponent: 2.5,
+                shadowing_sigma_db: 6.0,
+                shadowing_time_constant_s: 5.0,
+                shadowing_distance_m: 1.0,
+                fading: Fading::Rayleigh,
+                diffuse_floor_db: 6.0,
+                pair_offset_sigma_db: 6.0,
+                ..base
+            },
         }
     }
 
@@ -345,8 +392,17 @@ pub struct Environment {
     pub fading: Fading,
     /// Extra loss per metre beyond 1 m from bystanders' bodies (dB/m).
     pub crowd_loss_db_per_m: f64,
-    /// Loss when the owner's torso is fully between phone and peer (dB).
+    /// Loss of the *direct path* when the owner's torso is fully between
+    /// phone and peer (dB); what is actually lost is less, see
+    /// [`Environment::diffuse_floor_db`].
     pub body_loss_db: f64,
+    /// Share of the unobstructed received power that arrives around an
+    /// obstruction (bodies, bystanders), in dB below that power: the
+    /// obstruction loss never exceeds this value ([`obstruction_loss_db`]).
+    pub diffuse_floor_db: f64,
+    /// Standard deviation of a static offset drawn once per pair (dB): who
+    /// sits around the pair, seat positions (metal vehicles).
+    pub pair_offset_sigma_db: f64,
 }
 
 impl Environment {
@@ -362,9 +418,22 @@ impl Environment {
         }
     }
 
-    /// Loss from bystanders at `distance_m`.
+    /// Loss from bystanders on the direct path at `distance_m`.
     pub fn crowd_loss_db(&self, distance_m: f64) -> f64 {
         self.crowd_loss_db_per_m * (distance_m - 1.0).max(0.0)
+    }
+
+    /// Total standard deviation of the slow variations: time-varying
+    /// shadowing and per-pair offset, `√(σ² + σ_pair²)` (dB).
+    pub fn slow_sigma_db(&self) -> f64 {
+        self.shadowing_sigma_db.hypot(self.pair_offset_sigma_db)
+    }
+
+    /// What the received power loses when the direct path is attenuated by
+    /// `direct_db` (bodies, bystanders), with this environment's diffuse
+    /// floor ([`obstruction_loss_db`]).
+    pub fn obstruction_loss_db(&self, direct_db: f64) -> f64 {
+        obstruction_loss_db(direct_db, self.diffuse_floor_db)
     }
 
     /// Checks that every field is finite and in a sensible range.
@@ -379,6 +448,8 @@ impl Environment {
             self.shadowing_distance_m,
             self.crowd_loss_db_per_m,
             self.body_loss_db,
+            self.diffuse_floor_db,
+            self.pair_offset_sigma_db,
         ]
         .iter()
         .all(|v| v.is_finite());
@@ -392,8 +463,10 @@ impl Environment {
             return Err("breakpoint must be at least 1 m");
         }
         if self.shadowing_sigma_db < 0.0
+            || self.pair_offset_sigma_db < 0.0
             || self.crowd_loss_db_per_m < 0.0
             || self.body_loss_db < 0.0
+            || self.diffuse_floor_db < 0.0
         {
             return Err("sigma and losses must be non-negative");
         }
@@ -421,7 +494,9 @@ pub struct Antenna {
 }
 
 impl Antenna {
-    /// Body loss seen by this end towards a peer at `toward` (dB).
+    /// Direct-path loss through this end's owner towards a peer at `toward`
+    /// (dB): `full · block(placement) · (1 − cos θ) / 2`, θ the angle between
+    /// where the phone faces and the peer.
     pub fn body_loss_db(&self, toward: crate::geometry::Vec2, full_loss_db: f64) -> f64 {
         let facing = if self.placement.faces_backward() {
             self.heading + std::f64::consts::PI
@@ -441,7 +516,7 @@ pub struct LinkGeometry {
     /// Plan distance between the owners (m).
     pub plan_distance_m: f64,
     /// All losses except hardware and shadowing: path loss, placements,
-    /// bodies, crowd (dB).
+    /// and the obstruction loss of bodies and crowd (dB).
     pub loss_db: f64,
 }
 
@@ -451,12 +526,13 @@ impl LinkGeometry {
         let plan = a.position.distance(b.position);
         let dh = a.placement.height_m() - b.placement.height_m();
         let d = (plan * plan + dh * dh).sqrt();
+        let direct = a.body_loss_db(b.position, env.body_loss_db)
+            + b.body_loss_db(a.position, env.body_loss_db)
+            + env.crowd_loss_db(d);
         let loss = env.path_loss_db(d)
             + a.placement.loss_db()
             + b.placement.loss_db()
-            + a.body_loss_db(b.position, env.body_loss_db)
-            + b.body_loss_db(a.position, env.body_loss_db)
-            + env.crowd_loss_db(d);
+            + env.obstruction_loss_db(direct);
         Self {
             distance_m: d,
             plan_distance_m: plan,
@@ -469,22 +545,32 @@ impl LinkGeometry {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Shadowing {
     value_db: f64,
+    pair_offset_db: f64,
     last_t: f64,
     last_distance_m: f64,
     initialised: bool,
 }
 
 impl Shadowing {
-    /// Current shadowing value (dB; 0 before the first update).
+    /// Current slow variation: shadowing plus the pair's offset (dB; 0
+    /// before the first update).
     pub fn value_db(&self) -> f64 {
-        self.value_db
+        self.value_db + self.pair_offset_db
     }
 
-    /// Advances the AR(1) process to time `t` and distance `distance_m`:
+    /// The pair's static offset `Y` (dB; 0 before the first update and in
+    /// environments without one).
+    pub fn pair_offset_db(&self) -> f64 {
+        self.pair_offset_db
+    }
+
+    /// Advances the AR(1) process to time `t` and distance `distance_m` and
+    /// returns `X + Y`:
     ///
     /// ```text
     /// ρ = exp(−|Δt| / τ − |Δd| / d_c)
     /// X ← ρ·X + √(1 − ρ²)·σ·N(0, 1)          (stationary: X ~ N(0, σ²) at all times)
+    /// Y ~ N(0, σ_pair²)                      drawn once, at the first update (only if σ_pair > 0)
     /// ```
     pub fn advance<R: Rng + ?Sized>(
         &mut self,
@@ -496,6 +582,9 @@ impl Shadowing {
         let z = standard_normal(rng);
         if !self.initialised {
             self.value_db = env.shadowing_sigma_db * z;
+            if env.pair_offset_sigma_db > 0.0 {
+                self.pair_offset_db = env.pair_offset_sigma_db * standard_normal(rng);
+            }
             self.initialised = true;
         } else {
             let rho = (-(t - self.last_t).abs() / env.shadowing_time_constant_s
@@ -506,7 +595,7 @@ impl Shadowing {
         }
         self.last_t = t;
         self.last_distance_m = distance_m;
-        self.value_db
+        self.value_db + self.pair_offset_db
     }
 }
 
@@ -573,14 +662,15 @@ impl Channel {
     /// The distance beyond which a link of `best_level_at_1m_dbm` (level at
     /// 1 m with no placement or body loss) has practically no chance of a
     /// reception: mean level + 4σ shadowing + the fading's 1e-6 upper
-    /// quantile is below the floor. Used to prune pairs.
+    /// quantile is below the floor (σ: shadowing and pair offset
+    /// combined). Used to prune pairs.
     pub fn max_range_m(&self, best_level_at_1m_dbm: f64) -> f64 {
         let mut up = 0.0;
         while self.fading.exceed(up) > 1e-6 && up < 20.0 {
             up += 0.25;
         }
         let headroom =
-            best_level_at_1m_dbm + 4.0 * self.env.shadowing_sigma_db + up - self.sensitivity_dbm;
+            best_level_at_1m_dbm + 4.0 * self.env.slow_sigma_db() + up - self.sensitivity_dbm;
         let reaches =
             |d: f64| headroom - (self.env.path_loss_db(d) - self.env.reference_loss_db) > 0.0;
         if !reaches(MIN_DISTANCE_M) {
@@ -596,6 +686,28 @@ impl Channel {
         }
         hi
     }
+}
+
+/// Loss of received power when the direct path is attenuated by
+/// `direct_db`, if a share `10^(−floor/10)` of the unobstructed power
+/// arrives around the obstruction (scattered by walls, furniture, other
+/// people) and is not attenuated (power sum):
+///
+/// ```text
+/// δ = 10^(−floor/10)
+/// L = −10·log10( (1 − δ)·10^(−direct/10) + δ )
+/// ```
+///
+/// 0 when nothing is in the way, close to `direct` when it is small, never
+/// more than `floor_db`: multipath fills the shadow by itself.
+pub fn obstruction_loss_db(direct_db: f64, floor_db: f64) -> f64 {
+    let diffuse = db_to_power(-floor_db.max(0.0));
+    let total = (1.0 - diffuse) * db_to_power(-direct_db.max(0.0)) + diffuse;
+    -10.0 * total.log10()
+}
+
+fn db_to_power(db: f64) -> f64 {
+    (db * (std::f64::consts::LN_10 / 10.0)).exp()
 }
 
 /// Rounds to whole dB and clamps into `[min, 20]` as a signed byte.
@@ -693,21 +805,51 @@ mod tests {
         let env = EnvironmentKind::Outdoor.preset();
         let (a, b) = facing(Vec2::new(0.0, 0.0), Vec2::new(1.0, 0.0), Placement::Hand);
         let base = LinkGeometry::between(&env, &a, &b).loss_db;
-        // A turns its back: full body loss once.
+        assert!((base - env.path_loss_db(1.0)).abs() < 1e-9);
+        // A turns its back: the direct path loses the full torso loss, the
+        // diffuse floor fills part of it.
         let mut a2 = a;
         a2.heading += std::f64::consts::PI;
         let turned = LinkGeometry::between(&env, &a2, &b).loss_db;
-        assert!((turned - base - env.body_loss_db).abs() < 1e-9);
+        let expected = obstruction_loss_db(env.body_loss_db, env.diffuse_floor_db);
+        assert!((turned - base - expected).abs() < 1e-9);
+        assert!(expected < env.body_loss_db && expected < env.diffuse_floor_db);
         // Back pocket while facing the peer: body in the way as well.
         let mut a3 = a;
         a3.placement = Placement::BackPocket;
         let g3 = LinkGeometry::between(&env, &a3, &b);
-        assert!(g3.loss_db > base + env.body_loss_db);
-        // Side by side: half the body loss.
+        let path = env.path_loss_db(g3.distance_m);
+        assert!((g3.loss_db - path - expected - Placement::BackPocket.loss_db()).abs() < 1e-9);
+        // Side by side: half the torso on the direct path.
         let mut a4 = a;
         a4.heading += std::f64::consts::FRAC_PI_2;
         let side = LinkGeometry::between(&env, &a4, &b).loss_db;
-        assert!((side - base - env.body_loss_db / 2.0).abs() < 1e-9);
+        let half = obstruction_loss_db(env.body_loss_db / 2.0, env.diffuse_floor_db);
+        assert!((side - base - half).abs() < 1e-9);
+        // Both backs turned: still capped by the diffuse floor.
+        let mut b2 = b;
+        b2.heading += std::f64::consts::PI;
+        let both = LinkGeometry::between(&env, &a2, &b2).loss_db - base;
+        assert!(both > turned - base && both < env.diffuse_floor_db);
+    }
+
+    #[test]
+    fn obstruction_loss_fills_in_with_the_diffuse_floor() {
+        assert_eq!(obstruction_loss_db(0.0, 9.0), 0.0);
+        assert_eq!(
+            obstruction_loss_db(-3.0, 9.0),
+            0.0,
+            "no gain from negative losses"
+        );
+        let mut prev = 0.0;
+        for i in 1..=40 {
+            let l = obstruction_loss_db(f64::from(i), 9.0);
+            assert!(l > prev && l < 9.0 + 1e-9, "{i}: {l}");
+            prev = l;
+        }
+        // Weak obstruction: almost all of it; strong: almost the floor.
+        assert!((obstruction_loss_db(3.0, 30.0) - 3.0).abs() < 0.01);
+        assert!((obstruction_loss_db(60.0, 9.0) - 9.0).abs() < 1e-3);
     }
 
     #[test]

@@ -37,7 +37,7 @@
 //! android_share = 0.78           # P(Android); France 2020 (assumption: ~3/4 of phones)
 //! android_no_advertiser_share = 0.0   # Androids in "without advertiser" mode (TAC ≥ 2.2.4)
 //! ios_foreground_share = 0.25    # P(an iPhone's app is foreground / power-save) per stay
-//! device_offset_sigma_db = 2.0   # per-device residual vs. the table (tx and rx)
+//! device_offset_sigma_db = 3.5   # per-device residual vs. the table (tx and rx; see channel)
 //! unlisted_model_sigma_db = 4.0  # spread of true gains of models absent from the table
 //! placement = { hand = 0.3, front-pocket = 0.5, bag = 0.2 }   # default: per group kind
 //! [[population.models]]          # optional; replaces the built-in mix (scenario::DEFAULT_MODELS)
@@ -54,6 +54,7 @@
 //! members = "other-group"        # the people of an earlier group (same persons, other times)
 //! instances = 1                  # independent copies (own people and places; `members` follows them)
 //! environment = "indoor-medium-ceiling"  # or { preset = "...", shadowing_sigma_db = 7.0, ... }
+//!                                #   (any field of channel::Environment, e.g. diffuse_floor_db)
 //! density = "high"               # "low" (default) | "high": spacing, crowd loss, car load
 //! days = [0, 1, 2, 3, 4]         # day indices (default: every day)
 //! start = "09:00"                # local; defaults per kind
@@ -399,7 +400,7 @@ impl Default for PopulationSpec {
             android_share: 0.78,
             android_no_advertiser_share: 0.0,
             ios_foreground_share: 0.25,
-            device_offset_sigma_db: 2.0,
+            device_offset_sigma_db: 3.5,
             unlisted_model_sigma_db: 4.0,
             models: Vec::new(),
             placement: None,
@@ -566,9 +567,15 @@ pub struct CustomEnvironment {
     /// Crowd loss (dB/m); overrides the density default.
     #[serde(default)]
     pub crowd_loss_db_per_m: Option<f64>,
-    /// Body loss (dB).
+    /// Direct-path loss through a torso (dB).
     #[serde(default)]
     pub body_loss_db: Option<f64>,
+    /// Diffuse floor below the direct path (dB).
+    #[serde(default)]
+    pub diffuse_floor_db: Option<f64>,
+    /// Standard deviation of the static per-pair offset (dB).
+    #[serde(default)]
+    pub pair_offset_sigma_db: Option<f64>,
 }
 
 impl EnvironmentSpec {
@@ -599,6 +606,8 @@ impl EnvironmentSpec {
                     fading: c.fading.unwrap_or(p.fading),
                     crowd_loss_db_per_m: c.crowd_loss_db_per_m.unwrap_or(crowd),
                     body_loss_db: c.body_loss_db.unwrap_or(p.body_loss_db),
+                    diffuse_floor_db: c.diffuse_floor_db.unwrap_or(p.diffuse_floor_db),
+                    pair_offset_sigma_db: c.pair_offset_sigma_db.unwrap_or(p.pair_offset_sigma_db),
                 }
             }
         }
