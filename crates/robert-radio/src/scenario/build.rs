@@ -49,9 +49,13 @@ pub struct World {
     pub duration_s: f64,
     /// OS timing in force.
     pub timing: LinkTiming,
-    /// Hardware anchor used to derive devices.
+    /// Hardware reference used to derive devices (raw levels; independent
+    /// of the anchor).
     pub hardware_reference: HardwareReference,
-    /// Calibration table the apps use (October 2020).
+    /// The scenario's anchor (`[radio] anchor_db`).
+    pub anchor_db: f64,
+    /// Calibration table the apps use: October 2020, with the RX gains
+    /// shifted by the anchor ([`anchor_shift_db`]).
     pub calibration: CalibrationTable,
     /// People and places.
     pub population: Population,
@@ -291,6 +295,18 @@ impl Hasher for PairHasher {
     }
 }
 
+/// How much the anchor `anchor_db` raises every calibrated RSSI over the
+/// October 2020 table (whose anchor is
+/// [`HardwareReference::STANDARD`]`.calibrated_at_1m_db`, −35 dB): the
+/// apps' RX gains are lowered by this much. `anchor_db` is a validated
+/// whole number in [−100, 0], so the result is exact.
+pub fn anchor_shift_db(anchor_db: f64) -> i32 {
+    // Whole and in range after validation; clamped anyway, so the cast is exact.
+    (anchor_db - HardwareReference::STANDARD.calibrated_at_1m_db)
+        .round()
+        .clamp(-200.0, 200.0) as i32
+}
+
 /// Upper bound on people in one group (all instances), against absurd memory use.
 const MAX_PEOPLE: u32 = 5_000_000;
 
@@ -312,12 +328,17 @@ pub(super) fn validate(s: &Scenario) -> Result<(), ScenarioError> {
     finite_in("utc_offset_hours", s.utc_offset_hours, -14.0, 14.0)?;
     let r = &s.radio;
     finite_in("radio.sensitivity_dbm", r.sensitivity_dbm, -130.0, -30.0)?;
-    finite_in(
-        "radio.calibrated_at_1m_db",
-        r.calibrated_at_1m_db,
-        -100.0,
-        20.0,
-    )?;
+    let (lo, hi) = super::ANCHOR_RANGE_DB;
+    finite_in("radio.anchor_db", r.anchor_db, lo, hi)?;
+    if r.anchor_db.fract() != 0.0 {
+        return Err(invalid(
+            "radio.anchor_db",
+            format!(
+                "{} is not a whole number of dB (calibrated RSSI is an integer)",
+                r.anchor_db
+            ),
+        ));
+    }
     finite_in(
         "radio.default_android_tx_dbm",
         r.default_android_tx_dbm,
@@ -713,6 +734,8 @@ fn model_mix(s: &Scenario) -> Vec<MixEntry> {
 /// Builder state.
 struct Ctx<'a> {
     s: &'a Scenario,
+    /// Calibration shift of the anchor (dB).
+    shift: i32,
     rng: ChaCha8Rng,
     table: CalibrationTable,
     reference: HardwareReference,
@@ -757,7 +780,7 @@ impl Ctx<'_> {
         tx = entry.true_tx.unwrap_or(tx) + p.device_offset_sigma_db * standard_normal(rng);
         rx = entry.true_rx.unwrap_or(rx) + p.device_offset_sigma_db * standard_normal(rng);
         let hardware = RadioHardware::from_true_gains_f64(tx, rx, &self.reference);
-        let device = Device::new(platform, hardware, app, rng);
+        let device = Device::new(platform, hardware, app.shift_calibrated(self.shift), rng);
         let id = u32::try_from(self.people.len()).unwrap_or(u32::MAX);
         self.people.push(Person {
             id,
@@ -839,11 +862,12 @@ pub(super) fn build(s: &Scenario) -> Result<World, ScenarioError> {
     validate(s)?;
     let reference = HardwareReference {
         default_tx_dbm: s.radio.default_android_tx_dbm,
-        calibrated_at_1m_db: s.radio.calibrated_at_1m_db,
         ..HardwareReference::STANDARD
     };
+    let shift = anchor_shift_db(s.radio.anchor_db);
     let mut ctx = Ctx {
         s,
+        shift,
         rng: ChaCha8Rng::seed_from_u64(s.seed),
         table: CalibrationTable::october_2020(),
         reference,
@@ -959,7 +983,8 @@ pub(super) fn build(s: &Scenario) -> Result<World, ScenarioError> {
         duration_s: f64::from(s.days) * DAY_S,
         timing,
         hardware_reference: reference,
-        calibration: table,
+        anchor_db: s.radio.anchor_db,
+        calibration: table.shift_calibrated(shift),
         population,
         links,
         place_links,

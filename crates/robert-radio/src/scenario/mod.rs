@@ -20,7 +20,7 @@
 //!
 //! [radio]                        # all optional
 //! sensitivity_dbm = -100.0       # reported raw RSSI floor
-//! calibrated_at_1m_db = -35.0    # anchor of the hardware model (channel::HardwareReference)
+//! anchor_db = -35.0              # calibrated RSSI at 1 m, hand-held, facing (see "The anchor")
 //! default_android_tx_dbm = -7.0
 //! max_pair_range_m = 60.0        # pairs farther apart are not stepped (cost cap)
 //! android_report_delay_s = 1.0   # timing overrides, each optional:
@@ -81,6 +81,39 @@
 //! onset_days_before = 2          # optional symptom onset
 //! ```
 //!
+//! # The anchor
+//!
+//! `[radio] anchor_db` is the calibrated RSSI (dB) that a DEFAULT ↔ DEFAULT
+//! pair reports at 1 m, both phones in hand, facing, before shadowing and
+//! fading. It is the largest unknown of the radio model: nothing published
+//! gives ROBERT's calibrated scale at a known distance
+//! (ble-measurements.md §4.4). A whole number in [−100, 0]; the old name
+//! `calibrated_at_1m_db` is accepted.
+//!
+//! * **Default −35 dB**: what the deployed October 2020 table implies
+//!   (client-ble.md §2.2: DEFAULT gains −30 / −5, raw −70 dBm at 1 m). It
+//!   stays the default because it is the only figure derived from the apps'
+//!   own calibration, and it keeps earlier results reproducible.
+//! * **The other end, about −53 dB**: the anchor at which a mix like the
+//!   French field tests of May 2020 matches the only ROBERT-scale field
+//!   series (robert-server's scoring vectors, median −70 dB):
+//!   [`crate::survey::field_series_anchor`]. That mix is our guess (the
+//!   tests' distances and placements are not published), so it bounds the
+//!   plausible range rather than replacing the default; `docs/radio-model.md`
+//!   gives the range over several guesses.
+//!
+//! The anchor moves the apps' calibration, never the radio: every app's RX
+//! gain is lowered by `anchor_db + 35` ([`anchor_shift_db`]). Raw levels,
+//! which packets are received and every random draw are the same for every
+//! anchor, and every calibrated RSSI moves by exactly `anchor_db + 35`, so
+//! recorded receptions can be shifted offline. The one exception: the
+//! partial RSSI of a no-advertiser write (byte 18, `raw − rxGain(writer)`)
+//! is an `i8` that saturates at −128. Every table RX gain is ≤ 0, so it
+//! cannot saturate while `sensitivity_dbm + anchor_db + 35 ≥ −128`, i.e. for
+//! anchors ≥ −63 dB at the default −100 dBm floor; below that, writes
+//! measured near the floor are clamped (and so is the calibrated RSSI the
+//! receiver finishes from them).
+//!
 //! Groups listed later take precedence: when a person belongs to several
 //! groups whose times overlap, the later group's stay is cut out of the
 //! earlier one (e.g. an office day interrupted by a restaurant lunch).
@@ -99,7 +132,7 @@ use crate::channel::{Environment, EnvironmentKind, Fading, Placement};
 use crate::link::AppEra;
 use crate::mobility::MobilityError;
 
-pub use build::{PositiveCase, RadioRunStats, World};
+pub use build::{PositiveCase, RadioRunStats, World, anchor_shift_db};
 use robert_core::time::UtcDate;
 
 /// An invalid scenario.
@@ -312,14 +345,19 @@ impl TryFrom<DateRepr> for TimeOfDay {
     }
 }
 
-/// `[radio]`: receiver floor, hardware anchor, cost cap, timing overrides.
+/// `[radio]`: receiver floor, calibration anchor, cost cap, timing overrides.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RadioSpec {
     /// Reported raw RSSI floor (dBm).
     pub sensitivity_dbm: f64,
-    /// Calibrated RSSI at 1 m, outdoor, in hand (dB).
-    pub calibrated_at_1m_db: f64,
+    /// The anchor: calibrated RSSI (dB) of a DEFAULT ↔ DEFAULT pair at 1 m,
+    /// hand-held, facing, before shadowing and fading. A whole number in
+    /// [−100, 0]. It shifts the apps' calibration gains only (raw levels and
+    /// receptions do not depend on it). Also accepted as
+    /// `calibrated_at_1m_db`.
+    #[serde(alias = "calibrated_at_1m_db")]
+    pub anchor_db: f64,
     /// Radiated power of a DEFAULT Android (dBm).
     pub default_android_tx_dbm: f64,
     /// Pairs farther apart than this are never stepped (m).
@@ -340,7 +378,7 @@ impl Default for RadioSpec {
     fn default() -> Self {
         Self {
             sensitivity_dbm: crate::channel::DEFAULT_SENSITIVITY_DBM,
-            calibrated_at_1m_db: -35.0,
+            anchor_db: DEFAULT_ANCHOR_DB,
             default_android_tx_dbm: -7.0,
             max_pair_range_m: 60.0,
             android_report_delay_s: None,
@@ -351,6 +389,13 @@ impl Default for RadioSpec {
         }
     }
 }
+
+/// Default [`RadioSpec::anchor_db`]: client-ble.md §2.2, DEFAULT ↔ DEFAULT
+/// raw −70 dBm at 1 m calibrates to −35 with the October 2020 table.
+pub const DEFAULT_ANCHOR_DB: f64 = -35.0;
+
+/// Range of [`RadioSpec::anchor_db`] (dB).
+pub const ANCHOR_RANGE_DB: (f64, f64) = (-100.0, 0.0);
 
 /// `[truth]`: the contact definition.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
@@ -570,7 +615,8 @@ pub struct CustomEnvironment {
     /// Direct-path loss through a torso (dB).
     #[serde(default)]
     pub body_loss_db: Option<f64>,
-    /// Diffuse floor below the direct path (dB).
+    /// Diffuse floor: share of the unobstructed power that arrives around
+    /// obstructions, in dB below it.
     #[serde(default)]
     pub diffuse_floor_db: Option<f64>,
     /// Standard deviation of the static per-pair offset (dB).

@@ -564,3 +564,138 @@ day = 0
         Err(ScenarioError::Invalid { .. })
     ));
 }
+
+/// Runs the radio of `text` with `[radio] anchor_db = anchor` appended.
+fn run_with_anchor(text: &str, anchor: f64) -> (World, Vec<crate::link::Reception>) {
+    let w = Scenario::from_toml_str(
+        &text.replace("[radio]", &format!("[radio]\nanchor_db = {anchor:?}")),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(w.seed);
+    let mut got = Vec::new();
+    w.run_radio(2.0, &mut rng, |r| got.push(*r)).unwrap();
+    (w, got)
+}
+
+/// The anchor changes calibrated RSSI only: two runs differing only in
+/// `anchor_db` give the same receptions (times, peers, raw RSSI, TX gain on
+/// air, mechanism), and every calibrated RSSI moves by exactly the anchor
+/// difference. The one exception is the partial RSSI of a no-advertiser
+/// write (`raw − rxGain(writer)`, byte 18 of a 19-byte write), an `i8`
+/// that saturates at −128: where the shifted value leaves that range it is
+/// clamped, and so is the calibrated RSSI finished from it; that cannot
+/// happen for anchors ≥ −63 dB (floor −100 dBm, RX gains ≤ 0).
+#[test]
+fn anchor_shifts_calibrated_rssi_and_nothing_else() {
+    // Androids without advertiser and TAC 2022 timing (iPhones accept
+    // writes), so that every reception mechanism occurs; a metro car and an
+    // office so that levels span the range down to the floor.
+    let text = "name = \"anchor\"\nseed = 4\napp_era = \"tac-2022\"\n[radio]\n\
+                [population]\nandroid_no_advertiser_share = 0.3\nios_foreground_share = 0.5\n\
+                [[groups]]\nname = \"car\"\nkind = \"commute\"\npeople = 30\n\
+                departures = [\"08:00\"]\ntrip_minutes = 20.0\n\
+                [[groups]]\nname = \"desks\"\nkind = \"office\"\npeople = 12\nspacing_m = 4.0\n\
+                start = \"09:00\"\nend = \"09:20\"\narrival_jitter_minutes = 0.0\n";
+    let (w0, base) = run_with_anchor(text, -35.0);
+    assert!(base.len() > 5_000, "{}", base.len());
+    let kinds = |v: &[crate::link::Reception]| {
+        let mut k: Vec<u8> = v
+            .iter()
+            .map(|r| match r.via {
+                crate::link::Via::Advert => 0,
+                crate::link::Via::IosWrite { .. } => 1,
+                crate::link::Via::PartialRssiWrite { .. } => 2,
+                crate::link::Via::GattRead => 3,
+                crate::link::Via::CachedRead { .. } => 4,
+            })
+            .collect();
+        k.sort_unstable();
+        k.dedup();
+        k
+    };
+    assert_eq!(kinds(&base), vec![0, 1, 2, 3, 4], "every mechanism occurs");
+    for anchor in [-63.0, -50.0, -20.0, 0.0, -64.0, -100.0] {
+        let mut clamped_seen = 0;
+        let shift = anchor_shift_db(anchor);
+        assert_eq!(f64::from(shift), anchor + 35.0);
+        let (w, got) = run_with_anchor(text, anchor);
+        assert_eq!(w.anchor_db, anchor);
+        // Same people, same hardware; only the apps' RX gains move.
+        for (a, b) in w0.population.people.iter().zip(&w.population.people) {
+            assert_eq!(a.device.hardware, b.device.hardware);
+            assert_eq!(a.device.app_gains.tx, b.device.app_gains.tx);
+            assert_eq!(
+                i32::from(b.device.app_gains.rx),
+                i32::from(a.device.app_gains.rx) - shift
+            );
+            assert_eq!(a.trajectory, b.trajectory);
+        }
+        assert_eq!(got.len(), base.len(), "anchor {anchor}: same receptions");
+        for (r0, r) in base.iter().zip(&got) {
+            assert_eq!(
+                (r0.t, r0.sender, r0.receiver, r0.raw_rssi, r0.sender_tx_gain),
+                (r.t, r.sender, r.receiver, r.raw_rssi, r.sender_tx_gain)
+            );
+            let g0 = w0.population.person(r.receiver).unwrap().device.app_gains;
+            let g = w.population.person(r.receiver).unwrap().device.app_gains;
+            let (c0, c) = (r0.calibrated_rssi(g0), r.calibrated_rssi(g));
+            match (r0.via, r.via) {
+                (
+                    crate::link::Via::PartialRssiWrite { partial_rssi: p0 },
+                    crate::link::Via::PartialRssiWrite { partial_rssi: p },
+                ) => {
+                    let unclamped = i32::from(p0) + shift;
+                    let expected = crate::calibration::saturate_i8(unclamped);
+                    assert_eq!(p, expected);
+                    if i32::from(expected) == unclamped && i32::from(p0) > -128 {
+                        assert_eq!(c, c0 + shift);
+                    } else {
+                        clamped_seen += 1;
+                        assert_eq!(c, i32::from(p) - i32::from(g.tx));
+                    }
+                }
+                (v0, v) => {
+                    assert_eq!(v0, v);
+                    assert_eq!(c, c0 + shift, "anchor {anchor}");
+                }
+            }
+        }
+        // Documented bound: no clamping while −100 + anchor + 35 ≥ −128.
+        if anchor >= -63.0 {
+            assert_eq!(clamped_seen, 0, "anchor {anchor}");
+        }
+        if anchor == -100.0 {
+            assert!(clamped_seen > 0, "the clamping case is exercised");
+        }
+    }
+}
+
+#[test]
+fn anchor_is_validated_and_has_an_alias() {
+    let text = |radio: &str| {
+        with_group(
+            &format!("[radio]\n{radio}"),
+            "kind = \"office\"\npeople = 2",
+        )
+    };
+    assert_eq!(RadioSpec::default().anchor_db, -35.0);
+    for bad in [
+        "anchor_db = -35.5",
+        "anchor_db = -101.0",
+        "anchor_db = 1.0",
+        "anchor_db = nan",
+    ] {
+        assert_eq!(err_field(&text(bad)), "radio.anchor_db", "{bad}");
+    }
+    let s = Scenario::from_toml_str(&text("calibrated_at_1m_db = -48.0")).unwrap();
+    assert_eq!(s.radio.anchor_db, -48.0);
+    let w = s.build().unwrap();
+    assert_eq!(w.anchor_db, -48.0);
+    // The world's table is the apps' table: DEFAULT's RX gain −5 + 13.
+    assert_eq!(
+        w.calibration.get("DEFAULT"),
+        Some(crate::calibration::Gains::new(-30, 8))
+    );
+}
