@@ -17,6 +17,7 @@
 //! | [`mobility`] | people, places, trajectories, pair sweep | |
 //! | [`truth`] | time within D per pair and UTC day, at-risk contacts | §2.4 |
 //! | [`scenario`] | TOML scenarios, their expansion into a [`scenario::World`], the FAQ test matrix | FAQ "Tests phase" |
+//! | [`survey`] | what a measurement campaign would record from the model: received calibrated RSSI by distance, the field-series anchor | |
 //! | [`geometry`] | plane vectors | |
 //!
 //! # Invariants
@@ -86,5 +87,6 @@ pub mod link;
 mod math;
 pub mod mobility;
 pub mod scenario;
+pub mod survey;
 pub mod truth;
 pub mod wire;
