@@ -8,8 +8,8 @@ use axum::Router;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use robert_client::{
-    ClientError, ManualClock, NullStorage, Phone, PhoneConfig, ReqwestTransport, ServiceTransport,
-    Transport, TransportError,
+    CalibrationTable, ClientError, ManualClock, NullStorage, Phone, PhoneConfig, ReqwestTransport,
+    ServiceTransport, Transport, TransportError,
 };
 use robert_core::time::NtpSeconds;
 
@@ -61,20 +61,23 @@ impl std::fmt::Debug for SimPhone {
 }
 
 impl SimPhone {
-    /// Opens a phone (not registered yet).
+    /// Opens a phone (not registered yet) with the apps' calibration table
+    /// of the scenario (the October 2020 table shifted by its anchor).
     pub(crate) fn open(
         config: Arc<PhoneConfig>,
         transport: SimTransport,
         start: NtpSeconds,
         seed: u64,
+        calibration: &CalibrationTable,
     ) -> Result<Self, ClientError> {
         let clock = ManualClock::new(start);
-        let phone = Phone::open(
+        let phone = Phone::open_with_calibration(
             config,
             transport,
             NullStorage,
             Arc::new(clock.clone()),
             StdRng::seed_from_u64(seed),
+            calibration,
         )?;
         Ok(Self {
             phone,

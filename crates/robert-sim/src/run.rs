@@ -290,6 +290,10 @@ impl<'w> Sim<'w> {
             robert_radio::link::AppEra::Tac2022 => StatusScheduleParams::TAC_2022,
         };
         let mut configs: HashMap<(Os, String), Arc<PhoneConfig>> = HashMap::new();
+        // The apps' table: October 2020, RX gains shifted by the scenario's
+        // anchor (robert-radio `scenario`, "The anchor").
+        let calibration = robert_client::CalibrationTable::from_csv(&world.calibration.to_csv())
+            .map_err(|e| SimError::Backend(format!("calibration table: {e}")))?;
         let mut phones = Vec::with_capacity(world.population.people.len());
         for p in &world.population.people {
             let os = p.device.platform.os();
@@ -321,13 +325,17 @@ impl<'w> Sim<'w> {
             let phone_seed = seed
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add(u64::from(p.id));
-            let phone =
-                SimPhone::open(config, transport.clone(), time.start, phone_seed).map_err(|e| {
-                    SimError::Phone {
-                        person: p.id,
-                        message: e.to_string(),
-                    }
-                })?;
+            let phone = SimPhone::open(
+                config,
+                transport.clone(),
+                time.start,
+                phone_seed,
+                &calibration,
+            )
+            .map_err(|e| SimError::Phone {
+                person: p.id,
+                message: e.to_string(),
+            })?;
             phones.push(phone);
         }
         let n = phones.len();

@@ -199,3 +199,33 @@ fn stricter_thresholds_rerun_the_same_radio() {
         base.counts.alerts
     );
 }
+
+/// The scenario's anchor reaches the phones: the same radio (receptions,
+/// raw RSSI, HELLOs recorded) with every calibrated RSSI lower by the
+/// anchor's difference, and at −100 dB nothing scores any more, which can
+/// only happen if the SDK phones calibrate with the shifted table.
+#[test]
+fn the_anchor_moves_calibrated_rssi_in_the_phones_only() {
+    let scenario = small();
+    let base = run_scenario(&scenario, &SimOptions::fast()).unwrap();
+    let mut low = scenario.clone();
+    low.radio.anchor_db = -100.0;
+    let low = run_scenario(&low, &SimOptions::fast()).unwrap();
+    assert_eq!(low.counts.radio_receptions, base.counts.radio_receptions);
+    assert_eq!(low.counts.hellos_recorded, base.counts.hellos_recorded);
+    assert_eq!(low.rssi_samples.len(), base.rssi_samples.len());
+    assert!(!base.rssi_samples.is_empty());
+    for (l, b) in low.rssi_samples.iter().zip(&base.rssi_samples) {
+        assert_eq!(
+            (l.rssi_raw, l.via, l.distance_m),
+            (b.rssi_raw, b.via, b.distance_m)
+        );
+        if l.via != "partial-rssi-write" {
+            assert_eq!(l.rssi_calibrated, b.rssi_calibrated - 65, "{l:?}");
+        }
+    }
+    assert!(base.counts.alerts > 0);
+    assert_eq!(low.counts.alerts, 0);
+    assert!(base.phone_outcomes.iter().any(|p| p.server_score > 0.0));
+    assert!(low.phone_outcomes.iter().all(|p| p.server_score == 0.0));
+}
