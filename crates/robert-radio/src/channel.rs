@@ -221,6 +221,20 @@ impl Placement {
         Self::Backpack,
     ];
 
+    /// The kebab-case name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hand => "hand",
+            Self::Ear => "ear",
+            Self::Table => "table",
+            Self::ChestPocket => "chest-pocket",
+            Self::FrontPocket => "front-pocket",
+            Self::BackPocket => "back-pocket",
+            Self::Bag => "bag",
+            Self::Backpack => "backpack",
+        }
+    }
+
     /// Extra loss of this placement (dB), on transmit and on receive.
     pub fn loss_db(self) -> f64 {
         match self {

@@ -73,7 +73,7 @@ impl SurveySpec {
         let weights: Vec<String> = self
             .placement
             .iter()
-            .map(|(p, w)| format!("{} = {w}", placement_name(*p)))
+            .map(|(p, w)| format!("{} = {w}", p.name()))
             .collect();
         let end_s = 10.0 * 3600.0 + (self.minutes * 60.0).round();
         if !(self.minutes > 0.0 && end_s < 86_400.0) {
@@ -281,19 +281,6 @@ pub fn realistic_carriage() -> PlacementWeights {
 /// Both phones in hand (the anchor's carriage, with random headings).
 pub fn in_hand() -> PlacementWeights {
     [(Placement::Hand, 1.0)].into_iter().collect()
-}
-
-fn placement_name(p: Placement) -> &'static str {
-    match p {
-        Placement::Hand => "hand",
-        Placement::Ear => "ear",
-        Placement::Table => "table",
-        Placement::ChestPocket => "chest-pocket",
-        Placement::FrontPocket => "front-pocket",
-        Placement::BackPocket => "back-pocket",
-        Placement::Bag => "bag",
-        Placement::Backpack => "backpack",
-    }
 }
 
 /// A mix of static surveys standing for a field campaign.
