@@ -208,7 +208,7 @@ fn stricter_thresholds_rerun_the_same_radio() {
 fn the_anchor_moves_calibrated_rssi_in_the_phones_only() {
     let scenario = small();
     let base = run_scenario(&scenario, &SimOptions::fast()).unwrap();
-    let mut low = scenario.clone();
+    let mut low = scenario;
     low.radio.anchor_db = -100.0;
     let low = run_scenario(&low, &SimOptions::fast()).unwrap();
     assert_eq!(low.counts.radio_receptions, base.counts.radio_receptions);
