@@ -104,7 +104,7 @@ impl SurveySpec {
     /// Builds and runs the survey (radio only, 2 s steps).
     pub fn run(&self) -> Result<Survey, ScenarioError> {
         let world = self.scenario()?.build()?;
-        Ok(Survey::record(&world))
+        Survey::record(&world)
     }
 }
 
@@ -127,20 +127,20 @@ pub struct Survey {
 impl Survey {
     /// Runs the radio of `world` (2 s steps, RNG seeded from the world's
     /// seed) and records the calibrated RSSI of every reception.
-    pub fn record(world: &World) -> Self {
+    pub fn record(world: &World) -> Result<Self, ScenarioError> {
         let mut rng = ChaCha8Rng::seed_from_u64(world.seed);
         let mut samples = Vec::new();
-        // A world that builds has a valid population, so the sweep cannot
-        // fail; an error would only leave the survey empty.
-        let _ = world.run_radio(2.0, &mut rng, |r| {
-            if let Some(receiver) = world.population.person(r.receiver) {
-                samples.push(SurveySample {
-                    pair: (r.sender.min(r.receiver), r.sender.max(r.receiver)),
-                    rssi: r.calibrated_rssi(receiver.device.app_gains),
-                });
-            }
-        });
-        Self { samples }
+        world
+            .run_radio(2.0, &mut rng, |r| {
+                if let Some(receiver) = world.population.person(r.receiver) {
+                    samples.push(SurveySample {
+                        pair: (r.sender.min(r.receiver), r.sender.max(r.receiver)),
+                        rssi: r.calibrated_rssi(receiver.device.app_gains),
+                    });
+                }
+            })
+            .map_err(|source| ScenarioError::Mobility { person: 0, source })?;
+        Ok(Self { samples })
     }
 
     /// The samples shifted by `shift_db` (what another anchor gives: see
@@ -158,14 +158,24 @@ impl Survey {
         }
     }
 
-    /// The samples of several surveys, pooled.
+    /// The samples of several surveys, pooled. Person ids of each part are
+    /// moved past those of the previous parts, so pairs stay distinct.
     pub fn pooled<'a>(parts: impl IntoIterator<Item = &'a Self>) -> Self {
-        Self {
-            samples: parts
-                .into_iter()
-                .flat_map(|s| s.samples.iter().copied())
-                .collect(),
+        let mut samples = Vec::new();
+        let mut offset = 0u32;
+        for part in parts {
+            let mut next = offset;
+            for s in &part.samples {
+                let pair = (
+                    s.pair.0.saturating_add(offset),
+                    s.pair.1.saturating_add(offset),
+                );
+                next = next.max(pair.1.saturating_add(1));
+                samples.push(SurveySample { pair, ..*s });
+            }
+            offset = next;
         }
+        Self { samples }
     }
 
     /// Number of samples.

@@ -296,6 +296,10 @@ fn surveys_are_seeded_and_shift_with_the_anchor() {
         SurveySpec { seed: 4, ..spec }.run().unwrap(),
         "another seed, other draws"
     );
+    // Pooling keeps the pairs of different surveys apart.
+    let pooled = Survey::pooled([&a, &a]);
+    assert_eq!(pooled.len(), 2 * a.len());
+    assert_eq!(pooled.pair_medians(1).len(), 2 * a.pair_medians(1).len());
     assert!(quantile_sorted(&[], 0.5).is_nan());
     assert_eq!(quantile_sorted(&[1.0, 3.0], 0.5), 2.0);
     assert!(grouped_quantile_sorted(&[], 0.5).is_nan());
