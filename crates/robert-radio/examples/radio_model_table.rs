@@ -11,14 +11,11 @@
 //!
 //! Pure and seeded: the same code gives the same tables (a few seconds).
 
-use robert_radio::channel::{
-    Antenna, EnvironmentKind, FREE_SPACE_LOSS_1M_DB, Fading, LinkGeometry, Placement,
-};
-use robert_radio::geometry::Vec2;
+use robert_radio::channel::{EnvironmentKind, FREE_SPACE_LOSS_1M_DB, Fading, Placement};
 use robert_radio::scenario::{DEFAULT_ANCHOR_DB, PlacementWeights, Scenario};
 use robert_radio::survey::{
-    FIELD_SERIES_IQR_DB, FIELD_SERIES_MEDIAN_DB, FieldMix, SurveySpec, field_series_anchor,
-    in_hand, quantile_sorted,
+    FIELD_SERIES_IQR_DB, FIELD_SERIES_MEDIAN_DB, FieldMix, SurveySpec, clear_1m_pairs,
+    field_series_anchor, in_hand, quantile_sorted, turned_loss_db,
 };
 
 /// A number with a typographic minus sign, as in the published columns.
@@ -74,24 +71,7 @@ fn survey(
 }
 
 fn turned_loss(env: EnvironmentKind, placement: Placement) -> f64 {
-    let e = env.preset();
-    let rx = Antenna {
-        position: Vec2::new(1.83, 0.0),
-        heading: std::f64::consts::PI,
-        placement: Placement::Hand,
-    };
-    let losses: Vec<f64> = (0..8)
-        .map(|k| {
-            let tx = Antenna {
-                position: Vec2::new(0.0, 0.0),
-                heading: f64::from(k) * std::f64::consts::FRAC_PI_4,
-                placement,
-            };
-            LinkGeometry::between(&e, &tx, &rx).loss_db
-        })
-        .collect();
-    losses.iter().copied().fold(f64::MIN, f64::max)
-        - losses.iter().copied().fold(f64::MAX, f64::min)
+    turned_loss_db(env, placement, 1.83)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -314,17 +294,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "name = \"devices\"\nseed = 5\n[[groups]]\nname = \"g\"\nkind = \"office\"\npeople = 400\n",
     )?
     .build()?;
-    let people = &world.population.people;
-    let mut clear_1m: Vec<f64> = (0..people.len())
-        .step_by(2)
-        .map(|i| {
-            let (s, r) = (&people[i].device, &people[i + 1].device);
-            s.hardware.tx_power_dbm + r.hardware.rx_offset_db
-                - FREE_SPACE_LOSS_1M_DB
-                - f64::from(s.app_gains.tx)
-                - f64::from(r.app_gains.rx)
-        })
-        .collect();
+    let mut clear_1m: Vec<f64> = clear_1m_pairs(&world).iter().map(|(v, _)| *v).collect();
     clear_1m.sort_by(f64::total_cmp);
     println!(
         "| clear 1 m across random device pairs, 10–90 % range | {:.1} dB (σ {} dB per gain) | EPFL/ETH anechoic pairs after Google's calibration: 42–58 ([9, 20]) |",

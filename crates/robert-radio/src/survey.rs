@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
-use crate::channel::{EnvironmentKind, Placement};
+use crate::channel::{Antenna, EnvironmentKind, FREE_SPACE_LOSS_1M_DB, LinkGeometry, Placement};
+use crate::geometry::Vec2;
 use crate::scenario::{
     DEFAULT_ANCHOR_DB, PlacementWeights, Scenario, ScenarioError, World, anchor_shift_db,
 };
@@ -291,6 +292,53 @@ pub fn realistic_carriage() -> PlacementWeights {
 /// Both phones in hand (the anchor's carriage, with random headings).
 pub fn in_hand() -> PlacementWeights {
     [(Placement::Hand, 1.0)].into_iter().collect()
+}
+
+/// MITRE's rotation procedure (ble-measurements.md §2.2) on the model: the
+/// receiver holds its phone and faces the carrier `distance_m` away; the
+/// carrier turns through eight headings 45° apart; the result is the
+/// largest minus the smallest link loss (dB), i.e. what turning round costs
+/// (no shadowing or fading: MITRE took the median of each 30 s take).
+pub fn turned_loss_db(env: EnvironmentKind, placement: Placement, distance_m: f64) -> f64 {
+    let e = env.preset();
+    let rx = Antenna {
+        position: Vec2::new(distance_m, 0.0),
+        heading: std::f64::consts::PI,
+        placement: Placement::Hand,
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for k in 0..8 {
+        let tx = Antenna {
+            position: Vec2::new(0.0, 0.0),
+            heading: f64::from(k) * std::f64::consts::FRAC_PI_4,
+            placement,
+        };
+        let loss = LinkGeometry::between(&e, &tx, &rx).loss_db;
+        lo = lo.min(loss);
+        hi = hi.max(loss);
+    }
+    hi - lo
+}
+
+/// Calibrated RSSI of a clear 1 m link (outdoor, facing, in hand, no
+/// shadowing or fading) for the pairs of consecutive people (0–1, 2–3, …)
+/// of `world`, first sending to second: the anchor plus both devices'
+/// calibration residuals. Also returns whether each pair mixes iPhone and
+/// Android.
+pub fn clear_1m_pairs(world: &World) -> Vec<(f64, bool)> {
+    world
+        .population
+        .people
+        .chunks_exact(2)
+        .map(|p| {
+            let (s, r) = (&p[0].device, &p[1].device);
+            let level = s.hardware.tx_power_dbm + r.hardware.rx_offset_db
+                - FREE_SPACE_LOSS_1M_DB
+                - f64::from(s.app_gains.tx)
+                - f64::from(r.app_gains.rx);
+            (level, s.platform.os() != r.platform.os())
+        })
+        .collect()
 }
 
 /// A mix of static surveys standing for a field campaign.

@@ -11,8 +11,6 @@
 //! blurred by the draw of the population.
 
 use super::*;
-use crate::channel::{Antenna, LinkGeometry};
-use crate::geometry::Vec2;
 
 /// Indoor presets (rooms and halls), compared with EPFL/ETH's atrium.
 const INDOOR: [EnvironmentKind; 3] = [
@@ -133,28 +131,8 @@ fn metal_vehicle_pairs_spread_as_in_the_bus() {
     assert!(metal >= room + 3.0, "metal {metal} vs room {room}");
 }
 
-/// Loss when the person carrying the transmitter turns round (max − min
-/// over eight headings; the receiver faces the person).
 fn turned_loss(env: EnvironmentKind, placement: Placement) -> f64 {
-    let e = env.preset();
-    let rx = Antenna {
-        position: Vec2::new(1.83, 0.0),
-        heading: std::f64::consts::PI,
-        placement: Placement::Hand,
-    };
-    let losses: Vec<f64> = (0..8)
-        .map(|k| {
-            let tx = Antenna {
-                position: Vec2::new(0.0, 0.0),
-                heading: f64::from(k) * std::f64::consts::FRAC_PI_4,
-                placement,
-            };
-            LinkGeometry::between(&e, &tx, &rx).loss_db
-        })
-        .collect();
-    let max = losses.iter().copied().fold(f64::MIN, f64::max);
-    let min = losses.iter().copied().fold(f64::MAX, f64::min);
-    max - min
+    turned_loss_db(env, placement, 1.83)
 }
 
 /// Body loss by environment.
@@ -216,23 +194,9 @@ fn calibration_residuals_spread_like_the_anechoic_pairs() {
     .unwrap()
     .build()
     .unwrap();
-    let people = &world.population.people;
-    let clear_1m = |s: usize, r: usize| {
-        let (s, r) = (&people[s].device, &people[r].device);
-        s.hardware.tx_power_dbm + r.hardware.rx_offset_db
-            - crate::channel::FREE_SPACE_LOSS_1M_DB
-            - f64::from(s.app_gains.tx)
-            - f64::from(r.app_gains.rx)
-    };
-    let mut all = Vec::new();
-    let mut mixed = Vec::new();
-    for i in (0..people.len()).step_by(2) {
-        let v = clear_1m(i, i + 1);
-        all.push(v);
-        if people[i].device.platform.os() != people[i + 1].device.platform.os() {
-            mixed.push(v);
-        }
-    }
+    let pairs = clear_1m_pairs(&world);
+    let mut all: Vec<f64> = pairs.iter().map(|(v, _)| *v).collect();
+    let mut mixed: Vec<f64> = pairs.iter().filter(|(_, m)| *m).map(|(v, _)| *v).collect();
     let spread = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         quantile_sorted(v, 0.9) - quantile_sorted(v, 0.1)
