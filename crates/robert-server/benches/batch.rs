@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -51,7 +52,7 @@ impl World {
             .map(|d| (today.add_days(d), KeyS::generate(&mut rng)))
             .collect();
         let keys = BatchKeys {
-            kek: Kek::generate(&mut rng),
+            kek: Arc::new(Kek::generate(&mut rng)),
             key_g: KeyG::generate(&mut rng),
             day_keys,
         };
@@ -69,8 +70,8 @@ impl World {
         let t: [u8; 32] = self.rng.random();
         let reg = NewRegistration {
             id_a,
-            key_a: self.keys.kek.wrap(&k, &mut self.rng),
-            key_a_tuples: self.keys.kek.wrap(&t, &mut self.rng),
+            key_a: self.keys.kek.in_memory().unwrap().wrap(&k, &mut self.rng),
+            key_a_tuples: self.keys.kek.in_memory().unwrap().wrap(&t, &mut self.rng),
             created_at: NOW,
         };
         (reg, k)
@@ -137,7 +138,7 @@ fn cpu_stages(c: &mut Criterion) {
                     || contacts.clone(),
                     |chunk| {
                         let identified = identify(&ctx, chunk);
-                        let out = verify_and_score(&ctx, identified, &wrapped);
+                        let out = verify_and_score(&ctx, identified, &wrapped).unwrap();
                         assert_eq!(out.hellos_valid, hellos);
                         black_box(out)
                     },

@@ -172,14 +172,11 @@ async fn main() {
             while i < count {
                 let n = (count - i).min(chunk as u64);
                 let batch: Vec<NewRegistration> = (i..i + n)
-                    .map(|j| {
-                        let mut rng = rand::rng();
-                        NewRegistration {
-                            id_a: IdA::from_u64(ID_BASE + j),
-                            key_a: ring.kek().wrap(&derive(&seed, j, b"mac"), &mut rng),
-                            key_a_tuples: ring.kek().wrap(&derive(&seed, j, b"tuples"), &mut rng),
-                            created_at: now,
-                        }
+                    .map(|j| NewRegistration {
+                        id_a: IdA::from_u64(ID_BASE + j),
+                        key_a: ring.kek().wrap(&derive(&seed, j, b"mac")).unwrap(),
+                        key_a_tuples: ring.kek().wrap(&derive(&seed, j, b"tuples")).unwrap(),
+                        created_at: now,
                     })
                     .collect();
                 inserted += store.insert_registrations_bulk(&batch).await.unwrap();

@@ -130,11 +130,10 @@ async fn crypto_checks(
     let Some(registration) = state.store.get_registration(id_a).await? else {
         return Ok(Err(Failure::UnknownIdentity));
     };
-    let key_a = ring.kek().unwrap_key_a(&registration.key_a).map_err(|_| {
-        ApiError::Internal(
-            "a stored K_A does not unwrap under the KEK (wrong KEK in the key store?)".into(),
-        )
-    })?;
+    let key_a = ring
+        .kek()
+        .unwrap_key_a(&registration.key_a)
+        .map_err(|e| super::handlers::key_op_error(e, "K_A"))?;
     if !req
         .mac
         .verify(&key_a, salt, &req.ebid, req.epoch_id, req.time)

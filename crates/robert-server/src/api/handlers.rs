@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use robert_core::ecc::CountryCode;
 use robert_core::id_a::IdA;
-use robert_core::keys::{Kek, KeyATuples};
+use robert_core::keys::KeyATuples;
 use robert_core::mac::Salt;
 use robert_core::registration::parse_public_key;
 use robert_core::time::{Epoch, UtcDate};
@@ -24,7 +24,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, json_body, parse_json};
 use crate::captcha::{CaptchaError, CaptchaKind};
 use crate::codes::Verification;
-use crate::keystore::KeyRing;
+use crate::keystore::{KeyEncryptionKey, KeyOpError, KeyRing};
 use crate::state::AppState;
 
 /// How many random ID_As `/register` tries before giving up (the reference's 10).
@@ -66,9 +66,26 @@ fn no_key_today() -> ApiError {
     ApiError::Unavailable("No server key for the current day: the key store must be rotated".into())
 }
 
-fn unwrap_tuples_key(kek: &Kek, reg: &robert_store::Registration) -> Result<KeyATuples, ApiError> {
+/// Maps a KEK or registration-key failure: a token that fails is a 503
+/// (retry later; the cause is logged), a key that does not unwrap a 500.
+pub(super) fn key_op_error(e: KeyOpError, what: &str) -> ApiError {
+    match e {
+        KeyOpError::Token(cause) => {
+            tracing::warn!(error = %cause, operation = what, "key token failure");
+            ApiError::Unavailable("The key service is unavailable, retry later".into())
+        }
+        KeyOpError::Unwrap => ApiError::Internal(format!(
+            "a stored {what} does not unwrap under the KEK (wrong KEK in the key store?)"
+        )),
+    }
+}
+
+fn unwrap_tuples_key(
+    kek: &dyn KeyEncryptionKey,
+    reg: &robert_store::Registration,
+) -> Result<KeyATuples, ApiError> {
     kek.unwrap_key_a_tuples(&reg.key_a_tuples)
-        .map_err(|_| ApiError::Internal("a stored K_A_Tuples does not unwrap under the KEK".into()))
+        .map_err(|e| key_op_error(e, "K_A_Tuples"))
 }
 
 // ------------------------------------------------------------------ register
@@ -97,14 +114,15 @@ pub(super) async fn register(
             "clientPublicECDHKey: not a base64 X.509 SubjectPublicKeyInfo P-256 public key",
         )
     })?;
-    let keys = ring.registration().derive_client_keys(&public_key);
-    let (wrapped_a, wrapped_t) = {
-        let mut rng = rand::rng();
-        (
-            ring.kek().wrap(keys.key_a.expose_secret(), &mut rng),
-            ring.kek().wrap(keys.key_a_tuples.expose_secret(), &mut rng),
-        )
-    };
+    let keys = ring
+        .registration()
+        .derive_client_keys(&public_key)
+        .map_err(|e| key_op_error(e, "registration key agreement"))?;
+    let wrap = |k: &[u8; 32]| ring.kek().wrap(k).map_err(|e| key_op_error(e, "KEK wrap"));
+    let (wrapped_a, wrapped_t) = (
+        wrap(keys.key_a.expose_secret())?,
+        wrap(keys.key_a_tuples.expose_secret())?,
+    );
     let mut inserted = None;
     for _ in 0..ID_A_ATTEMPTS {
         let id_a = IdA::random(&mut rand::rng());
@@ -178,7 +196,7 @@ pub(super) async fn status(
     // The bundle comes first: without today's key the request fails without
     // consuming the rate limit.
     let ring = state.keys.get();
-    let key_t = unwrap_tuples_key(ring.kek(), &registration)?;
+    let key_t = unwrap_tuples_key(ring.kek().as_ref(), &registration)?;
     let tuples = sealed_bundle(&state, &ring, id_a, &key_t, now_epoch)?;
 
     let outcome = state

@@ -64,7 +64,7 @@ use rand::CryptoRng;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use robert_core::id_a::IdA;
-use robert_core::keys::{Kek, KeyG, KeyS};
+use robert_core::keys::{KeyG, KeyS};
 use robert_core::scoring::{RiskDecision, RiskState, evaluate_risk, risk_reset_due};
 use robert_core::time::{EPOCH_DURATION_SECS, Epoch, NtpSeconds, SECONDS_PER_DAY, UtcDate};
 use robert_store::{
@@ -81,8 +81,8 @@ pub use validate::{ContactRejections, HelloRejections};
 /// The server keys the batch needs.
 #[derive(Clone)]
 pub struct BatchKeys {
-    /// Unwraps each registration's K_A.
-    pub kek: Kek,
+    /// Unwraps each registration's K_A (in memory or in a token).
+    pub kek: crate::keystore::SharedKek,
     /// Decrypts ECCs.
     pub key_g: KeyG,
     /// K_S by UTC day; EBIDs of days without a key are rejected.
@@ -118,6 +118,10 @@ pub enum BatchError {
     /// A worker thread failed.
     #[error("batch worker failed: {0}")]
     Worker(String),
+    /// The key token failed while unwrapping K_A; the run can be started
+    /// again (nothing of the chunk was committed).
+    #[error("batch keys: {0}")]
+    Keys(#[from] crate::keystore::KeyOpError),
 }
 
 /// Progress events passed to the observer of [`run_with`].
@@ -577,7 +581,7 @@ async fn process_chunk(
     stages.keys_ms += millis(t);
     let t = Instant::now();
     let ctx = Arc::clone(validation);
-    let outcome = blocking(move || verify_and_score(&ctx, identified, &wrapped)).await?;
+    let outcome = blocking(move || verify_and_score(&ctx, identified, &wrapped)).await??;
     stages.verify_ms += millis(t);
     Ok((Some(outcome), stages))
 }
@@ -664,6 +668,7 @@ fn duration_ms(d: std::time::Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use robert_core::keys::Kek;
     use robert_core::scoring::is_exposure_retained;
 
     use super::*;
@@ -702,7 +707,7 @@ mod tests {
     #[test]
     fn keys_debug_shows_no_key_material() {
         let keys = BatchKeys {
-            kek: Kek::from_bytes([1; 32]),
+            kek: Arc::new(Kek::from_bytes([1; 32])),
             key_g: KeyG::from_slice(&[2; 32]).unwrap(),
             day_keys: BTreeMap::from([(
                 UtcDate::new(2023, 1, 13).unwrap(),

@@ -35,7 +35,7 @@ const PARALLEL_MIN: usize = 64;
 pub struct Validation {
     validator: ContactValidator,
     day_keys: BTreeMap<UtcDate, KeyS>,
-    kek: robert_core::keys::Kek,
+    kek: crate::keystore::SharedKek,
     scoring: Scoring,
     threads: usize,
 }
@@ -324,21 +324,29 @@ fn rejection_of(contact: &StoredContact, e: ContactRejection) -> Rejection {
 
 /// Stage 2: unwraps K_A, checks every HELLO and scores each contact.
 ///
-/// `keys` holds the wrapped K_A of the identified senders that exist.
+/// `keys` holds the wrapped K_A of the identified senders that exist. The
+/// unwrapped K_A live only as long as this call. A K_A that does not unwrap
+/// rejects its contacts; a token failure fails the call (nothing is lost:
+/// the chunk is not committed).
 pub fn verify_and_score(
     ctx: &Validation,
     identified: Vec<Identified>,
     keys: &HashMap<IdA, WrappedKey>,
-) -> ChunkOutcome {
+) -> Result<ChunkOutcome, crate::keystore::KeyOpError> {
+    use crate::keystore::KeyOpError;
     let wrapped: Vec<(IdA, WrappedKey)> = keys.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let unwrapped: HashMap<IdA, Option<KeyA>> = parallel(wrapped, ctx.threads, |slice| {
-        slice
-            .into_iter()
-            .map(|(id, w)| (id, ctx.kek.unwrap_key_a(&w).ok()))
-            .collect()
-    })
-    .into_iter()
-    .collect();
+    let unwrapped: Vec<Result<(IdA, Option<KeyA>), KeyOpError>> =
+        parallel(wrapped, ctx.threads, |slice| {
+            slice
+                .into_iter()
+                .map(|(id, w)| match ctx.kek.unwrap_key_a(&w) {
+                    Ok(k) => Ok((id, Some(k))),
+                    Err(KeyOpError::Unwrap) => Ok((id, None)),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        });
+    let unwrapped: HashMap<IdA, Option<KeyA>> = unwrapped.into_iter().collect::<Result<_, _>>()?;
     let parts = parallel(identified, ctx.threads, |slice| {
         let mut out = ChunkOutcome::default();
         for item in slice {
@@ -356,7 +364,7 @@ pub fn verify_and_score(
         total.contact_rejections.merge(&part.contact_rejections);
         total.scored_zero_too_late += part.scored_zero_too_late;
     }
-    total
+    Ok(total)
 }
 
 fn score_one(

@@ -6,6 +6,7 @@
 //! secrets out of shell history and process listings.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use robert_core::keys::{Kek, KeyG, KeyS};
@@ -14,7 +15,7 @@ use robert_core::time::UtcDate;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::{KeySet, KeyStore, KeyStoreError};
+use super::{KeySet, KeyStore, KeyStoreError, SharedKek, SharedRegistrationKey};
 
 /// What an administrative command changed (never key bytes).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -33,9 +34,16 @@ pub struct KeyReport {
     pub server_key_range: Option<(String, String)>,
     /// The registration public key (base64 SPKI), if present.
     pub registration_public_key: Option<String>,
+    /// The KEK's check value (hex), if present: equal in two stores means
+    /// the same KEK, so registrations made with one open with the other.
+    pub kek_check_value: Option<String>,
 }
 
-fn finish(store: &dyn KeyStore, set: &KeySet, mut report: KeyReport) -> KeyReport {
+fn finish(
+    store: &dyn KeyStore,
+    set: &KeySet,
+    mut report: KeyReport,
+) -> Result<KeyReport, KeyStoreError> {
     report.keystore = store.location();
     report.server_key_range = match (
         set.server_keys.keys().next(),
@@ -44,11 +52,12 @@ fn finish(store: &dyn KeyStore, set: &KeySet, mut report: KeyReport) -> KeyRepor
         (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
         _ => None,
     };
-    report.registration_public_key = set
-        .registration
-        .as_ref()
-        .map(ServerKeyPair::public_key_base64);
-    report
+    report.registration_public_key = set.registration.as_ref().map(|k| k.public_key_base64());
+    report.kek_check_value = match &set.kek {
+        Some(k) => Some(k.check_value()?.to_string()),
+        None => None,
+    };
+    Ok(report)
 }
 
 fn load_or_empty(store: &dyn KeyStore) -> Result<KeySet, KeyStoreError> {
@@ -61,7 +70,9 @@ fn load_or_empty(store: &dyn KeyStore) -> Result<KeySet, KeyStoreError> {
 
 /// `keys init`: creates K_G, the KEK, the registration key pair, the ES256
 /// JWT keys (when `with_jwt`) and K_S for `today..=today+future_days`. On an
-/// existing store only missing keys are added.
+/// existing store only missing keys are added. The KEK and the registration
+/// key are created by the store ([`KeyStore::generate_kek`]): inside the
+/// token for a PKCS#11 store.
 pub fn init(
     store: &dyn KeyStore,
     today: UtcDate,
@@ -69,23 +80,32 @@ pub fn init(
     with_jwt: bool,
 ) -> Result<KeyReport, KeyStoreError> {
     let mut set = load_or_empty(store)?;
-    let added = set.fill_missing(
+    let mut added = Vec::new();
+    if set.kek.is_none() {
+        set.kek = Some(store.generate_kek()?);
+        added.push("KEK".to_owned());
+    }
+    if set.registration.is_none() {
+        set.registration = Some(store.generate_registration_key()?);
+        added.push("registration key pair".to_owned());
+    }
+    added.extend(set.fill_missing(
         today,
         today.add_days(i64::from(future_days)),
         with_jwt,
         &mut rand::rng(),
-    );
+    ));
     if !added.is_empty() || !store.exists() {
         store.save(&set)?;
     }
-    Ok(finish(
+    finish(
         store,
         &set,
         KeyReport {
             added,
             ..KeyReport::default()
         },
-    ))
+    )
 }
 
 /// Adds the ES256 JWT keys to an existing store if they are missing.
@@ -138,7 +158,7 @@ pub fn rotate(
     if !added.is_empty() || !removed.is_empty() {
         store.save(&set)?;
     }
-    Ok(finish(
+    finish(
         store,
         &set,
         KeyReport {
@@ -146,7 +166,7 @@ pub fn rotate(
             removed,
             ..KeyReport::default()
         },
-    ))
+    )
 }
 
 /// `keys show-public`: the registration public key in the base64
@@ -359,15 +379,20 @@ pub fn import(
             ImportItem::RegistrationKey(v) => Parsed::R(parse_registration_key(&v)?),
         });
     }
-    fn place<T: PartialEq>(
+    fn place<T>(
         slot: &mut Option<T>,
         new: T,
+        same: impl FnOnce(&T, &T) -> Result<bool, KeyStoreError>,
         name: String,
         force: bool,
         report: &mut KeyReport,
     ) -> Result<(), KeyStoreError> {
+        let unchanged = match slot.as_ref() {
+            Some(old) => same(old, &new)?,
+            None => false,
+        };
         match slot {
-            Some(old) if *old == new => report.unchanged.push(name),
+            Some(_) if unchanged => report.unchanged.push(name),
             Some(_) if !force => return Err(KeyStoreError::Conflict(name)),
             Some(_) => {
                 *slot = Some(new);
@@ -384,41 +409,51 @@ pub fn import(
         match p {
             Parsed::S(day, key) => {
                 let mut slot = set.server_keys.remove(&day);
-                let r = place(&mut slot, *key, format!("K_S {day}"), force, &mut report);
+                let r = place(
+                    &mut slot,
+                    *key,
+                    |a, b| Ok(a == b),
+                    format!("K_S {day}"),
+                    force,
+                    &mut report,
+                );
                 if let Some(k) = slot {
                     set.server_keys.insert(day, k);
                 }
                 r?;
             }
-            Parsed::G(k) => place(&mut set.key_g, *k, "K_G".into(), force, &mut report)?,
-            Parsed::K(k) => place(&mut set.kek, k, "KEK".into(), force, &mut report)?,
-            Parsed::R(k) => {
-                // Compare through the public key (the pair has no equality).
-                let mut slot = set.registration.take().map(RegKey);
-                let r = place(
-                    &mut slot,
-                    RegKey(k),
-                    "registration key pair".into(),
-                    force,
-                    &mut report,
-                );
-                set.registration = slot.map(|r| r.0);
-                r?;
-            }
+            Parsed::G(k) => place(
+                &mut set.key_g,
+                *k,
+                |a, b| Ok(a == b),
+                "K_G".into(),
+                force,
+                &mut report,
+            )?,
+            // A KEK in a token cannot be read: compare check values.
+            Parsed::K(k) => place(
+                &mut set.kek,
+                Arc::new(k) as SharedKek,
+                |a, b| Ok(a.check_value()? == b.check_value()?),
+                "KEK".into(),
+                force,
+                &mut report,
+            )?,
+            // Compare through the public key.
+            Parsed::R(k) => place(
+                &mut set.registration,
+                Arc::new(k) as SharedRegistrationKey,
+                |a, b| Ok(a.public_key() == b.public_key()),
+                "registration key pair".into(),
+                force,
+                &mut report,
+            )?,
         }
     }
     if !report.added.is_empty() || !report.replaced.is_empty() {
         store.save(&set)?;
     }
-    Ok(finish(store, &set, report))
-}
-
-struct RegKey(ServerKeyPair);
-
-impl PartialEq for RegKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.public_key() == other.0.public_key()
-    }
+    finish(store, &set, report)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce};
@@ -331,7 +331,7 @@ impl KeyStore for FileKeyStore {
         header.extend_from_slice(&params.parallelism.to_be_bytes());
         header.extend_from_slice(&salt);
         header.extend_from_slice(&nonce);
-        let mut buf = encode_payload(keys);
+        let mut buf = encode_payload(keys)?;
         let tag = Aes256Gcm::new(&(*key).into())
             .encrypt_inout_detached(&Nonce::from(nonce), &header, buf.as_mut_slice().into())
             .map_err(|_| self.malformed("payload too large"))?;
@@ -386,16 +386,20 @@ fn push_entry(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-fn encode_payload(keys: &KeySet) -> Zeroizing<Vec<u8>> {
+fn encode_payload(keys: &KeySet) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
     let mut out = Zeroizing::new(Vec::with_capacity(64 + keys.server_keys.len() * 31));
     out.push(PAYLOAD_VERSION);
     if let Some(k) = &keys.key_g {
         push_entry(&mut out, T_KG, k.expose_secret());
     }
     if let Some(k) = &keys.kek {
+        let k = k.in_memory().ok_or(KeyStoreError::NotExportable("KEK"))?;
         push_entry(&mut out, T_KEK, k.expose_secret());
     }
     if let Some(k) = &keys.registration {
+        let k = k
+            .in_memory()
+            .ok_or(KeyStoreError::NotExportable("registration private key"))?;
         push_entry(&mut out, T_REG, k.to_scalar_bytes().as_ref());
     }
     for (day, k) in &keys.server_keys {
@@ -415,7 +419,7 @@ fn encode_payload(keys: &KeySet) -> Zeroizing<Vec<u8>> {
             push_entry(&mut out, tag, k.as_ref());
         }
     }
-    out
+    Ok(out)
 }
 
 fn scalar(v: &[u8]) -> Result<Zeroizing<[u8; 32]>, &'static str> {
@@ -443,12 +447,12 @@ fn decode_payload(p: &[u8]) -> Result<KeySet, &'static str> {
             T_KG => set.key_g = Some(KeyG::from_slice(value).map_err(|_| "bad K_G")?),
             T_KEK => {
                 let arr: [u8; 32] = value.try_into().map_err(|_| "bad KEK length")?;
-                set.kek = Some(Kek::from_bytes(arr));
+                set.kek = Some(Arc::new(Kek::from_bytes(arr)));
             }
             T_REG => {
-                set.registration = Some(
+                set.registration = Some(Arc::new(
                     ServerKeyPair::from_scalar_bytes(value).map_err(|_| "bad registration key")?,
-                );
+                ));
             }
             T_KS => {
                 if value.len() != 28 {
@@ -504,7 +508,10 @@ mod tests {
         store.save(&set).unwrap();
         let back = store.load().unwrap();
         assert_eq!(back.key_g, set.key_g);
-        assert_eq!(back.kek, set.kek);
+        assert_eq!(
+            back.kek.as_ref().unwrap().check_value().unwrap(),
+            set.kek.as_ref().unwrap().check_value().unwrap()
+        );
         assert_eq!(
             back.registration.as_ref().unwrap().public_key(),
             set.registration.as_ref().unwrap().public_key()
@@ -560,7 +567,13 @@ mod tests {
         let set = sample();
         store.save(&set).unwrap();
         let data = fs::read(&path).unwrap();
-        let kek = set.kek.as_ref().unwrap().expose_secret();
+        let kek = set
+            .kek
+            .as_ref()
+            .unwrap()
+            .in_memory()
+            .unwrap()
+            .expose_secret();
         assert!(!data.windows(32).any(|w| w == kek));
         let ks = set.server_keys.values().next().unwrap().expose_secret();
         assert!(!data.windows(24).any(|w| w == ks));

@@ -8,26 +8,37 @@
 //! | KEK | AES-256-GCM | wraps each registration's K_A and K_A_Tuples at rest |
 //! | JWT keys (optional) | P-256 | ES256 signatures of the tokens, when not configured from files |
 //!
-//! A [`KeyStore`] persists a [`KeySet`]. The only implementation today is
+//! A [`KeyStore`] persists a [`KeySet`]. Two implementations:
 //! [`file::FileKeyStore`], a passphrase-encrypted file (Argon2id +
-//! AES-256-GCM); the trait is what a PKCS#11 HSM backend would implement.
+//! AES-256-GCM, the default), and [`pkcs11::Pkcs11KeyStore`], a PKCS#11
+//! token (an HSM, or SoftHSM2) where the KEK and the registration private
+//! key are generated and used without ever leaving the token. The KEK and
+//! the registration key are reached through their operations only
+//! ([`sealed::KeyEncryptionKey`], [`sealed::RegistrationKey`]); K_S, K_G and
+//! the JWT keys are read into memory (SKINNY is not a token mechanism).
 //! The running server works from a [`KeyRing`], an immutable snapshot with
-//! every key prepared (SKINNY round keys, AES schedules), reloaded when the
-//! store changes.
+//! every key prepared (SKINNY round keys, AES schedules, token handles),
+//! reloaded when the store changes.
 //!
 //! Key bytes never appear in logs, errors or `Debug` output.
 
 pub mod admin;
 pub mod file;
+pub mod sealed;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rand::CryptoRng;
 use robert_core::keys::{Kek, KeyG, KeyS};
 use robert_core::registration::ServerKeyPair;
 use robert_core::time::UtcDate;
 use zeroize::Zeroizing;
+
+pub use sealed::{
+    KekCheckValue, KeyEncryptionKey, KeyOpError, RegistrationKey, SharedKek, SharedRegistrationKey,
+};
 
 /// Why a key store operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +88,18 @@ pub enum KeyStoreError {
     /// Key derivation failed (bad Argon2 parameters).
     #[error("key derivation failed: {0}")]
     Kdf(String),
+    /// A key that lives in a token cannot be written elsewhere.
+    #[error("the {0} lives in a PKCS#11 token and cannot be exported to a file key store")]
+    NotExportable(&'static str),
+    /// The PKCS#11 module, token or session failed.
+    #[error("PKCS#11 token: {0}")]
+    Token(String),
+}
+
+impl From<KeyOpError> for KeyStoreError {
+    fn from(e: KeyOpError) -> Self {
+        Self::Token(e.to_string())
+    }
 }
 
 /// Everything a key store holds.
@@ -86,10 +109,10 @@ pub struct KeySet {
     pub server_keys: BTreeMap<UtcDate, KeyS>,
     /// K_G.
     pub key_g: Option<KeyG>,
-    /// The KEK.
-    pub kek: Option<Kek>,
-    /// The registration key pair.
-    pub registration: Option<ServerKeyPair>,
+    /// The KEK: in memory (file store) or a token key.
+    pub kek: Option<SharedKek>,
+    /// The registration key pair: in memory (file store) or a token key.
+    pub registration: Option<SharedRegistrationKey>,
     /// ES256 JWT signing keys (P-256 scalars) generated on first start.
     pub jwt: JwtKeySet,
 }
@@ -146,11 +169,11 @@ impl KeySet {
             added.push("K_G".to_owned());
         }
         if self.kek.is_none() {
-            self.kek = Some(Kek::generate(rng));
+            self.kek = Some(Arc::new(Kek::generate(rng)));
             added.push("KEK".to_owned());
         }
         if self.registration.is_none() {
-            self.registration = Some(ServerKeyPair::generate(rng));
+            self.registration = Some(Arc::new(ServerKeyPair::generate(rng)));
             added.push("registration key pair".to_owned());
         }
         let mut day = from;
@@ -210,6 +233,19 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// An opaque token that changes whenever the stored set changes, so the
     /// server reloads only when needed. `None` means "unknown: reload".
     fn generation(&self) -> Option<u64>;
+
+    /// Creates a new KEK where this store keeps it. The default draws it in
+    /// memory, to be written by the next [`KeyStore::save`]; a token store
+    /// generates it inside the token, non-extractable, at once.
+    fn generate_kek(&self) -> Result<SharedKek, KeyStoreError> {
+        Ok(Arc::new(Kek::generate(&mut rand::rng())))
+    }
+
+    /// Creates a new registration key pair where this store keeps it (see
+    /// [`KeyStore::generate_kek`]).
+    fn generate_registration_key(&self) -> Result<SharedRegistrationKey, KeyStoreError> {
+        Ok(Arc::new(ServerKeyPair::generate(&mut rand::rng())))
+    }
 }
 
 /// The keys the server works with: an immutable, prepared snapshot of a
@@ -218,8 +254,8 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
 pub struct KeyRing {
     server_keys: BTreeMap<UtcDate, KeyS>,
     key_g: KeyG,
-    kek: Kek,
-    registration: ServerKeyPair,
+    kek: SharedKek,
+    registration: SharedRegistrationKey,
     jwt: JwtKeySet,
 }
 
@@ -267,13 +303,13 @@ impl KeyRing {
         &self.key_g
     }
 
-    /// The KEK.
-    pub fn kek(&self) -> &Kek {
+    /// The KEK's operations.
+    pub fn kek(&self) -> &SharedKek {
         &self.kek
     }
 
-    /// The registration key pair.
-    pub fn registration(&self) -> &ServerKeyPair {
+    /// The registration key pair's operations.
+    pub fn registration(&self) -> &SharedRegistrationKey {
         &self.registration
     }
 

@@ -62,7 +62,7 @@ impl World {
             day_keys.insert(today.add_days(d), KeyS::generate(&mut rng));
         }
         let keys = BatchKeys {
-            kek: Kek::generate(&mut rng),
+            kek: Arc::new(Kek::generate(&mut rng)),
             key_g: KeyG::generate(&mut rng),
             day_keys,
         };
@@ -88,8 +88,8 @@ impl World {
         self.rng.fill_bytes(&mut t);
         let registration = NewRegistration {
             id_a,
-            key_a: self.keys.kek.wrap(&k, &mut self.rng),
-            key_a_tuples: self.keys.kek.wrap(&t, &mut self.rng),
+            key_a: self.keys.kek.in_memory().unwrap().wrap(&k, &mut self.rng),
+            key_a_tuples: self.keys.kek.in_memory().unwrap().wrap(&t, &mut self.rng),
             created_at,
         };
         Phone {
