@@ -29,7 +29,7 @@ use robert_core::mac::{RequestMac, Salt};
 use robert_core::time::NtpSeconds;
 use robert_server::clock::{Clock as _, SystemClock};
 use robert_server::config::Config;
-use robert_server::keystore::{KeyRing, KeyStore as _};
+use robert_server::keystore::KeyRing;
 use robert_store::NewRegistration;
 use sha2::{Digest as _, Sha256};
 

@@ -164,6 +164,11 @@ fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<UtcDate, D::Error> {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeysConfig {
+    /// Where the keys live: `file` (a passphrase-encrypted file, the
+    /// default) or `pkcs11` (a PKCS#11 token, see `[keys.pkcs11]`).
+    pub store: KeyStoreKind,
+    /// The PKCS#11 token, when `store = "pkcs11"`.
+    pub pkcs11: Pkcs11Config,
     /// Key store file. Empty: `<data_dir>/keystore.robert`.
     pub keystore: PathBuf,
     /// File holding the key-store passphrase, used when the environment
@@ -196,6 +201,8 @@ pub struct KeysConfig {
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
+            store: KeyStoreKind::File,
+            pkcs11: Pkcs11Config::default(),
             keystore: PathBuf::new(),
             passphrase_file: PathBuf::new(),
             future_days: 5,
@@ -225,6 +232,47 @@ impl KeysConfig {
             data_dir.join("keystore.pass")
         } else {
             self.passphrase_file.clone()
+        }
+    }
+}
+
+/// Which key store `[keys]` uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyStoreKind {
+    /// The passphrase-encrypted file `keys.keystore`.
+    #[default]
+    File,
+    /// A PKCS#11 token (`[keys.pkcs11]`).
+    Pkcs11,
+}
+
+/// `[keys.pkcs11]`: the token of the PKCS#11 key store. The user PIN comes
+/// from `ROBERT_PKCS11_PIN` or `pin_file`, never from the command line.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The HSM's PKCS#11 module (shared library).
+    pub module: PathBuf,
+    /// The label of the token holding the keys.
+    pub token_label: String,
+    /// A file holding the user PIN (used when `ROBERT_PKCS11_PIN` is not set).
+    pub pin_file: PathBuf,
+    /// Prepended to every object label, so that several deployments can
+    /// share one token. Empty: the reference's aliases (`register-key`, …).
+    pub label_prefix: String,
+    /// PKCS#11 sessions kept open for reuse (more are opened under load).
+    pub max_idle_sessions: usize,
+}
+
+impl Default for Pkcs11Config {
+    fn default() -> Self {
+        Self {
+            module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+            token_label: "robert".into(),
+            pin_file: PathBuf::new(),
+            label_prefix: String::new(),
+            max_idle_sessions: 16,
         }
     }
 }
@@ -566,6 +614,14 @@ impl Config {
         }
         if self.keys.argon2_memory_kib < 8 || self.keys.argon2_iterations == 0 {
             return bad("keys.argon2_memory_kib must be ≥ 8 and keys.argon2_iterations ≥ 1");
+        }
+        if self.keys.store == KeyStoreKind::Pkcs11
+            && (self.keys.pkcs11.module.as_os_str().is_empty()
+                || self.keys.pkcs11.token_label.is_empty())
+        {
+            return bad(
+                "keys.store = \"pkcs11\" needs keys.pkcs11.module and keys.pkcs11.token_label",
+            );
         }
         if let Err(e) = self.batch.settings() {
             return Err(ConfigError::Invalid(e.to_string()));

@@ -12,13 +12,12 @@ use crate::api;
 use crate::captcha::Captcha;
 use crate::clock::SharedClock;
 use crate::codes::CodesClient;
-use crate::config::{CaptchaMode, Config, JwtAlgorithm};
+use crate::config::{CaptchaMode, Config, JwtAlgorithm, KeyStoreKind};
 use crate::http_client::ClientBuildError;
 use crate::jwt::{JwtError, Tokens};
-use crate::keystore::file::{
-    FileKeyStore, KdfParams, PASSPHRASE_ENV, PassphraseSource, resolve_passphrase,
-};
-use crate::keystore::{KeyRing, KeyStore, KeyStoreError, admin};
+use crate::keystore::file::{FileKeyStore, KdfParams, PASSPHRASE_ENV, resolve_passphrase};
+use crate::keystore::pkcs11::{PIN_ENV, Pkcs11KeyStore, Pkcs11Settings, resolve_pin};
+use crate::keystore::{KeyRing, KeyStore, KeyStoreError, SecretSource, admin};
 use crate::push::PushClient;
 use crate::state::{AppState, StateParts};
 
@@ -68,14 +67,14 @@ pub fn kdf_params(config: &Config) -> KdfParams {
     }
 }
 
-/// Opens the configured file key store. The passphrase comes from
-/// `ROBERT_KEYSTORE_PASSPHRASE`, else the passphrase file; when
-/// `create_passphrase` is true and the key store does not exist yet, a
-/// missing passphrase file is generated (mode 0600).
-pub fn open_keystore(
+/// Opens the configured file key store (`keys.keystore`), whatever
+/// `keys.store` says. The passphrase comes from `ROBERT_KEYSTORE_PASSPHRASE`,
+/// else the passphrase file; when `create_passphrase` is true and the key
+/// store does not exist yet, a missing passphrase file is generated (mode 0600).
+pub fn open_file_keystore(
     config: &Config,
     create_passphrase: bool,
-) -> Result<(FileKeyStore, PassphraseSource), KeyStoreError> {
+) -> Result<(FileKeyStore, SecretSource), KeyStoreError> {
     let data_dir = &config.server.data_dir;
     let path = config.keys.keystore_path(data_dir);
     let pass_path = config.keys.passphrase_path(data_dir);
@@ -83,6 +82,32 @@ pub fn open_keystore(
     let (pass, source) =
         resolve_passphrase(std::env::var(PASSPHRASE_ENV).ok(), &pass_path, generate)?;
     Ok((FileKeyStore::new(path, pass, kdf_params(config)), source))
+}
+
+/// Opens the configured key store (`keys.store`): the file store (see
+/// [`open_file_keystore`]) or the PKCS#11 token of `[keys.pkcs11]`, logged
+/// in with the PIN of `ROBERT_PKCS11_PIN`, else `keys.pkcs11.pin_file`.
+pub fn open_keystore(
+    config: &Config,
+    create_passphrase: bool,
+) -> Result<(Arc<dyn KeyStore>, SecretSource), KeyStoreError> {
+    match config.keys.store {
+        KeyStoreKind::File => {
+            let (ks, source) = open_file_keystore(config, create_passphrase)?;
+            Ok((Arc::new(ks), source))
+        }
+        KeyStoreKind::Pkcs11 => {
+            let c = &config.keys.pkcs11;
+            let (pin, source) = resolve_pin(std::env::var(PIN_ENV).ok(), Some(&c.pin_file))?;
+            let settings = Pkcs11Settings {
+                module: c.module.clone(),
+                token_label: c.token_label.clone(),
+                label_prefix: c.label_prefix.clone(),
+                max_idle_sessions: c.max_idle_sessions,
+            };
+            Ok((Arc::new(Pkcs11KeyStore::open(&settings, pin)?), source))
+        }
+    }
 }
 
 /// What the server found or created at start, for the operator.
@@ -107,20 +132,23 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
     let mut warnings = Vec::new();
     std::fs::create_dir_all(&config.server.data_dir)?;
     let (ks, source) = open_keystore(&config, true)?;
+    let secret = match config.keys.store {
+        KeyStoreKind::File => "key store passphrase",
+        KeyStoreKind::Pkcs11 => "PKCS#11 PIN",
+    };
     match &source {
-        PassphraseSource::Env => notes.push(format!("key store passphrase taken from {PASSPHRASE_ENV}")),
-        PassphraseSource::File(p) => notes.push(format!("key store passphrase read from {}", p.display())),
-        PassphraseSource::Generated(p) => warnings.push(format!(
+        SecretSource::Generated(p) => warnings.push(format!(
             "generated a random key store passphrase in {} (mode 0600). Protect it: keep it readable by the \
              server's user only and back it up apart from the key store, or move it to a secret manager and \
              pass it as {PASSPHRASE_ENV}",
             p.display()
         )),
+        other => notes.push(format!("{secret} {other}")),
     }
     let today = UtcDate::of(clock.now_ntp());
     let with_jwt = needs_generated_jwt_keys(&config);
     if !ks.exists() {
-        let r = admin::init(&ks, today, config.keys.future_days, with_jwt)?;
+        let r = admin::init(ks.as_ref(), today, config.keys.future_days, with_jwt)?;
         notes.push(format!(
             "created key store {} with {} keys (K_S {} to {})",
             ks.location(),
@@ -136,14 +164,14 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
         ));
     } else {
         if with_jwt {
-            let r = admin::init_jwt_only(&ks)?;
+            let r = admin::init_jwt_only(ks.as_ref())?;
             if !r.is_empty() {
                 notes.push(format!("generated JWT keys: {}", r.join(", ")));
             }
         }
         if config.keys.auto_rotate {
             let r = admin::rotate(
-                &ks,
+                ks.as_ref(),
                 today,
                 config.keys.future_days,
                 config.keys.retention_days,
@@ -210,7 +238,7 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
     });
     Ok(Startup {
         state,
-        keystore: Arc::new(ks),
+        keystore: ks,
         keystore_generation,
         notes,
         warnings,

@@ -337,21 +337,13 @@ pub fn import(
     items: Vec<ImportItem>,
     force: bool,
 ) -> Result<KeyReport, KeyStoreError> {
-    let mut set = load_or_empty(store)?;
-    let mut report = KeyReport::default();
     // Parse everything first: a bad value aborts before anything is written.
-    enum Parsed {
-        S(UtcDate, Box<KeyS>),
-        G(Box<KeyG>),
-        K(Kek),
-        R(ServerKeyPair),
-    }
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
         parsed.push(match item {
             ImportItem::ServerKey(day, v) => {
                 let raw = decode_key(&v, &[KeyS::LEN], &format!("K_S {day}"))?;
-                Parsed::S(
+                Entry::S(
                     day,
                     Box::new(
                         KeyS::from_slice(&raw).map_err(|_| KeyStoreError::InvalidKey {
@@ -363,7 +355,7 @@ pub fn import(
             }
             ImportItem::FederationKey(v) => {
                 let raw = decode_key(&v, &[16, 24, 32], "K_G")?;
-                Parsed::G(Box::new(KeyG::from_slice(&raw).map_err(|_| {
+                Entry::G(Box::new(KeyG::from_slice(&raw).map_err(|_| {
                     KeyStoreError::InvalidKey {
                         what: "K_G".into(),
                         reason: "bad length".into(),
@@ -374,40 +366,109 @@ pub fn import(
                 let raw = decode_key(&v, &[32], "KEK")?;
                 let mut arr = Zeroizing::new([0u8; 32]);
                 arr.copy_from_slice(&raw);
-                Parsed::K(Kek::from_bytes(*arr))
+                Entry::K(Arc::new(Kek::from_bytes(*arr)))
             }
-            ImportItem::RegistrationKey(v) => Parsed::R(parse_registration_key(&v)?),
+            ImportItem::RegistrationKey(v) => Entry::R(Arc::new(parse_registration_key(&v)?)),
         });
     }
-    fn place<T>(
-        slot: &mut Option<T>,
-        new: T,
-        same: impl FnOnce(&T, &T) -> Result<bool, KeyStoreError>,
-        name: String,
-        force: bool,
-        report: &mut KeyReport,
-    ) -> Result<(), KeyStoreError> {
-        let unchanged = match slot.as_ref() {
-            Some(old) => same(old, &new)?,
-            None => false,
-        };
-        match slot {
-            Some(_) if unchanged => report.unchanged.push(name),
-            Some(_) if !force => return Err(KeyStoreError::Conflict(name)),
-            Some(_) => {
-                *slot = Some(new);
-                report.replaced.push(name);
-            }
-            None => {
-                *slot = Some(new);
-                report.added.push(name);
-            }
-        }
-        Ok(())
+    merge(store, parsed, force)
+}
+
+/// `keys migrate`: copies every key of `from` (K_S, K_G, the KEK, the
+/// registration key pair, the JWT keys) into `to`, as [`import`] would. This
+/// is how a file store's keys move into a PKCS#11 token: the KEK and the
+/// registration key become non-extractable token objects, and registrations
+/// wrapped under that KEK keep working. A key already in `to` with another
+/// value is an error unless `force`. A token's KEK cannot be copied out
+/// ([`KeyStoreError::NotExportable`]).
+pub fn migrate(
+    from: &dyn KeyStore,
+    to: &dyn KeyStore,
+    force: bool,
+) -> Result<KeyReport, KeyStoreError> {
+    let source = from.load()?;
+    let mut entries = Vec::new();
+    if let Some(k) = source.key_g {
+        entries.push(Entry::G(Box::new(k)));
     }
-    for p in parsed {
-        match p {
-            Parsed::S(day, key) => {
+    if let Some(k) = source.kek {
+        entries.push(Entry::K(k));
+    }
+    if let Some(k) = source.registration {
+        entries.push(Entry::R(k));
+    }
+    for (day, k) in source.server_keys {
+        entries.push(Entry::S(day, Box::new(k)));
+    }
+    for (kind, slot) in [
+        (JwtKind::Declaration, source.jwt.declaration),
+        (JwtKind::Analytics, source.jwt.analytics),
+        (JwtKind::Report, source.jwt.report),
+    ] {
+        if let Some(k) = slot {
+            entries.push(Entry::J(kind, k));
+        }
+    }
+    merge(to, entries, force)
+}
+
+#[derive(Clone, Copy)]
+enum JwtKind {
+    Declaration,
+    Analytics,
+    Report,
+}
+
+/// One key to put into a store.
+enum Entry {
+    S(UtcDate, Box<KeyS>),
+    G(Box<KeyG>),
+    K(SharedKek),
+    R(SharedRegistrationKey),
+    J(JwtKind, Zeroizing<[u8; 32]>),
+}
+
+/// Puts `new` in `slot`: unchanged if `same`, refused if different and not
+/// `force`.
+fn place<T>(
+    slot: &mut Option<T>,
+    new: T,
+    same: impl FnOnce(&T, &T) -> Result<bool, KeyStoreError>,
+    name: String,
+    force: bool,
+    report: &mut KeyReport,
+) -> Result<(), KeyStoreError> {
+    let unchanged = match slot.as_ref() {
+        Some(old) => same(old, &new)?,
+        None => false,
+    };
+    match slot {
+        Some(_) if unchanged => report.unchanged.push(name),
+        Some(_) if !force => return Err(KeyStoreError::Conflict(name)),
+        Some(_) => {
+            *slot = Some(new);
+            report.replaced.push(name);
+        }
+        None => {
+            *slot = Some(new);
+            report.added.push(name);
+        }
+    }
+    Ok(())
+}
+
+/// Adds `entries` to the store's set and saves it once; nothing is written
+/// if any entry conflicts.
+fn merge(
+    store: &dyn KeyStore,
+    entries: Vec<Entry>,
+    force: bool,
+) -> Result<KeyReport, KeyStoreError> {
+    let mut set = load_or_empty(store)?;
+    let mut report = KeyReport::default();
+    for e in entries {
+        match e {
+            Entry::S(day, key) => {
                 let mut slot = set.server_keys.remove(&day);
                 let r = place(
                     &mut slot,
@@ -422,7 +483,7 @@ pub fn import(
                 }
                 r?;
             }
-            Parsed::G(k) => place(
+            Entry::G(k) => place(
                 &mut set.key_g,
                 *k,
                 |a, b| Ok(a == b),
@@ -431,23 +492,31 @@ pub fn import(
                 &mut report,
             )?,
             // A KEK in a token cannot be read: compare check values.
-            Parsed::K(k) => place(
+            Entry::K(k) => place(
                 &mut set.kek,
-                Arc::new(k) as SharedKek,
+                k,
                 |a, b| Ok(a.check_value()? == b.check_value()?),
                 "KEK".into(),
                 force,
                 &mut report,
             )?,
             // Compare through the public key.
-            Parsed::R(k) => place(
+            Entry::R(k) => place(
                 &mut set.registration,
-                Arc::new(k) as SharedRegistrationKey,
+                k,
                 |a, b| Ok(a.public_key() == b.public_key()),
                 "registration key pair".into(),
                 force,
                 &mut report,
             )?,
+            Entry::J(kind, k) => {
+                let (slot, name) = match kind {
+                    JwtKind::Declaration => (&mut set.jwt.declaration, "JWT declaration key"),
+                    JwtKind::Analytics => (&mut set.jwt.analytics, "JWT analytics key"),
+                    JwtKind::Report => (&mut set.jwt.report, "JWT report key"),
+                };
+                place(slot, k, |a, b| Ok(a == b), name.into(), force, &mut report)?;
+            }
         }
     }
     if !report.added.is_empty() || !report.replaced.is_empty() {
@@ -459,116 +528,8 @@ pub fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keystore::file::{FileKeyStore, KdfParams};
-
-    const P: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
-
-    fn store(name: &str) -> (FileKeyStore, std::path::PathBuf) {
-        let d = std::env::temp_dir().join(format!("robert-admin-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        (
-            FileKeyStore::new(d.join("ks"), Zeroizing::new("pw".into()), P),
-            d,
-        )
-    }
-
     fn day(s: &str) -> UtcDate {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn init_rotate_show() {
-        let (s, d) = store("init");
-        let r = init(&s, day("2024-03-10"), 5, true).unwrap();
-        assert_eq!(r.added.len(), 3 + 6 + 3);
-        assert_eq!(
-            r.server_key_range,
-            Some(("2024-03-10".into(), "2024-03-15".into()))
-        );
-        let pk = show_public(&s).unwrap();
-        assert!(
-            pk.starts_with("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"),
-            "{pk}"
-        );
-        assert_eq!(r.registration_public_key.as_deref(), Some(pk.as_str()));
-        // Idempotent.
-        assert!(
-            init(&s, day("2024-03-10"), 5, true)
-                .unwrap()
-                .added
-                .is_empty()
-        );
-        let r = rotate(&s, day("2024-04-01"), 2, 10).unwrap();
-        assert_eq!(
-            r.added,
-            vec!["K_S 2024-04-01", "K_S 2024-04-02", "K_S 2024-04-03"]
-        );
-        assert_eq!(r.removed.len(), 6, "every March key is older than 10 days");
-        assert_eq!(show_public(&s).unwrap(), pk, "rotation keeps the key pair");
-        std::fs::remove_dir_all(d).unwrap();
-    }
-
-    #[test]
-    fn import_formats_and_conflicts() {
-        let (s, d) = store("import");
-        let ks_hex = "00112233445566778899aabbccddeeff0011223344556677";
-        let kg_b64 = robert_core::b64::encode([7u8; 32]);
-        let kek_hex = hex::encode([9u8; 32]);
-        // The dev key store's pk_S is not reproducible here; use a generated key as PEM.
-        let pair = ServerKeyPair::generate(&mut rand::rng());
-        let pem = {
-            use p256::pkcs8::EncodePrivateKey as _;
-            p256::SecretKey::from_slice(pair.to_scalar_bytes().as_ref())
-                .unwrap()
-                .to_pkcs8_pem(Default::default())
-                .unwrap()
-        };
-        let items = vec![
-            ImportItem::ServerKey(day("2024-01-01"), Zeroizing::new(ks_hex.into())),
-            ImportItem::FederationKey(Zeroizing::new(kg_b64)),
-            ImportItem::Kek(Zeroizing::new(kek_hex.clone())),
-            ImportItem::RegistrationKey(Zeroizing::new(pem.to_string())),
-        ];
-        let r = import(&s, items, false).unwrap();
-        assert_eq!(r.added.len(), 4);
-        assert_eq!(show_public(&s).unwrap(), pair.public_key_base64());
-        let set = s.load().unwrap();
-        assert_eq!(
-            set.server_keys[&day("2024-01-01")]
-                .expose_secret()
-                .as_slice(),
-            hex::decode(ks_hex).unwrap().as_slice()
-        );
-        // Same values again: unchanged; another value: conflict unless forced.
-        let r = import(&s, vec![ImportItem::Kek(Zeroizing::new(kek_hex))], false).unwrap();
-        assert_eq!(r.unchanged, vec!["KEK"]);
-        let other = robert_core::b64::encode([1u8; 32]);
-        let e = import(
-            &s,
-            vec![ImportItem::Kek(Zeroizing::new(other.clone()))],
-            false,
-        )
-        .unwrap_err();
-        assert!(matches!(e, KeyStoreError::Conflict(_)));
-        let r = import(&s, vec![ImportItem::Kek(Zeroizing::new(other))], true).unwrap();
-        assert_eq!(r.replaced, vec!["KEK"]);
-        // Scalar forms of the registration key.
-        let scalar_hex = hex::encode(pair.to_scalar_bytes().as_ref());
-        assert_eq!(
-            parse_registration_key(&scalar_hex).unwrap().public_key(),
-            pair.public_key()
-        );
-        let der_b64 = robert_core::b64::encode(pair.to_pkcs8_der().as_slice());
-        assert_eq!(
-            parse_registration_key(&der_b64).unwrap().public_key(),
-            pair.public_key()
-        );
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]

@@ -36,7 +36,7 @@ use robert_core::registration::ServerKeyPair;
 use robert_core::time::UtcDate;
 use zeroize::Zeroizing;
 
-use super::{KeySet, KeyStore, KeyStoreError};
+use super::{KeySet, KeyStore, KeyStoreError, SecretSource};
 
 const MAGIC: &[u8; 8] = b"RBKSTORE";
 const VERSION: u8 = 1;
@@ -79,18 +79,6 @@ impl Default for KdfParams {
     }
 }
 
-/// Where the passphrase came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PassphraseSource {
-    /// The `ROBERT_KEYSTORE_PASSPHRASE` environment variable.
-    Env,
-    /// An existing passphrase file.
-    File(PathBuf),
-    /// A passphrase file generated just now (mode 0600).
-    Generated(PathBuf),
-}
-
 /// Finds the passphrase: the environment value if set and non-empty, else
 /// the passphrase file; if neither exists and `generate` is true, a random
 /// passphrase is written to the file with mode 0600.
@@ -98,11 +86,11 @@ pub fn resolve_passphrase(
     env_value: Option<String>,
     file: &Path,
     generate: bool,
-) -> Result<(Zeroizing<String>, PassphraseSource), KeyStoreError> {
+) -> Result<(Zeroizing<String>, SecretSource), KeyStoreError> {
     if let Some(v) = env_value {
         let v = Zeroizing::new(v);
         if !v.is_empty() {
-            return Ok((v, PassphraseSource::Env));
+            return Ok((v, SecretSource::Env(PASSPHRASE_ENV)));
         }
     }
     let io = |source| KeyStoreError::Io {
@@ -120,7 +108,7 @@ pub fn resolve_passphrase(
             if trimmed.is_empty() {
                 return Err(KeyStoreError::NoPassphrase(file.display().to_string()));
             }
-            Ok((trimmed, PassphraseSource::File(file.to_path_buf())))
+            Ok((trimmed, SecretSource::File(file.to_path_buf())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && generate => {
             let mut raw = Zeroizing::new([0u8; 32]);
@@ -133,7 +121,7 @@ pub fn resolve_passphrase(
             f.write_all(pass.as_bytes()).map_err(io)?;
             f.write_all(b"\n").map_err(io)?;
             f.sync_all().map_err(io)?;
-            Ok((pass, PassphraseSource::Generated(file.to_path_buf())))
+            Ok((pass, SecretSource::Generated(file.to_path_buf())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(KeyStoreError::NoPassphrase(file.display().to_string()))
@@ -585,17 +573,20 @@ mod tests {
         let dir = tmpdir("pass");
         let file = dir.join("keystore.pass");
         let (p, src) = resolve_passphrase(Some("from-env".into()), &file, true).unwrap();
-        assert_eq!((p.as_str(), src), ("from-env", PassphraseSource::Env));
+        assert_eq!(
+            (p.as_str(), src),
+            ("from-env", SecretSource::Env(PASSPHRASE_ENV))
+        );
         assert!(!file.exists());
         assert!(matches!(
             resolve_passphrase(None, &file, false),
             Err(KeyStoreError::NoPassphrase(_))
         ));
         let (p1, src) = resolve_passphrase(Some(String::new()), &file, true).unwrap();
-        assert_eq!(src, PassphraseSource::Generated(file.clone()));
+        assert_eq!(src, SecretSource::Generated(file.clone()));
         assert_eq!(p1.len(), 44);
         let (p2, src) = resolve_passphrase(None, &file, true).unwrap();
-        assert_eq!(src, PassphraseSource::File(file.clone()));
+        assert_eq!(src, SecretSource::File(file.clone()));
         assert_eq!(p1, p2);
         #[cfg(unix)]
         {

@@ -24,7 +24,10 @@
 
 pub mod admin;
 pub mod file;
+pub mod pkcs11;
 pub mod sealed;
+#[cfg(test)]
+mod store_tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +61,9 @@ pub enum KeyStoreError {
         /// What is wrong (never key bytes).
         reason: String,
     },
+    /// No PKCS#11 PIN is available.
+    #[error("no PKCS#11 PIN: set ROBERT_PKCS11_PIN or keys.pkcs11.pin_file ({0})")]
+    NoPin(String),
     /// No passphrase is available.
     #[error(
         "no key store passphrase: set ROBERT_KEYSTORE_PASSPHRASE or create the passphrase file {0}"
@@ -99,6 +105,28 @@ pub enum KeyStoreError {
 impl From<KeyOpError> for KeyStoreError {
     fn from(e: KeyOpError) -> Self {
         Self::Token(e.to_string())
+    }
+}
+
+/// Where a key store passphrase or PIN came from (never the secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecretSource {
+    /// This environment variable.
+    Env(&'static str),
+    /// An existing file.
+    File(std::path::PathBuf),
+    /// A file generated just now (mode 0600).
+    Generated(std::path::PathBuf),
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(var) => write!(f, "taken from {var}"),
+            Self::File(p) => write!(f, "read from {}", p.display()),
+            Self::Generated(p) => write!(f, "generated in {}", p.display()),
+        }
     }
 }
 
