@@ -48,6 +48,39 @@ pub enum ServeError {
     /// Serving failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    /// The KEK does not open the registrations already in the database.
+    #[error(
+        "the KEK of key store {keystore} (check value {check_value}) does not unwrap the registrations \
+         in the database: the key store was switched or replaced without its KEK. Bring the previous \
+         store's keys over (`robert keys migrate`, or `robert keys import --kek`); refusing to start \
+         rather than failing every /status"
+    )]
+    KekMismatch {
+        /// The key store.
+        keystore: String,
+        /// The KEK's check value.
+        check_value: String,
+    },
+}
+
+/// Checks that `kek` opens a registration of the database (when there is
+/// one): `Ok(true)` checked, `Ok(false)` nothing to check.
+pub async fn check_kek(
+    kek: &dyn crate::keystore::KeyEncryptionKey,
+    keystore: &dyn KeyStore,
+    store: &dyn robert_store::Store,
+) -> Result<bool, ServeError> {
+    let Some(wrapped) = store.any_wrapped_key_a().await? else {
+        return Ok(false);
+    };
+    match kek.unwrap(&wrapped) {
+        Ok(_) => Ok(true),
+        Err(crate::keystore::KeyOpError::Unwrap) => Err(ServeError::KekMismatch {
+            keystore: keystore.location(),
+            check_value: kek.check_value().map(|c| c.to_string()).unwrap_or_default(),
+        }),
+        Err(e) => Err(ServeError::KeyStore(e.into())),
+    }
 }
 
 /// Whether the configured JWT keys need generated ES256 keys in the store.
@@ -204,6 +237,9 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
         redact_url(&url),
         store.backend()
     ));
+    if check_kek(ring.kek().as_ref(), ks.as_ref(), store.as_ref()).await? {
+        notes.push("the KEK opens the registrations in the database".into());
+    }
 
     match config.captcha.mode {
         CaptchaMode::AcceptAny => warnings.push(

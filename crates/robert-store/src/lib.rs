@@ -193,6 +193,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Number of registrations.
     async fn registration_count(&self) -> Result<u64, StoreError>;
 
+    /// The wrapped K_A of one registration (any), or `None` when there is
+    /// none: lets the server check at start that its KEK opens what the
+    /// database holds (a switched key store must not fail silently).
+    async fn any_wrapped_key_a(&self) -> Result<Option<WrappedKey>, StoreError>;
+
     /// `/report`: queues every contact of one report and increments KPI
     /// `reportsCount`, all in one transaction.
     async fn insert_contacts(

@@ -244,6 +244,17 @@ impl Store for PgStore {
         Ok(sql::group_exposures(out))
     }
 
+    async fn any_wrapped_key_a(&self) -> Result<Option<WrappedKey>, StoreError> {
+        let raw: Option<Vec<u8>> = sqlx::query_scalar(sql::ANY_KEY_A)
+            .fetch_optional(&self.pool)
+            .await?;
+        raw.map(|r| {
+            WrappedKey::from_slice(&r)
+                .map_err(|_| StoreError::Corrupt("wrapped key is not 60 bytes"))
+        })
+        .transpose()
+    }
+
     async fn registration_count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(sql::COUNT_REGISTRATIONS)
             .fetch_one(&self.pool)

@@ -33,6 +33,7 @@ pub(crate) const SELECT_EXPOSURES: &str =
     "SELECT epoch, score FROM exposure WHERE id_a = $1 ORDER BY epoch, contact_id";
 
 pub(crate) const COUNT_REGISTRATIONS: &str = "SELECT COUNT(*) FROM registration";
+pub(crate) const ANY_KEY_A: &str = "SELECT key_a FROM registration LIMIT 1";
 
 pub(crate) const PENDING_CONTACTS: &str =
     "SELECT COUNT(*), CAST(COALESCE(SUM(hello_count), 0) AS BIGINT) FROM contact";

@@ -229,10 +229,20 @@ fn serve_with_no_configuration_then_batch() {
 /// Starts `robert serve` on a free loopback port with extra arguments and
 /// returns the child and the address it listens on.
 fn spawn_serve(d: &Path, extra: &[&str]) -> (std::process::Child, String, String) {
+    spawn_serve_with(d, extra, &[])
+}
+
+/// [`spawn_serve`] with extra environment variables.
+fn spawn_serve_with(
+    d: &Path,
+    extra: &[&str],
+    envs: &[(&str, String)],
+) -> (std::process::Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_robert"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(d)
         .args(extra)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
         .env("ROBERT_LOG__FORMAT", "json")
         .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
@@ -329,6 +339,134 @@ fn serve_with_the_code_service_inside() {
     );
     assert_eq!(status, 200);
 
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// An existing file key store moves into a SoftHSM2 token (`keys
+/// migrate`); the key ceremony commands work on the token; `robert serve`
+/// on the token registers a phone and answers its `/status`.
+#[test]
+fn keys_migrate_into_a_softhsm_token_and_serve_from_it() {
+    use robert_core::registration::{ClientKeyAgreement, parse_public_key};
+    use robert_server::keystore::pkcs11::testing;
+
+    let Some(module) = testing::softhsm_module() else {
+        testing::skip_or_fail("skipped: SoftHSM2 not installed (apt-get install softhsm2)");
+        return;
+    };
+    let hsm = testing::SoftHsmDir::create("cli").unwrap();
+    let d = dir("hsm");
+    let envs: Vec<(&str, String)> = vec![
+        ("ROBERT_KEYS__STORE", "pkcs11".into()),
+        ("ROBERT_KEYS__PKCS11__MODULE", module.display().to_string()),
+        (
+            "ROBERT_KEYS__PKCS11__TOKEN_LABEL",
+            testing::TOKEN_LABEL.into(),
+        ),
+        ("ROBERT_PKCS11_PIN", testing::USER_PIN.into()),
+        ("SOFTHSM2_CONF", hsm.conf().display().to_string()),
+        ("ROBERT_CAPTCHA__MODE", "accept-any".into()),
+        ("ROBERT_PROTOCOL__STATUS_MIN_EPOCH_GAP", "0".into()),
+    ];
+    let token = |args: &[&str], with_pin: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_robert"));
+        c.args(args)
+            .arg("--data-dir")
+            .arg(&d)
+            .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+            .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
+            .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
+            .env_remove("ROBERT_CONFIG")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+        if !with_pin {
+            c.env_remove("ROBERT_PKCS11_PIN");
+        }
+        c.output().unwrap()
+    };
+
+    // The deployment so far: a file key store.
+    let file = json(&robert(&d, &["keys", "init", "--future-days", "2"]));
+    let pk = file["registration_public_key"].as_str().unwrap().to_owned();
+    // Into the token: the same keys, the same KEK (check value).
+    let m = json(&token(&["keys", "migrate"], true));
+    assert_eq!(m["added"].as_array().unwrap().len(), 9, "{m}");
+    assert_eq!(m["kek_check_value"], file["kek_check_value"]);
+    assert_eq!(m["registration_public_key"], pk.as_str());
+    assert!(
+        m["keystore"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkcs11:token=robert-test")
+    );
+    let shown = token(&["keys", "show-public"], true);
+    assert_eq!(String::from_utf8(shown.stdout).unwrap().trim(), pk);
+    let r = json(&token(&["keys", "rotate", "--future-days", "4"], true));
+    assert_eq!(r["added"].as_array().unwrap().len(), 2, "{r}");
+    // A different KEK is refused without --force; init adds nothing.
+    let o = token(&["keys", "import", "--kek", &"11".repeat(32)], true);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert!(
+        json(&token(&["keys", "init", "--future-days", "4"], true))["added"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Without a PIN: a clear error.
+    let o = token(&["keys", "show-public"], false);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ROBERT_PKCS11_PIN"));
+
+    // Serve from the token; a phone registers and asks its status.
+    let (mut child, addr, text) = spawn_serve_with(&d, &[], &envs);
+    assert!(
+        text.contains("PKCS#11 PIN taken from ROBERT_PKCS11_PIN"),
+        "{text}"
+    );
+    assert!(!text.contains(testing::USER_PIN), "{text}");
+    let app = ClientKeyAgreement::new(&mut rand::rng());
+    let (status, body) = post_json(
+        &addr,
+        "/api/v6/register",
+        &format!(
+            r#"{{"captcha":"x","captchaId":"y","clientPublicECDHKey":"{}"}}"#,
+            app.public_key_base64()
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let keys = app.finish(&parse_public_key(&pk).unwrap());
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let sealed = robert_core::b64::decode(body["tuples"].as_str().unwrap(), "tuples").unwrap();
+    let bundle = robert_core::tuples::TupleBundle::open(&keys.key_a_tuples, &sealed).unwrap();
+    let t = bundle.tuples[0];
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let now = robert_core::time::NtpSeconds::from_unix(i64::try_from(unix).unwrap());
+    let mac = robert_core::mac::RequestMac::compute(
+        &keys.key_a,
+        robert_core::mac::Salt::Status,
+        &t.ebid,
+        t.epoch.get(),
+        now.time32(),
+    );
+    let (status, body) = post_json(
+        &addr,
+        "/api/v6/status",
+        &format!(
+            r#"{{"ebid":"{}","epochId":{},"time":"{}","mac":"{}"}}"#,
+            t.ebid.to_base64(),
+            t.epoch.get(),
+            robert_core::b64::encode(now.time32().to_bytes()),
+            mac.to_base64()
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -157,7 +157,10 @@ mod tests {
         let a = Kek::from_bytes([1; 32]);
         let b = Kek::from_bytes([2; 32]);
         let ca = KeyEncryptionKey::check_value(&a).unwrap();
-        assert_eq!(ca, KeyEncryptionKey::check_value(&Kek::from_bytes([1; 32])).unwrap());
+        assert_eq!(
+            ca,
+            KeyEncryptionKey::check_value(&Kek::from_bytes([1; 32])).unwrap()
+        );
         assert_ne!(ca, KeyEncryptionKey::check_value(&b).unwrap());
         assert_eq!(ca.to_string().len(), 16);
         let w = KeyEncryptionKey::wrap(&a, &[7; 32]).unwrap();

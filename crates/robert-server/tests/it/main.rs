@@ -13,6 +13,7 @@
 mod api;
 mod errors;
 mod fuzz;
+mod hsm;
 mod phone;
 mod scenarios;
 mod socket;

@@ -201,3 +201,55 @@ async fn internal_endpoints_on_their_own_listener() {
     s.state.store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A key store replaced by one with another KEK would fail every /status of
+/// the existing registrations: the server refuses to start instead, and
+/// starts again once the old KEK is imported.
+#[tokio::test]
+async fn a_key_store_without_the_registrations_kek_is_refused_at_start() {
+    let dir = temp_dir("kek-switch");
+    let cfg = config(&dir);
+    let clock: SharedClock = Arc::new(ManualClock::at_ntp(today_noon()));
+    let s = serve::prepare(cfg.clone(), clock.clone()).await.unwrap();
+    let ring = s.state.keys.get();
+    let old_kek = hex::encode(ring.kek().in_memory().unwrap().expose_secret());
+    s.state
+        .store
+        .insert_registration(&robert_store::NewRegistration {
+            id_a: robert_core::id_a::IdA::from_u64(42),
+            key_a: ring.kek().wrap(&[1; 32]).unwrap(),
+            key_a_tuples: ring.kek().wrap(&[2; 32]).unwrap(),
+            created_at: today_noon(),
+        })
+        .await
+        .unwrap();
+    s.state.store.close().await;
+    drop(s);
+    // A new key store (new KEK) on the same database.
+    std::fs::remove_file(dir.join("keystore.robert")).unwrap();
+    let err = serve::prepare(cfg.clone(), clock.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not unwrap the registrations") && err.contains("keys migrate"),
+        "{err}"
+    );
+    let (ks, _) = serve::open_keystore(&cfg, false).unwrap();
+    admin::import(
+        ks.as_ref(),
+        vec![admin::ImportItem::Kek(zeroize::Zeroizing::new(old_kek))],
+        true,
+    )
+    .unwrap();
+    let s = serve::prepare(cfg, clock).await.unwrap();
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains("KEK opens the registrations")),
+        "{:?}",
+        s.notes
+    );
+    s.state.store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -398,6 +398,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn any_wrapped_key_a(&self) -> Result<Option<WrappedKey>, StoreError> {
+        self.read(|c| {
+            Box::pin(async move {
+                let raw: Option<Vec<u8>> = sqlx::query_scalar(sql::ANY_KEY_A)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                raw.map(|r| {
+                    WrappedKey::from_slice(&r)
+                        .map_err(|_| StoreError::Corrupt("wrapped key is not 60 bytes"))
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+
     async fn registration_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             Box::pin(async move {

@@ -26,7 +26,12 @@ both_backends!(
 async fn insert_get_and_duplicate(store: Arc<dyn Store>, _url: String) {
     let mut rng = rng();
     let reg = new_registration(&mut rng, 0xdf42e26aec);
+    assert_eq!(store.any_wrapped_key_a().await.unwrap(), None);
     store.insert_registration(&reg).await.unwrap();
+    assert_eq!(
+        store.any_wrapped_key_a().await.unwrap(),
+        Some(reg.key_a.clone())
+    );
     let got = store.get_registration(reg.id_a).await.unwrap().unwrap();
     assert_eq!(got.id_a, reg.id_a);
     assert_eq!(got.key_a, reg.key_a);

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use robert_server::keystore::{KeyRing, KeyStore as _};
+use robert_server::keystore::KeyRing;
 use robert_server::serve;
 
 use super::serve::{ConfigArgs, clock, init_logging, runtime};
@@ -31,6 +31,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         let store = robert_store::open(&config.server.database_url(), &config.store)
             .await
             .context("cannot open the database")?;
+        serve::check_kek(ring.kek().as_ref(), ks.as_ref(), store.as_ref()).await?;
         let mut seed = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
         let result = robert_server::batch::run(

@@ -5,20 +5,23 @@
 //! robert keys import        keys from a key ceremony or another site (hex or base64; @file)
 //! robert keys rotate        K_S up to today+N; deletes K_S older than the retention
 //! robert keys show-public   the registration public key apps embed (--jwt: token keys)
+//! robert keys migrate       copy the file key store into the configured store (a PKCS#11 token)
 //! ```
 //!
 //! Reports are JSON on stdout and never contain key material. The key store
-//! and its passphrase are those of the server configuration (`[keys]`,
-//! `ROBERT_KEYSTORE_PASSPHRASE`). Exit status: 0 on success, 2 on error.
+//! is the server's (`[keys]`): the file store with its passphrase
+//! (`ROBERT_KEYSTORE_PASSPHRASE` or the passphrase file), or a PKCS#11 token
+//! (`keys.store = "pkcs11"`, PIN in `ROBERT_PKCS11_PIN` or
+//! `keys.pkcs11.pin_file`). Exit status: 0 on success, 2 on error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use robert_core::time::UtcDate;
+use robert_server::config::KeyStoreKind;
 use robert_server::keystore::admin::{self, ImportItem};
-use robert_server::keystore::file::PassphraseSource;
-use robert_server::keystore::{KeyRing, KeyStore as _};
+use robert_server::keystore::{KeyRing, SecretSource};
 use robert_server::serve;
 use zeroize::Zeroizing;
 
@@ -84,6 +87,18 @@ enum KeysCommand {
         #[arg(long)]
         retention_days: Option<u32>,
     },
+    /// Copy every key of the file key store (`keys.keystore`, its
+    /// passphrase as usual) into the configured store, normally a PKCS#11
+    /// token (`keys.store = "pkcs11"`). The KEK and the registration key
+    /// become non-extractable token objects; registrations made with the
+    /// file store keep working. Delete the file (and its backups) afterwards.
+    Migrate {
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// Replace keys the target holds with other values.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the registration public key (base64 SubjectPublicKeyInfo), the
     /// form apps embed.
     ShowPublic {
@@ -100,8 +115,8 @@ fn parse_date(s: &str) -> anyhow::Result<UtcDate> {
         .map_err(|_| anyhow::anyhow!("invalid date {s:?} (expected YYYY-MM-DD)"))
 }
 
-fn print_passphrase_note(source: &PassphraseSource) {
-    if let PassphraseSource::Generated(p) = source {
+fn print_passphrase_note(source: &SecretSource) {
+    if let SecretSource::Generated(p) = source {
         eprintln!(
             "robert: generated a random key store passphrase in {} (mode 0600); protect it and back it \
              up apart from the key store, or pass it as ROBERT_KEYSTORE_PASSPHRASE",
@@ -123,7 +138,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             print_passphrase_note(&source);
             let today = UtcDate::of(clock(&config).now_ntp());
             let report = admin::init(
-                &ks,
+                ks.as_ref(),
                 today,
                 future_days.unwrap_or(config.keys.future_days),
                 serve::needs_generated_jwt_keys(&config),
@@ -189,7 +204,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
             let (ks, source) = serve::open_keystore(&config, true)?;
             print_passphrase_note(&source);
-            let report = admin::import(&ks, items, force)?;
+            let report = admin::import(ks.as_ref(), items, force)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         KeysCommand::Rotate {
@@ -201,17 +216,30 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             let (ks, _) = serve::open_keystore(&config, false)?;
             let today = UtcDate::of(clock(&config).now_ntp());
             let report = admin::rotate(
-                &ks,
+                ks.as_ref(),
                 today,
                 future_days.unwrap_or(config.keys.future_days),
                 retention_days.unwrap_or(config.keys.retention_days),
             )?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        KeysCommand::Migrate { common, force } => {
+            let config = common.load()?;
+            if config.keys.store == KeyStoreKind::File {
+                bail!(
+                    "keys.store is \"file\": set keys.store = \"pkcs11\" (and [keys.pkcs11]) to migrate the file \
+                     key store into a token"
+                );
+            }
+            let (from, _) = serve::open_file_keystore(&config, false)?;
+            let (to, _) = serve::open_keystore(&config, false)?;
+            let report = admin::migrate(&from, to.as_ref(), force)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         KeysCommand::ShowPublic { common, jwt } => {
             let config = common.load()?;
             let (ks, _) = serve::open_keystore(&config, false)?;
-            println!("{}", admin::show_public(&ks)?);
+            println!("{}", admin::show_public(ks.as_ref())?);
             if jwt {
                 let set = ks.load()?;
                 let tokens = robert_server::jwt::Tokens::from_config(&config.jwt, &set.jwt)?;
