@@ -46,6 +46,7 @@ use robert_core::registration::ServerKeyPair;
 use robert_core::time::UtcDate;
 use zeroize::{Zeroize as _, Zeroizing};
 
+use keys::TokenKey;
 pub use keys::{TokenKek, TokenRegistrationKey};
 use token::Token;
 
@@ -328,8 +329,7 @@ impl Pkcs11KeyStore {
 
     fn token_kek(&self, index: &Index) -> Result<Option<TokenKek>, KeyStoreError> {
         Ok(self.single(&index.secret, KEK)?.map(|f| TokenKek {
-            token: Arc::clone(&self.token),
-            handle: f.handle,
+            key: TokenKey::new(Arc::clone(&self.token), f.handle),
         }))
     }
 
@@ -363,8 +363,7 @@ impl Pkcs11KeyStore {
                 ))
             })?;
         Ok(Some(TokenRegistrationKey {
-            token: Arc::clone(&self.token),
-            private: private.handle,
+            private: TokenKey::new(Arc::clone(&self.token), private.handle),
             public: point,
         }))
     }
@@ -638,8 +637,7 @@ impl KeyStore for Pkcs11KeyStore {
             s.generate_key(&Mechanism::AesKeyGen, &template)
         })?;
         Ok(Arc::new(TokenKek {
-            token: Arc::clone(&self.token),
-            handle,
+            key: TokenKey::new(Arc::clone(&self.token), handle),
         }))
     }
 
@@ -658,8 +656,7 @@ impl KeyStore for Pkcs11KeyStore {
                 self.malformed("the generated public key is not a P-256 point".into())
             })?;
         Ok(Arc::new(TokenRegistrationKey {
-            token: Arc::clone(&self.token),
-            private: priv_handle,
+            private: TokenKey::new(Arc::clone(&self.token), priv_handle),
             public: point,
         }))
     }
@@ -668,6 +665,7 @@ impl KeyStore for Pkcs11KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keystore::KeyEncryptionKey as _;
 
     #[test]
     fn names_and_points() {
@@ -756,6 +754,32 @@ mod tests {
                 "the token gave out a sealed key's value"
             );
         }
+        // The session copies used for speed keep those attributes.
+        let kek_copy = store.token_kek(&index).unwrap().unwrap();
+        let reg_copy = store.token_registration(&index).unwrap().unwrap();
+        for (copy, original) in [
+            (kek_copy.key.current(), kek),
+            (reg_copy.private.current(), reg),
+        ] {
+            assert_ne!(copy, original, "SoftHSM allows session copies");
+            let attrs = bool_attrs(&store, copy);
+            assert!(
+                attrs.contains(&(AttributeType::Sensitive, true)),
+                "{attrs:?}"
+            );
+            assert!(
+                attrs.contains(&(AttributeType::Extractable, false)),
+                "{attrs:?}"
+            );
+        }
+        // A lost copy (its session closed): the token object serves, a new
+        // copy is made.
+        let w = kek_copy.wrap(&[1; 32]).unwrap();
+        let lost = kek_copy.key.current();
+        store.token.destroy(lost);
+        assert_eq!(*kek_copy.unwrap(&w).unwrap(), [1; 32]);
+        assert_ne!(kek_copy.key.current(), lost);
+        assert_eq!(*kek_copy.unwrap(&w).unwrap(), [1; 32]);
         // K_S are extractable by design.
         let ks = index.secret[&day_name(today())][0].handle;
         assert_eq!(

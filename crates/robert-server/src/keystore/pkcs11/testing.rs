@@ -161,3 +161,23 @@ pub fn in_softhsm(test_name: &str) -> Option<Pkcs11Settings> {
     );
     None
 }
+
+/// For benchmarks and tools: in the first process, creates a
+/// [`SoftHsmDir`], runs this executable again with the same arguments and
+/// `SOFTHSM2_CONF` pointing there, and returns the child's exit status (the
+/// caller exits with it); in that child, returns `None` (the caller goes
+/// on, [`child_settings`] name its token). `None` too without SoftHSM.
+pub fn rerun_with_softhsm(label: &str) -> Option<std::process::ExitStatus> {
+    if std::env::var(CHILD_ENV).is_ok_and(|v| v == label) || softhsm_module().is_none() {
+        return None;
+    }
+    let dir = SoftHsmDir::create(label).unwrap_or_else(|e| panic!("cannot prepare SoftHSM: {e}"));
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let status = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("SOFTHSM2_CONF", dir.conf())
+        .env(CHILD_ENV, label)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {label} again: {e}"));
+    Some(status)
+}

@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -236,6 +237,24 @@ impl Token {
             }
             retried = true;
         }
+    }
+
+    /// A copy of token object `h` as a session object of the anchor session
+    /// (`CKA_TOKEN` false; sensitivity and extractability are kept), or
+    /// `None` if the token refuses. It lives until the anchor session
+    /// closes or [`Token::destroy`] removes it.
+    pub(super) fn session_copy(&self, h: ObjectHandle) -> Option<ObjectHandle> {
+        let anchor = lock(&self.anchor);
+        anchor
+            .as_ref()?
+            .copy_object(h, &[Attribute::Token(false)])
+            .ok()
+    }
+
+    /// Destroys an object, ignoring failures (a session copy that vanished
+    /// with its session).
+    pub(super) fn destroy(&self, h: ObjectHandle) {
+        let _ = self.with_session(|s| s.destroy_object(h));
     }
 
     /// [`Token::with_session`] for key-store operations.
