@@ -13,6 +13,10 @@
 //!    batch report (HELLOs per second of the scoring step, step timings).
 //!    `ROBERT_BENCH_BACKEND=sqlite|postgres|both` (sqlite) picks the store;
 //!    `ROBERT_BENCH_E2E=0` skips it.
+//!
+//! `ROBERT_BENCH_KEK=softhsm` runs both with the KEK in a SoftHSM2 token
+//! (the PKCS#11 store; the bench runs itself again with its own temporary
+//! token): every K_A the batch unwraps goes through the token.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -32,6 +36,7 @@ use robert_core::keys::{Kek, KeyA, KeyG, KeyS, WrappedKey};
 use robert_core::mac::HelloMac;
 use robert_core::time::{NtpSeconds, ServiceStart, UtcDate};
 use robert_server::batch::{BatchConfig, BatchKeys, Validation, identify, verify_and_score};
+use robert_server::keystore::SharedKek;
 use robert_store::testing::TestDatabase;
 use robert_store::{Backend, ContactId, NewRegistration, StoredContact, UploadedContact};
 
@@ -40,6 +45,8 @@ const NOW: NtpSeconds = NtpSeconds(3_882_556_800 + 10 * 3600);
 
 struct World {
     keys: BatchKeys,
+    /// The KEK in memory, for seeding (`keys.kek` may be its token copy).
+    seal: Kek,
     start: ServiceStart,
     rng: StdRng,
 }
@@ -51,13 +58,15 @@ impl World {
         let day_keys: BTreeMap<_, _> = (-5..=1)
             .map(|d| (today.add_days(d), KeyS::generate(&mut rng)))
             .collect();
+        let seal = Kek::generate(&mut rng);
         let keys = BatchKeys {
-            kek: Arc::new(Kek::generate(&mut rng)),
+            kek: kek_under_test(&seal),
             key_g: KeyG::generate(&mut rng),
             day_keys,
         };
         Self {
             keys,
+            seal,
             start: ServiceStart::REFERENCE,
             rng,
         }
@@ -70,8 +79,8 @@ impl World {
         let t: [u8; 32] = self.rng.random();
         let reg = NewRegistration {
             id_a,
-            key_a: self.keys.kek.in_memory().unwrap().wrap(&k, &mut self.rng),
-            key_a_tuples: self.keys.kek.in_memory().unwrap().wrap(&t, &mut self.rng),
+            key_a: self.seal.wrap(&k, &mut self.rng),
+            key_a_tuples: self.seal.wrap(&t, &mut self.rng),
             created_at: NOW,
         };
         (reg, k)
@@ -131,7 +140,14 @@ fn cpu_stages(c: &mut Criterion) {
     for threads in [1usize, 2] {
         let ctx = Validation::for_bench(&w.keys, threads).unwrap();
         group.bench_with_input(
-            BenchmarkId::new("identify_verify_score", threads),
+            BenchmarkId::new(
+                if softhsm() {
+                    "identify_verify_score_softhsm"
+                } else {
+                    "identify_verify_score"
+                },
+                threads,
+            ),
             &threads,
             |b, _| {
                 b.iter_batched(
@@ -215,7 +231,8 @@ async fn end_to_end(backend: Backend) {
         serde_json::to_string_pretty(&out).unwrap()
     );
     println!(
-        "batch/{backend}: {} HELLOs validated+scored in {:.2} s (scoring step) = {:.0} HELLOs/s; whole run {secs:.2} s",
+        "batch/{backend}{}: {} HELLOs validated+scored in {:.2} s (scoring step) = {:.0} HELLOs/s; whole run {secs:.2} s",
+        if softhsm() { "+softhsm" } else { "" },
         out.hellos_processed,
         out.scoring_ms as f64 / 1000.0,
         out.hellos_per_second
@@ -223,7 +240,41 @@ async fn end_to_end(backend: Backend) {
     db.cleanup().await;
 }
 
+fn softhsm() -> bool {
+    std::env::var("ROBERT_BENCH_KEK").is_ok_and(|v| v == "softhsm")
+}
+
+/// `seal` itself, or (`ROBERT_BENCH_KEK=softhsm`) the same KEK imported
+/// into the SoftHSM token.
+fn kek_under_test(seal: &Kek) -> SharedKek {
+    if !softhsm() {
+        return Arc::new(seal.clone());
+    }
+    use robert_server::keystore::KeyStore as _;
+    use robert_server::keystore::pkcs11::{Pkcs11KeyStore, testing};
+    let module = testing::softhsm_module().expect("ROBERT_BENCH_KEK=softhsm needs SoftHSM2");
+    let store = Pkcs11KeyStore::open(
+        &testing::child_settings(module),
+        zeroize::Zeroizing::new(testing::USER_PIN.into()),
+    )
+    .unwrap();
+    let set = robert_server::keystore::KeySet {
+        kek: Some(Arc::new(seal.clone())),
+        ..Default::default()
+    };
+    store.save(&set).unwrap();
+    let kek = store.load().unwrap().kek.unwrap();
+    assert!(kek.in_memory().is_none());
+    kek
+}
+
 fn main() {
+    if softhsm()
+        && let Some(status) =
+            robert_server::keystore::pkcs11::testing::rerun_with_softhsm("bench-batch")
+    {
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let mut c = Criterion::default().configure_from_args();
     cpu_stages(&mut c);
     c.final_summary();
