@@ -171,7 +171,7 @@ impl Backend {
         config.codes.timeout_ms = 30_000;
         // The service must have started before the scenario (the FAQ's
         // field tests predate the June 2020 launch).
-        let service_start = ServiceStart::REFERENCE.date().min(today.add_days(-30));
+        let service_start = service_start_for(today);
         config.protocol.service_start = service_start;
         config.batch.service_start = service_start;
         config.batch.scoring = knobs.scoring.clone();
@@ -410,4 +410,11 @@ fn read_lot(path: &Path) -> Result<Vec<(chrono::NaiveDate, Zeroizing<String>)>, 
         }
     }
     Ok(out)
+}
+
+/// The service start date the simulated server uses for a scenario
+/// starting on `today`: the reference's 2020-06-01, or 30 days before the
+/// scenario when it starts earlier.
+pub(crate) fn service_start_for(today: UtcDate) -> UtcDate {
+    ServiceStart::REFERENCE.date().min(today.add_days(-30))
 }

@@ -88,6 +88,8 @@ pub mod error;
 pub mod options;
 mod phones;
 pub mod progress;
+pub mod recording;
+pub mod replay;
 pub mod report;
 pub mod result;
 mod run;

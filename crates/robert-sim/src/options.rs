@@ -161,6 +161,10 @@ pub struct SimOptions {
     /// Where the embedded databases live (`None`: a temporary directory
     /// removed at the end).
     pub data_dir: Option<std::path::PathBuf>,
+    /// Record the positive cases' contact stores, the batch times and the
+    /// exposures at several distances into [`crate::SimResult::recording`]
+    /// for offline re-scoring ([`crate::recording`], [`crate::replay`]).
+    pub record: bool,
 }
 
 impl Default for SimOptions {
@@ -179,6 +183,7 @@ impl Default for SimOptions {
             rssi_samples_per_environment: 4000,
             keep_phone_outcomes: true,
             data_dir: None,
+            record: false,
         }
     }
 }

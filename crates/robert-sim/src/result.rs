@@ -361,4 +361,7 @@ pub struct SimResult {
     pub events: Vec<SimEvent>,
     /// Wall-clock timings.
     pub timings: Timings,
+    /// The recording of this run, with [`crate::SimOptions::record`].
+    #[serde(skip)]
+    pub recording: Option<Box<crate::recording::Recording>>,
 }

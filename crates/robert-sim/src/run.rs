@@ -38,7 +38,7 @@ use robert_client::{
 };
 use robert_core::ebid::Ebid;
 use robert_core::id_a::IdA;
-use robert_core::time::{NtpSeconds, UtcDate};
+use robert_core::time::{EPOCH_DURATION_SECS, NtpSeconds, UtcDate};
 use robert_radio::calibration::Os;
 use robert_radio::channel::EnvironmentKind;
 use robert_radio::link::{
@@ -52,6 +52,7 @@ use crate::error::SimError;
 use crate::options::{Delivery, RegisterPolicy, SimOptions, StatusPolling, TransportMode};
 use crate::phones::{SimPhone, SimTransport};
 use crate::progress::{NoProgress, Progress};
+use crate::recording::Recorder;
 use crate::result::{Counts, RssiSample, SimEvent, SimResult, Throughput, Timings};
 use crate::score::{self, PositiveRecord, RunFacts};
 
@@ -193,7 +194,10 @@ struct Sim<'w> {
     next_batch: Option<f64>,
     batch_runs: u64,
     next_refill: Option<f64>,
-    ebid_owner: FastMap<u64, u32>,
+    /// EBID → (sender, EBID epoch counted from NTP 0).
+    ebid_owner: FastMap<u64, (u32, u64)>,
+    /// Recorder state (`SimOptions::record`).
+    recorder: Recorder,
     /// Reusable buffers of `deliver`.
     items: Vec<Item>,
     sorted: Vec<Item>,
@@ -389,6 +393,7 @@ impl<'w> Sim<'w> {
             batch_runs: 0,
             next_refill: (opts.status_polling == StatusPolling::FinalOnly).then_some(6.0 * 3600.0),
             ebid_owner: FastMap::default(),
+            recorder: Recorder::default(),
             gatt_reads: FastMap::default(),
             items: Vec::new(),
             sorted: Vec::new(),
@@ -799,7 +804,7 @@ impl<'w> Sim<'w> {
         let mut held: FastMap<u32, usize> = FastMap::default();
         let mut in_window_groups: FastMap<u32, usize> = FastMap::default();
         for (key, records) in phone.contacts().groups() {
-            let Some(&owner) = self.ebid_owner.get(&ebid_key(&key.ebid)) else {
+            let Some(&(owner, _)) = self.ebid_owner.get(&ebid_key(&key.ebid)) else {
                 continue;
             };
             *held.entry(owner).or_default() += records.len();
@@ -807,10 +812,25 @@ impl<'w> Sim<'w> {
                 *in_window_groups.entry(owner).or_default() += 1;
             }
         }
+        if self.opts.record {
+            let owners = &self.ebid_owner;
+            let groups = crate::recording::record_groups(
+                phone.contacts().groups(),
+                |key| owners.get(&ebid_key(&key.ebid)).copied(),
+                robert_server::batch::HelloConfig::default().time_tolerance_secs,
+            );
+            self.recorder.reports.push(crate::recording::ReportRecord {
+                person,
+                declared_s: at,
+                window_ntp: (window.from.get(), window.to.get()),
+                uploaded: false,
+                groups,
+            });
+        }
         let selection = phone.prepare_report(basis);
         let mut reported: FastMap<u32, (usize, usize)> = FastMap::default();
         for c in &selection.contacts {
-            if let Some(&owner) = self.ebid_owner.get(&ebid_key(&c.key.ebid)) {
+            if let Some(&(owner, _)) = self.ebid_owner.get(&ebid_key(&c.key.ebid)) {
                 let e = reported.entry(owner).or_default();
                 e.0 += c.records.len();
                 e.1 += 1;
@@ -832,6 +852,11 @@ impl<'w> Sim<'w> {
             .collect();
         let text = match result {
             Ok(out) => {
+                if self.opts.record
+                    && let Some(r) = self.recorder.reports.last_mut()
+                {
+                    r.uploaded = true;
+                }
                 rec.contacts_sent = out.contacts_sent;
                 rec.hellos_sent = out.hellos_sent;
                 rec.rejected_groups = out.rejected_groups;
@@ -862,6 +887,7 @@ impl<'w> Sim<'w> {
 
     async fn batch(&mut self, at: f64) -> Result<(), SimError> {
         self.batch_runs += 1;
+        self.recorder.batches_s.push(at);
         let report = self
             .backend
             .run_batch(self.seed.wrapping_add(self.batch_runs))
@@ -1106,7 +1132,10 @@ impl<'w> Sim<'w> {
                     };
                     if before != built_ntp.get() {
                         self.counts.hellos_built += 1;
-                        self.ebid_owner.insert(payload_ebid(&payload), r.sender);
+                        self.ebid_owner.insert(
+                            payload_ebid(&payload),
+                            (r.sender, built_ntp.get() / EPOCH_DURATION_SECS),
+                        );
                     }
                     payload
                 }
@@ -1240,6 +1269,7 @@ impl<'w> Sim<'w> {
         self.backend.set_time(self.time.ntp(end));
         self.batch(end).await?;
         let at = end + 3600.0;
+        self.recorder.final_status_s = at;
         let now = self.time.ntp(at);
         self.backend.set_time(now);
         let people: Vec<u32> = self
@@ -1309,6 +1339,9 @@ impl<'w> Sim<'w> {
             heard_by_positive: &self.heard_by_positive,
         };
         let mut result = score::score(&facts);
+        if self.opts.record {
+            result.recording = Some(Box::new(self.recorder.finish(&facts)));
+        }
         result.counts = self.counts.clone();
         result.events = std::mem::take(&mut self.events);
         let mut samples = Vec::new();

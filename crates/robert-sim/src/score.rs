@@ -31,11 +31,12 @@ use robert_client::ReportBasis;
 use robert_client::report::{ReportSpans, report_window};
 use robert_radio::channel::EnvironmentKind;
 use robert_radio::scenario::{PositiveCase, Scenario, World};
-use robert_radio::truth::{DAY_S, GroundTruth, TruthConfig};
+use robert_radio::truth::{GroundTruth, TruthConfig};
 
 use crate::backend::CodeSource;
 use crate::confusion::Confusion;
 use crate::options::{KnobsSummary, SimOptions};
+use crate::recording::add_by_day;
 use crate::result::{
     AlertEvent, MissCauses, PairOutcome, PhoneOutcome, PositiveOutcome, SimResult,
 };
@@ -114,7 +115,7 @@ pub(crate) fn group_of_place(name: &str) -> String {
 }
 
 /// The contagious window of a case that never reported (simulation seconds).
-fn nominal_window(time: TimeBase, case: &PositiveCase) -> (f64, f64) {
+pub(crate) fn nominal_window(time: TimeBase, case: &PositiveCase) -> (f64, f64) {
     let now = time.ntp(case.declared_at);
     let basis = match case.symptom_onset_at {
         Some(o) => ReportBasis::SymptomOnset(time.ntp(o)),
@@ -199,15 +200,7 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
                     continue;
                 }
                 let a = acc.entry((k, x)).or_default();
-                let mut t = s;
-                while t < e {
-                    let day = (t / DAY_S).floor();
-                    let piece = e.min((day + 1.0) * DAY_S);
-                    *a.days
-                        .entry(u32::try_from(day as i64).unwrap_or(u32::MAX))
-                        .or_insert(0.0) += piece - t;
-                    t = piece;
-                }
+                add_by_day(&mut a.days, s, e);
                 let mid = 0.5 * (s + e);
                 if let Some(seg) = people
                     .get(p as usize)
@@ -448,5 +441,6 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
         timeline,
         events: Vec::new(),
         timings: Default::default(),
+        recording: None,
     }
 }

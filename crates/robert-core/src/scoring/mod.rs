@@ -160,6 +160,17 @@ impl Aggregation {
             Self::Sum => compensated_sum(scores),
         }
     }
+
+    /// Aggregates a registration's exposures, as the risk evaluation does:
+    /// one value per epoch (the compensated sum of its contact scores,
+    /// [`risk::epoch_sum`]), combined by [`Aggregation::aggregate`] in the
+    /// given order.
+    pub fn aggregate_exposures<'a, I>(&self, exposures: I) -> f64
+    where
+        I: IntoIterator<Item = &'a EpochExposure>,
+    {
+        self.aggregate(exposures.into_iter().map(|e| risk::epoch_sum(&e.scores)))
+    }
 }
 
 /// The scoring algorithm configured on the server (`robert.scoring.algo-version`).

@@ -157,11 +157,10 @@ pub fn evaluate_risk<R: Rng + ?Sized>(
     now: NtpSeconds,
     rng: &mut R,
 ) -> RiskEvaluation {
-    let aggregated_risk = aggregation.aggregate(
+    let aggregated_risk = aggregation.aggregate_exposures(
         exposures
             .iter()
-            .filter(|e| e.epoch > state.latest_risk_epoch)
-            .map(|e| epoch_sum(&e.scores)),
+            .filter(|e| e.epoch > state.latest_risk_epoch),
     );
     let last_epoch = exposures.iter().map(|e| e.epoch).max().unwrap_or(Epoch(0));
     let last_exposure = start.epoch_start(last_epoch);

@@ -141,12 +141,12 @@ pub(crate) struct Settings {
 }
 
 impl BatchConfig {
-    /// Checks every value.
-    pub(crate) fn settings(&self) -> Result<Settings, BatchError> {
-        let bad = |what: &str| Err(BatchError::Config(what.to_owned()));
+    /// The scoring algorithm this configuration selects, with its
+    /// parameters checked.
+    pub fn scoring_algorithm(&self) -> Result<Scoring, BatchError> {
         let start = ServiceStart::new(self.service_start);
         let s = &self.scoring;
-        let scoring = match s.algo_version {
+        Ok(match s.algo_version {
             2 => Scoring::V2(
                 ScoringV2::new(V2Params {
                     p0: s.p0,
@@ -163,8 +163,19 @@ impl BatchConfig {
                 rssi_1m: s.rssi_1m,
                 start,
             })),
-            _ => return bad("scoring.algo_version must be 2 or 0"),
-        };
+            _ => {
+                return Err(BatchError::Config(
+                    "scoring.algo_version must be 2 or 0".to_owned(),
+                ));
+            }
+        })
+    }
+
+    /// Checks every value.
+    pub(crate) fn settings(&self) -> Result<Settings, BatchError> {
+        let bad = |what: &str| Err(BatchError::Config(what.to_owned()));
+        let start = ServiceStart::new(self.service_start);
+        let scoring = self.scoring_algorithm()?;
         if !(self.risk_threshold.is_finite() && self.risk_threshold > 0.0) {
             return bad("risk_threshold must be finite and positive");
         }

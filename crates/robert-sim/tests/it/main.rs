@@ -4,5 +4,6 @@
 
 mod confusion;
 mod end_to_end;
+mod replay;
 mod scale;
 mod scenarios;

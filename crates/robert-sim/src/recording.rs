@@ -1,0 +1,538 @@
+//! The reception recorder: what a run needs to be re-scored offline.
+//!
+//! A [`Recording`] keeps, for one run (scenario × radio draw):
+//!
+//! * for each positive case that reported, its **whole contact store at
+//!   report time, before the on-device filter**: per EBID group the sender
+//!   phone, the EBID's epoch, every HELLO's collection time and calibrated
+//!   RSSI, and which HELLOs the server would reject on their Time16;
+//! * the report window, the times of the risk batches and of the final
+//!   status round;
+//! * per phone: group, OS, whether it was a positive case, registered, and
+//!   what the online run decided (first alert, server score `S`);
+//! * per (case, phone) pair that came within the largest truth distance:
+//!   the cumulated seconds on the worst UTC day (inside the case's
+//!   contagious window) within each distance of [`TRUTH_DISTANCES_M`], and
+//!   where it happened. The ground truth at 1 m and 2 m, and the
+//!   explanation of an alert ("40 minutes within 2 m, none within 1 m"),
+//!   both come from these.
+//!
+//! [`crate::replay`] re-scores a recording under any setting in
+//! milliseconds instead of re-simulating it. Recordings persist as gzipped
+//! JSON ([`Recording::save`], [`Recording::load`]); HELLO times are
+//! delta-encoded, so a HELLO costs a few bytes.
+//!
+//! ```text
+//! run ──declare──▶ contact store (all groups, unfiltered) ─┐
+//!     ──batches──▶ batch times                              ├─▶ Recording ──save──▶ *.json.gz
+//!     ──truth────▶ per pair: seconds within 1, 1.5, 2, 3, 5 m
+//!     ──online───▶ per phone: alert, S                      ┘
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read as _, Write as _};
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use robert_client::contacts::{ContactKey, ContactRecord};
+use robert_radio::channel::EnvironmentKind;
+use robert_radio::scenario::World;
+use robert_radio::truth::{DAY_S, GroundTruth, TruthConfig};
+use robert_server::batch::ScoringConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::run::{FastMap, env_index};
+use crate::score::group_of_place;
+
+/// Version of the recording format; [`Recording::load`] refuses others.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The distances (m) at which every pair's exposure is measured.
+pub const TRUTH_DISTANCES_M: [f64; 5] = [1.0, 1.5, 2.0, 3.0, 5.0];
+
+/// A sender that the recorder could not attribute (never seen building a
+/// payload; should not happen).
+pub const UNKNOWN_SENDER: u32 = u32::MAX;
+
+/// One run, recorded for offline re-scoring (module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    /// [`FORMAT_VERSION`].
+    pub format: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed of the run (the radio draw).
+    pub seed: u64,
+    /// NTP seconds of simulation time 0 (a UTC midnight).
+    pub start_ntp: u64,
+    /// NTP seconds of the simulated server's service start (a UTC midnight).
+    pub service_start_ntp: u64,
+    /// Simulated days.
+    pub days: u32,
+    /// The scenario's contact duration (minutes within D on one UTC day).
+    pub truth_minutes: f64,
+    /// The distances of [`PairExposure::max_day_s`] ([`TRUTH_DISTANCES_M`]).
+    pub distances_m: Vec<f64>,
+    /// Simulation times of the risk batches, in order (the last one is the
+    /// final batch at the end of the run).
+    pub batches_s: Vec<f64>,
+    /// Simulation time of the final status round.
+    pub final_status_s: f64,
+    /// The settings of the online run.
+    pub online: OnlineSettings,
+    /// One row per person, indexed by person id.
+    pub phones: Vec<PhoneRecord>,
+    /// One per positive case that reported, in declaration order.
+    pub reports: Vec<ReportRecord>,
+    /// One per (case, phone) pair within the largest distance at some time.
+    pub exposures: Vec<PairExposure>,
+}
+
+/// The thresholds the online run used (for the offline = online check).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnlineSettings {
+    /// Filter mode (`FULL`, `MEDIUM`, `RISKS`).
+    pub filter_mode: String,
+    /// Filter `durationThreshold` (s).
+    pub filter_duration_threshold_s: u64,
+    /// Filter `riskThreshold`.
+    pub filter_risk_threshold: f64,
+    /// Filter `p0`.
+    pub filter_p0: f64,
+    /// Filter `rssiThreshold` (clipping).
+    pub filter_rssi_threshold: i32,
+    /// The server's scoring configuration.
+    pub scoring: ScoringConfig,
+    /// The server's risk threshold.
+    pub risk_threshold: f64,
+}
+
+/// One person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhoneRecord {
+    /// The scenario group the person belongs to.
+    pub group: String,
+    /// `android` or `ios`.
+    pub os: String,
+    /// A positive case (not counted in confusion matrices).
+    pub positive: bool,
+    /// Registered with the server (only registered phones can be alerted).
+    pub registered: bool,
+    /// Online run: simulation time of the first risk level 4, if any.
+    pub online_alert_s: Option<f64>,
+    /// Online run: the server's score `S` at the end.
+    pub online_score: f64,
+}
+
+/// A positive case's report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    /// The case's person id.
+    pub person: u32,
+    /// Simulation time of the declaration.
+    pub declared_s: f64,
+    /// Report window, NTP seconds, inclusive (`from`, `to`).
+    pub window_ntp: (u64, u64),
+    /// The report reached the server (it failed otherwise).
+    pub uploaded: bool,
+    /// The contact store at report time, sorted by key as the SDK sends it.
+    pub groups: Vec<GroupRecord>,
+}
+
+/// One EBID group of a contact store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The sender's person id ([`UNKNOWN_SENDER`] if unknown).
+    pub sender: u32,
+    /// The EBID's epoch, counted from NTP time 0 (`floor(t / 900)` of the
+    /// instant the sender built the HELLO): only differences and the UTC
+    /// day (`epoch / 96`) matter.
+    pub epoch: u64,
+    /// Collection time of the first HELLO (NTP seconds).
+    pub t0: u64,
+    /// Each HELLO's collection time minus the previous one's (the first is 0),
+    /// in storage order.
+    pub dt: Vec<i32>,
+    /// Each HELLO's calibrated RSSI (dBm).
+    pub rssi: Vec<i16>,
+    /// Indexes of HELLOs whose Time16 the server rejects (more than the
+    /// tolerance away from the collection time); normally empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_time16: Vec<u32>,
+}
+
+impl GroupRecord {
+    /// Collection times (NTP seconds), in storage order.
+    pub fn times(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut t = i128::from(self.t0);
+        self.dt.iter().map(move |d| {
+            t += i128::from(*d);
+            // Times are NTP seconds of real receptions: positive, below 2^64.
+            u64::try_from(t).unwrap_or(0)
+        })
+    }
+
+    /// Number of HELLOs.
+    pub fn len(&self) -> usize {
+        self.rssi.len()
+    }
+
+    /// Whether the group has no HELLO.
+    pub fn is_empty(&self) -> bool {
+        self.rssi.is_empty()
+    }
+}
+
+/// What a (case, phone) pair really lived through.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairExposure {
+    /// Index of the case in the scenario's positives (declaration order).
+    pub case: u32,
+    /// The case's person id.
+    pub positive: u32,
+    /// The other phone's person id (never a positive case).
+    pub phone: u32,
+    /// Per distance of [`Recording::distances_m`]: cumulated seconds within
+    /// it on the worst UTC day, inside the case's contagious window.
+    pub max_day_s: Vec<f64>,
+    /// Environment where the pair spent most time within the largest distance.
+    pub environment: Option<String>,
+    /// Group (place) where the pair spent most time within the largest distance.
+    pub place_group: Option<String>,
+}
+
+/// Why a recording could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordingError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a recording.
+    #[error("{path}: not a recording: {message}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Recording {
+    /// Writes the recording as gzipped JSON.
+    pub fn save(&self, path: &Path) -> Result<(), RecordingError> {
+        let io = |source| RecordingError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::create(path).map_err(io)?;
+        let mut gz = GzEncoder::new(BufWriter::new(file), Compression::new(6));
+        let json = serde_json::to_vec(self).map_err(|e| RecordingError::Format {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        gz.write_all(&json).map_err(io)?;
+        gz.finish().map_err(io)?.flush().map_err(io)?;
+        Ok(())
+    }
+
+    /// Reads a recording written by [`Recording::save`].
+    pub fn load(path: &Path) -> Result<Self, RecordingError> {
+        let file = std::fs::File::open(path).map_err(|source| RecordingError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut json = Vec::new();
+        GzDecoder::new(BufReader::new(file))
+            .read_to_end(&mut json)
+            .map_err(|source| RecordingError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let format = |message: String| RecordingError::Format {
+            path: path.display().to_string(),
+            message,
+        };
+        let rec: Self = serde_json::from_slice(&json).map_err(|e| format(e.to_string()))?;
+        if rec.format != FORMAT_VERSION {
+            return Err(format(format!(
+                "format {} (this build reads {FORMAT_VERSION})",
+                rec.format
+            )));
+        }
+        if rec.distances_m.is_empty()
+            || rec
+                .exposures
+                .iter()
+                .any(|e| e.max_day_s.len() != rec.distances_m.len())
+        {
+            return Err(format("exposure rows do not match the distances".into()));
+        }
+        Ok(rec)
+    }
+
+    /// Index of a distance in [`Recording::distances_m`].
+    pub fn distance_index(&self, distance_m: f64) -> Option<usize> {
+        self.distances_m
+            .iter()
+            .position(|d| (d - distance_m).abs() < 1e-9)
+    }
+
+    /// Ground truth per person at a distance of [`Recording::distances_m`]:
+    /// a contact at risk of at least one case (≥ `truth_minutes` on one UTC
+    /// day within the distance). `None` for an unrecorded distance.
+    pub fn truth(&self, distance_m: f64) -> Option<Vec<bool>> {
+        let d = self.distance_index(distance_m)?;
+        let cut = self.truth_minutes * 60.0;
+        let mut out = vec![false; self.phones.len()];
+        for e in &self.exposures {
+            if e.max_day_s[d] > 0.0 && e.max_day_s[d] >= cut {
+                if let Some(t) = out.get_mut(e.phone as usize) {
+                    *t = true;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Number of HELLOs recorded in the reports' contact stores.
+    pub fn hello_count(&self) -> usize {
+        self.reports
+            .iter()
+            .flat_map(|r| &r.groups)
+            .map(GroupRecord::len)
+            .sum()
+    }
+}
+
+/// Records one contact store group (sorted by key, as the SDK sends them).
+pub(crate) fn record_groups<'a>(
+    groups: impl Iterator<Item = (&'a ContactKey, &'a [ContactRecord])>,
+    owner: impl Fn(&ContactKey) -> Option<(u32, u64)>,
+    time_tolerance_secs: u32,
+) -> Vec<GroupRecord> {
+    let mut sorted: Vec<(&ContactKey, &[ContactRecord])> = groups.collect();
+    sorted.sort_by_key(|(k, _)| **k);
+    sorted
+        .into_iter()
+        .filter(|(_, records)| !records.is_empty())
+        .map(|(key, records)| {
+            let (sender, epoch) = owner(key).unwrap_or((UNKNOWN_SENDER, 0));
+            let t0 = records[0].time_collected.get();
+            let mut prev = i128::from(t0);
+            let mut dt = Vec::with_capacity(records.len());
+            let mut bad_time16 = Vec::new();
+            for (i, r) in records.iter().enumerate() {
+                let t = i128::from(r.time_collected.get());
+                // Collection times of one group lie within a few epochs.
+                dt.push(i32::try_from(t - prev).unwrap_or(i32::MAX));
+                prev = t;
+                if !r
+                    .hello_time
+                    .within(r.time_collected.time16(), time_tolerance_secs)
+                {
+                    bad_time16.push(u32::try_from(i).unwrap_or(u32::MAX));
+                }
+            }
+            GroupRecord {
+                sender,
+                epoch,
+                t0,
+                dt,
+                rssi: records.iter().map(|r| r.rssi_calibrated).collect(),
+                bad_time16,
+            }
+        })
+        .collect()
+}
+
+/// Per-day accumulation of `[s, e)` (simulation seconds) into UTC days.
+pub(crate) fn add_by_day(days: &mut BTreeMap<u32, f64>, s: f64, e: f64) {
+    let mut t = s;
+    while t < e {
+        let day = (t / DAY_S).floor();
+        let piece = e.min((day + 1.0) * DAY_S);
+        *days
+            .entry(u32::try_from(day as i64).unwrap_or(u32::MAX))
+            .or_insert(0.0) += piece - t;
+        t = piece;
+    }
+}
+
+/// Exposure of every (case, phone) pair at each of `distances`, inside each
+/// case's window (`windows[k]`, simulation seconds). `cases[k]` is the
+/// person of case `k`.
+pub(crate) fn pair_exposures(
+    world: &World,
+    cases: &[u32],
+    windows: &[(f64, f64)],
+    is_positive: &[bool],
+    distances: &[f64],
+) -> Vec<PairExposure> {
+    #[derive(Default)]
+    struct Acc {
+        days: Vec<BTreeMap<u32, f64>>,
+        env_secs: [f64; 5],
+        group_secs: BTreeMap<String, f64>,
+    }
+    let people = &world.population.people;
+    let mut cases_of: FastMap<u32, Vec<usize>> = FastMap::default();
+    for (k, &p) in cases.iter().enumerate() {
+        cases_of.entry(p).or_default().push(k);
+    }
+    let last = distances.len().saturating_sub(1);
+    let mut acc: BTreeMap<(usize, u32), Acc> = BTreeMap::new();
+    for (di, &d) in distances.iter().enumerate() {
+        let gt = GroundTruth::compute(
+            &world.population,
+            TruthConfig {
+                distance_m: d,
+                at_risk_s: world.truth_config.at_risk_s,
+            },
+        );
+        for c in gt.intervals() {
+            for (p, x) in [(c.a, c.b), (c.b, c.a)] {
+                if is_positive.get(x as usize).copied().unwrap_or(true) {
+                    continue;
+                }
+                let Some(ks) = cases_of.get(&p) else { continue };
+                for &k in ks {
+                    let (w0, w1) = windows[k];
+                    let (s, e) = (c.start.max(w0), c.end.min(w1));
+                    if e <= s {
+                        continue;
+                    }
+                    let a = acc.entry((k, x)).or_default();
+                    a.days.resize_with(distances.len(), BTreeMap::new);
+                    add_by_day(&mut a.days[di], s, e);
+                    if di == last {
+                        let mid = 0.5 * (s + e);
+                        if let Some(place) = people
+                            .get(p as usize)
+                            .and_then(|pp| pp.trajectory.segment_at(mid))
+                            .and_then(|seg| world.population.places.get(seg.place as usize))
+                        {
+                            a.env_secs[env_index(place.environment.kind)] += e - s;
+                            *a.group_secs
+                                .entry(group_of_place(&place.name))
+                                .or_insert(0.0) += e - s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|((k, x), a)| {
+            let max_day_s = (0..distances.len())
+                .map(|i| {
+                    a.days
+                        .get(i)
+                        .map_or(0.0, |d| d.values().copied().fold(0.0, f64::max))
+                })
+                .collect();
+            let environment = a
+                .env_secs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s > 0.0)
+                .max_by(|x, y| x.1.total_cmp(y.1))
+                .and_then(|(i, _)| EnvironmentKind::ALL.get(i))
+                .map(|k| k.name().to_owned());
+            let place_group = a
+                .group_secs
+                .iter()
+                .max_by(|x, y| x.1.total_cmp(y.1))
+                .map(|(g, _)| g.clone());
+            PairExposure {
+                case: u32::try_from(k).unwrap_or(u32::MAX),
+                positive: cases[k],
+                phone: x,
+                max_day_s,
+                environment,
+                place_group,
+            }
+        })
+        .collect()
+}
+
+/// What the run collects while it goes (see [`crate::SimOptions::record`]).
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    /// The reports, in declaration order.
+    pub(crate) reports: Vec<ReportRecord>,
+    /// Batch times (simulation seconds).
+    pub(crate) batches_s: Vec<f64>,
+    /// Final status time (simulation seconds).
+    pub(crate) final_status_s: f64,
+}
+
+impl Recorder {
+    /// Completes the recording at the end of the run.
+    pub(crate) fn finish(&mut self, f: &crate::score::RunFacts<'_>) -> Recording {
+        let world = f.world;
+        let cases: Vec<u32> = f.positives.iter().map(|r| r.case.person).collect();
+        let windows: Vec<(f64, f64)> = f
+            .positives
+            .iter()
+            .map(|r| {
+                if r.declared {
+                    r.window
+                } else {
+                    crate::score::nominal_window(f.time, &r.case)
+                }
+            })
+            .collect();
+        let exposures = pair_exposures(world, &cases, &windows, f.is_positive, &TRUTH_DISTANCES_M);
+        let truth = crate::score::truth_config(world, f.opts);
+        let phones = world
+            .population
+            .people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PhoneRecord {
+                group: p.group.clone(),
+                os: crate::run::os_name(p.device.platform.os()).to_owned(),
+                positive: f.is_positive.get(i).copied().unwrap_or(false),
+                registered: f.registered.get(i).copied().unwrap_or(false),
+                online_alert_s: f.first_alert.get(i).copied().flatten(),
+                online_score: f.server_score.get(i).copied().unwrap_or(0.0),
+            })
+            .collect();
+        let k = &f.opts.knobs;
+        Recording {
+            format: FORMAT_VERSION,
+            scenario: world.name.clone(),
+            seed: world.seed,
+            start_ntp: f.time.start.get(),
+            service_start_ntp: crate::backend::service_start_for(world.start_date)
+                .midnight()
+                .get(),
+            days: world.days,
+            truth_minutes: truth.at_risk_s / 60.0,
+            distances_m: TRUTH_DISTANCES_M.to_vec(),
+            batches_s: std::mem::take(&mut self.batches_s),
+            final_status_s: self.final_status_s,
+            online: OnlineSettings {
+                filter_mode: format!("{:?}", k.filter_mode).to_uppercase(),
+                filter_duration_threshold_s: k.filter.duration_threshold_secs,
+                filter_risk_threshold: k.filter.risk_threshold,
+                filter_p0: k.filter.p0,
+                filter_rssi_threshold: k.filter.rssi_threshold,
+                scoring: k.scoring.clone(),
+                risk_threshold: k.risk_threshold,
+            },
+            phones,
+            reports: std::mem::take(&mut self.reports),
+            exposures,
+        }
+    }
+}
