@@ -14,10 +14,15 @@
 //! at risk  ⇔  risk ≥ threshold  ∧  last exposure within 7 days   (§4.5)
 //! ```
 //!
-//! Two algorithms exist, selected by `robert.scoring.algo-version`:
-//! - [`v2`] (default and production): windowed soft-max of the RSSI, paper
-//!   "hal-02641630" eqs. 52/56/57;
+//! Two algorithms exist in the reference, selected by
+//! `robert.scoring.algo-version`:
+//! - [`v2`] (the reference's default and production): windowed soft-max of
+//!   the RSSI, paper "hal-02641630" eqs. 52/56/57;
 //! - [`v0`] (legacy "WP4" formula).
+//!
+//! robert-rs adds [`typical`]: near-minutes judged from the level a contact
+//! typically holds, aggregated per UTC day (chosen by the detection study,
+//! docs/simulation-results.md).
 //!
 //! Everything here is pure: no clock, no I/O; the one random choice (the
 //! last-contact date) takes the RNG as an argument. The floating-point code
@@ -26,6 +31,7 @@
 //! reference's 127 vectors in `tests/scoring.rs`).
 
 pub mod risk;
+pub mod typical;
 pub mod v0;
 pub mod v2;
 
@@ -36,6 +42,7 @@ pub use risk::{
     is_exposure_retained, last_contact_offsets, purge_exposures, randomised_last_contact,
     risk_reset_due,
 };
+pub use typical::{ScoringTypical, TypicalParams, WindowLevel};
 pub use v0::{ScoringV0, V0Params};
 pub use v2::{ScoringV2, V2Params};
 
@@ -140,6 +147,18 @@ pub enum Aggregation {
     /// v0: the plain sum of the scores (Java `DoubleStream.sum`, i.e.
     /// compensated summation).
     Sum,
+    /// [`typical`]: the worst UTC day's sum of scores (epochs are grouped
+    /// by `epoch / 96`; the service starts at a UTC midnight):
+    ///
+    /// ```text
+    /// risk = 1 − exp(−R0 · max_day Σ_{epochs of the day} scores)
+    /// ```
+    ///
+    /// Given plain values ([`Aggregation::aggregate`]) they count as one day.
+    DailyMax {
+        /// The aggregation constant.
+        r0: f64,
+    },
 }
 
 impl Aggregation {
@@ -158,6 +177,10 @@ impl Aggregation {
                 1.0 - (-r0 * sum).exp()
             }
             Self::Sum => compensated_sum(scores),
+            Self::DailyMax { r0 } => {
+                let sum: f64 = scores.into_iter().sum();
+                1.0 - (-r0 * sum).exp()
+            }
         }
     }
 
@@ -169,7 +192,22 @@ impl Aggregation {
     where
         I: IntoIterator<Item = &'a EpochExposure>,
     {
-        self.aggregate(exposures.into_iter().map(|e| risk::epoch_sum(&e.scores)))
+        match *self {
+            Self::DailyMax { r0 } => {
+                let mut days: Vec<(u32, f64)> = Vec::new();
+                for e in exposures {
+                    let day = e.epoch.day_index();
+                    let sum = risk::epoch_sum(&e.scores);
+                    match days.iter_mut().find(|(d, _)| *d == day) {
+                        Some((_, total)) => *total += sum,
+                        None => days.push((day, sum)),
+                    }
+                }
+                let worst = days.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+                1.0 - (-r0 * worst).exp()
+            }
+            _ => self.aggregate(exposures.into_iter().map(|e| risk::epoch_sum(&e.scores))),
+        }
     }
 }
 
@@ -181,6 +219,8 @@ pub enum Scoring {
     V2(ScoringV2),
     /// Version 0, the legacy WP4 formula.
     V0(ScoringV0),
+    /// The typical-level scoring of robert-rs ([`typical`]).
+    Typical(ScoringTypical),
 }
 
 impl Default for Scoring {
@@ -196,6 +236,7 @@ impl Scoring {
         match self {
             Self::V2(s) => s.score(hellos),
             Self::V0(s) => s.score(hellos),
+            Self::Typical(s) => s.score(hellos),
         }
     }
 
@@ -204,14 +245,17 @@ impl Scoring {
         match self {
             Self::V2(s) => s.aggregation(),
             Self::V0(_) => Aggregation::Sum,
+            Self::Typical(s) => s.aggregation(),
         }
     }
 
-    /// The value of `robert.scoring.algo-version` for this algorithm.
+    /// The value of `robert.scoring.algo-version` for this algorithm (3 for
+    /// the typical-level scoring, a robert-rs extension).
     pub fn version(&self) -> u8 {
         match self {
             Self::V2(_) => 2,
             Self::V0(_) => 0,
+            Self::Typical(_) => 3,
         }
     }
 }
@@ -310,5 +354,27 @@ mod tests {
         assert!((agg.aggregate([10.0, 3.5]) - 0.0914).abs() < 5e-5);
         assert_eq!(agg.aggregate([]), 0.0);
         assert_eq!(Aggregation::Sum.aggregate([1.5, 2.25]), 3.75);
+    }
+
+    #[test]
+    fn daily_max_judges_each_day_on_its_own() {
+        use crate::time::Epoch;
+        let r0 = -(0.9f64.ln()) / 15.0;
+        let agg = Aggregation::DailyMax { r0 };
+        // Day 0: 10 + 4 near-minutes; day 1: 12. Neither reaches 15, though
+        // together they would.
+        let e = |epoch, s: &[f64]| EpochExposure::new(Epoch(epoch), s.to_vec());
+        let split = [e(10, &[6.0, 4.0]), e(20, &[4.0]), e(96 + 3, &[12.0])];
+        let risk = agg.aggregate_exposures(&split);
+        assert!((risk - (1.0 - (-r0 * 14.0).exp())).abs() < 1e-12, "{risk}");
+        assert!(risk < 0.1);
+        let one_day = [e(10, &[6.0, 4.0]), e(20, &[5.0])];
+        assert!(agg.aggregate_exposures(&one_day) >= 0.1 - 1e-12);
+        // The reference's aggregations are unchanged: one value per epoch.
+        let exp = Aggregation::Exponential { r0: 0.0071 };
+        assert_eq!(
+            exp.aggregate_exposures(&split),
+            exp.aggregate([10.0, 4.0, 12.0])
+        );
     }
 }
