@@ -2,7 +2,10 @@
 
 use robert_core::contact::HelloPolicy;
 use robert_core::ecc::CountryCode;
-use robert_core::scoring::{RiskParams, Scoring, ScoringV0, ScoringV2, V0Params, V2Params};
+use robert_core::scoring::{
+    RiskParams, Scoring, ScoringTypical, ScoringV0, ScoringV2, TypicalParams, V0Params, V2Params,
+    WindowLevel,
+};
 use robert_core::time::{SECONDS_PER_DAY, ServiceStart, UtcDate};
 use serde::{Deserialize, Serialize};
 
@@ -62,10 +65,75 @@ impl Default for BatchConfig {
     }
 }
 
+/// Which family of scoring the batch runs (`[batch.scoring] preset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScoringPreset {
+    /// The reference's scoring, byte-exact: v2 (or v0 with
+    /// `algo_version = 0`) with the fields of [`ScoringConfig`], and the
+    /// reference's aggregation `1 − exp(−R0 · S)` over all exposures.
+    #[default]
+    #[serde(rename = "reference-2020")]
+    Reference2020,
+    /// robert-rs's typical-level scoring (`robert_core::scoring::typical`)
+    /// with [`ScoringConfig::typical`]: near-minutes per contact from the
+    /// level it typically holds, judged per UTC day.
+    #[serde(rename = "typical-level")]
+    TypicalLevel,
+}
+
+impl ScoringPreset {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reference2020 => "reference-2020",
+            Self::TypicalLevel => "typical-level",
+        }
+    }
+}
+
+/// Parameters of the typical-level scoring (`[batch.scoring.typical]`;
+/// `robert_core::scoring::TypicalParams` documents each).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TypicalConfig {
+    /// Level (dBm) at or below which a contact carries no near-minutes.
+    pub level_low: f64,
+    /// Level (dBm) from which every minute counts in full.
+    pub level_high: f64,
+    /// Which window level is the contact's typical one (0.5: the median).
+    pub quantile: f64,
+    /// Contacts shorter than this many minutes score 0.
+    pub min_minutes: f64,
+    /// RSSIs above this are lowered to it (dBm).
+    pub rssi_max: i32,
+    /// `mean` (dB) or `power-mean` (v2's soft-max level).
+    pub level: String,
+    /// `risk = 1 − exp(−R0 · worst day's near-minutes)`.
+    pub r0: f64,
+}
+
+impl Default for TypicalConfig {
+    fn default() -> Self {
+        let p = TypicalParams::default();
+        Self {
+            level_low: p.level_low,
+            level_high: p.level_high,
+            quantile: p.quantile,
+            min_minutes: p.min_minutes,
+            rssi_max: p.rssi_max,
+            level: p.level.name().to_owned(),
+            r0: p.r0,
+        }
+    }
+}
+
 /// Scoring parameters (`robert.scoring.*`, server-api.md §4.4, §6.2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScoringConfig {
+    /// The scoring family: `reference-2020` (the fields below) or
+    /// `typical-level` ([`ScoringConfig::typical`]).
+    pub preset: ScoringPreset,
     /// `algo-version`: 2 (default) or 0 (legacy).
     pub algo_version: u8,
     /// `p0` (−66).
@@ -84,6 +152,35 @@ pub struct ScoringConfig {
     pub r0: f64,
     /// `robert.protocol.scoring-algo-rssi`, v0 only (−40).
     pub rssi_1m: i32,
+    /// The typical-level scoring's parameters (preset `typical-level`).
+    pub typical: TypicalConfig,
+}
+
+impl ScoringConfig {
+    /// A one-line description of the scoring in force (reports).
+    pub fn describe(&self) -> String {
+        match self.preset {
+            ScoringPreset::TypicalLevel => {
+                let t = &self.typical;
+                format!(
+                    "typical-level ({} level, quantile {}, near from {} to {} dBm, contacts ≥ {} min, \
+                     {:.1} near-minutes on one day for the threshold 0.1)",
+                    t.level,
+                    t.quantile,
+                    t.level_low,
+                    t.level_high,
+                    t.min_minutes,
+                    -(0.9f64.ln()) / t.r0
+                )
+            }
+            ScoringPreset::Reference2020 if self.algo_version == 0 => {
+                format!("reference-2020 v0 (RSSI at 1 m {})", self.rssi_1m)
+            }
+            ScoringPreset::Reference2020 => {
+                format!("reference-2020 v2 (p0 {}, R0 {})", self.p0, self.r0)
+            }
+        }
+    }
 }
 
 impl Default for ScoringConfig {
@@ -99,6 +196,8 @@ impl Default for ScoringConfig {
             epoch_tolerance_secs: v2.epoch_tolerance_secs,
             r0: v2.r0,
             rssi_1m: V0Params::default().rssi_1m,
+            preset: ScoringPreset::default(),
+            typical: TypicalConfig::default(),
         }
     }
 }
@@ -146,6 +245,23 @@ impl BatchConfig {
     pub fn scoring_algorithm(&self) -> Result<Scoring, BatchError> {
         let start = ServiceStart::new(self.service_start);
         let s = &self.scoring;
+        if s.preset == ScoringPreset::TypicalLevel {
+            let t = &s.typical;
+            let level = WindowLevel::from_name(&t.level).ok_or_else(|| {
+                BatchError::Config("scoring.typical.level must be mean or power-mean".to_owned())
+            })?;
+            return ScoringTypical::new(TypicalParams {
+                level_low: t.level_low,
+                level_high: t.level_high,
+                quantile: t.quantile,
+                min_minutes: t.min_minutes,
+                rssi_max: t.rssi_max,
+                level,
+                r0: t.r0,
+            })
+            .map(Scoring::Typical)
+            .map_err(|e| BatchError::Config(e.to_string()));
+        }
         Ok(match s.algo_version {
             2 => Scoring::V2(
                 ScoringV2::new(V2Params {
@@ -292,5 +408,37 @@ mod tests {
         assert!(c.settings().is_err());
         let v0 = scoring(|s| s.algo_version = 0).settings().unwrap();
         assert!(matches!(v0.scoring, Scoring::V0(_)));
+        assert!(
+            scoring(|s| {
+                s.preset = ScoringPreset::TypicalLevel;
+                s.typical.level = "median".into();
+            })
+            .settings()
+            .is_err()
+        );
+        assert!(
+            scoring(|s| {
+                s.preset = ScoringPreset::TypicalLevel;
+                s.typical.quantile = 2.0;
+            })
+            .settings()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn presets_select_the_scoring() {
+        let c: BatchConfig = toml::from_str("[scoring]\npreset = \"reference-2020\"\n").unwrap();
+        assert!(matches!(c.settings().unwrap().scoring, Scoring::V2(_)));
+        let c: BatchConfig = toml::from_str(
+            "[scoring]\npreset = \"typical-level\"\n[scoring.typical]\nlevel_low = -60.0\nlevel_high = -55.0\n",
+        )
+        .unwrap();
+        let Scoring::Typical(t) = c.settings().unwrap().scoring else {
+            panic!("typical-level selects the typical scoring");
+        };
+        assert_eq!(t.params().level_low, -60.0);
+        assert_eq!(t.params().quantile, TypicalParams::default().quantile);
+        assert!(toml::from_str::<BatchConfig>("[scoring]\npreset = \"v3\"\n").is_err());
     }
 }

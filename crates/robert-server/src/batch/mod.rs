@@ -73,7 +73,7 @@ use robert_store::{
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-pub use config::{BatchConfig, HelloConfig, ScoringConfig};
+pub use config::{BatchConfig, HelloConfig, ScoringConfig, ScoringPreset, TypicalConfig};
 #[doc(hidden)]
 pub use validate::{ChunkOutcome, Identified, Validation, identify, verify_and_score};
 pub use validate::{ContactRejections, HelloRejections};
