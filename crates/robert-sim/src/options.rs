@@ -56,6 +56,8 @@ pub struct KnobsSummary {
     pub filter_p0: f64,
     /// Scoring algorithm version.
     pub scoring_algo_version: u8,
+    /// The scoring in force, in words (preset and main values).
+    pub scoring_description: String,
     /// Scoring: R0.
     pub scoring_r0: f64,
     /// Scoring: p0 (dBm).

@@ -303,6 +303,25 @@ impl Recording {
         Some(out)
     }
 
+    /// Per person: some case's report window holds at least one HELLO of
+    /// its phone (before the on-device filter). No estimator can alert a
+    /// phone that was never heard: this bounds every method's recall.
+    pub fn heard(&self) -> Vec<bool> {
+        let mut out = vec![false; self.phones.len()];
+        for r in self.reports.iter().filter(|r| r.uploaded) {
+            for g in &r.groups {
+                if let Some(h) = out.get_mut(g.sender as usize)
+                    && !*h
+                {
+                    *h = g
+                        .times()
+                        .any(|t| t >= r.window_ntp.0 && t <= r.window_ntp.1);
+                }
+            }
+        }
+        out
+    }
+
     /// Number of HELLOs recorded in the reports' contact stores.
     pub fn hello_count(&self) -> usize {
         self.reports
@@ -479,19 +498,7 @@ impl Recorder {
     /// Completes the recording at the end of the run.
     pub(crate) fn finish(&mut self, f: &crate::score::RunFacts<'_>) -> Recording {
         let world = f.world;
-        let cases: Vec<u32> = f.positives.iter().map(|r| r.case.person).collect();
-        let windows: Vec<(f64, f64)> = f
-            .positives
-            .iter()
-            .map(|r| {
-                if r.declared {
-                    r.window
-                } else {
-                    crate::score::nominal_window(f.time, &r.case)
-                }
-            })
-            .collect();
-        let exposures = pair_exposures(world, &cases, &windows, f.is_positive, &TRUTH_DISTANCES_M);
+        let exposures = f.exposures.to_vec();
         let truth = crate::score::truth_config(world, f.opts);
         let phones = world
             .population

@@ -134,6 +134,10 @@ pub struct PhoneOutcome {
     pub server_risk: f64,
     /// HELLOs this phone holds at the end (positives: 0 after reporting).
     pub hellos_held: usize,
+    /// Worst-day seconds within 1, 1.5, 2, 3 and 5 m of a positive case
+    /// (inside its contagious window; the largest over cases), which
+    /// explains an alert or a miss.
+    pub exposure_s: Vec<f64>,
 }
 
 /// One (positive case, other phone) pair with anything to say.

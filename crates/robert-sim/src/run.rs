@@ -1320,6 +1320,29 @@ impl<'w> Sim<'w> {
             .iter()
             .map(|p| p.phone.contacts().len())
             .collect();
+        let exposures = if self.opts.record || self.opts.keep_phone_outcomes {
+            let cases: Vec<u32> = self.positives.iter().map(|r| r.case.person).collect();
+            let windows: Vec<(f64, f64)> = self
+                .positives
+                .iter()
+                .map(|r| {
+                    if r.declared {
+                        r.window
+                    } else {
+                        score::nominal_window(self.time, &r.case)
+                    }
+                })
+                .collect();
+            crate::recording::pair_exposures(
+                self.world,
+                &cases,
+                &windows,
+                &self.is_positive,
+                &crate::recording::TRUTH_DISTANCES_M,
+            )
+        } else {
+            Vec::new()
+        };
         let facts = RunFacts {
             world: self.world,
             scenario: self.scenario,
@@ -1337,6 +1360,7 @@ impl<'w> Sim<'w> {
             server_score: &server_score,
             hellos_held: &hellos_held,
             heard_by_positive: &self.heard_by_positive,
+            exposures: &exposures,
         };
         let mut result = score::score(&facts);
         if self.opts.record {

@@ -94,6 +94,8 @@ pub(crate) struct RunFacts<'a> {
     pub(crate) server_score: &'a [f64],
     pub(crate) hellos_held: &'a [usize],
     pub(crate) heard_by_positive: &'a FastMap<(u32, u32, u32), u64>,
+    /// Exposure of each (case, phone) at [`crate::recording::TRUTH_DISTANCES_M`].
+    pub(crate) exposures: &'a [crate::recording::PairExposure],
 }
 
 #[derive(Clone, Debug, Default)]
@@ -368,6 +370,14 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
     }
 
     let r0 = f.opts.knobs.scoring.r0;
+    let mut exposure_s = vec![vec![0.0f64; crate::recording::TRUTH_DISTANCES_M.len()]; n];
+    for e in f.exposures {
+        if let Some(row) = exposure_s.get_mut(e.phone as usize) {
+            for (r, v) in row.iter_mut().zip(&e.max_day_s) {
+                *r = (*r).max(*v);
+            }
+        }
+    }
     let phone_outcomes = if f.opts.keep_phone_outcomes {
         people
             .iter()
@@ -386,6 +396,7 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
                 server_score: f.server_score[i],
                 server_risk: 1.0 - (-r0 * f.server_score[i]).exp(),
                 hellos_held: f.hellos_held[i],
+                exposure_s: exposure_s[i].clone(),
             })
             .collect()
     } else {
@@ -419,6 +430,7 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
             filter_risk_threshold: k.filter.risk_threshold,
             filter_p0: k.filter.p0,
             scoring_algo_version: k.scoring.algo_version,
+            scoring_description: k.scoring.describe(),
             scoring_r0: k.scoring.r0,
             scoring_p0: k.scoring.p0,
             scoring_rssi_max: k.scoring.rssi_max,

@@ -123,5 +123,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         r.timings.server_ms as f64 / 1000.0,
         r.timings.final_ms as f64 / 1000.0
     );
+    println!(
+        "\n{}",
+        robert_sim::explain::paragraph(std::slice::from_ref(&r))
+    );
     Ok(ExitCode::SUCCESS)
 }

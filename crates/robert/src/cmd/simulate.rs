@@ -279,5 +279,6 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         files.dir.display(),
         started.elapsed().as_secs_f64()
     );
+    println!("\n{}", robert_sim::explain::paragraph(&results));
     Ok(ExitCode::SUCCESS)
 }
