@@ -27,6 +27,9 @@ pub enum SimError {
     /// Writing the report failed.
     #[error("report: {0}")]
     Report(String),
+    /// The detection study could not go on (a recording, a setting).
+    #[error("study: {0}")]
+    Study(String),
     /// An I/O error (report files, runtime).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -85,6 +85,7 @@ mod backend;
 pub mod calibrate;
 pub mod confusion;
 pub mod error;
+pub mod explain;
 pub mod options;
 mod phones;
 pub mod progress;
@@ -95,6 +96,7 @@ pub mod result;
 mod run;
 pub mod scenarios;
 mod score;
+pub mod study;
 
 pub use backend::CodeSource;
 pub use confusion::Confusion;

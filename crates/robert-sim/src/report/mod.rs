@@ -2,7 +2,7 @@
 //! `results.json` (every [`SimResult`]), and plots as PNG and SVG
 //! (`rssi_vs_distance`, `recall_precision`, `alert_timeline`).
 
-mod plots;
+pub(crate) mod plots;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

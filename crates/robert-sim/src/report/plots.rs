@@ -25,7 +25,7 @@ fn fonts() {
     });
 }
 
-fn plot_err(e: impl std::fmt::Display) -> SimError {
+pub(crate) fn plot_err(e: impl std::fmt::Display) -> SimError {
     SimError::Report(format!("plot: {e}"))
 }
 
@@ -40,11 +40,11 @@ fn env_colour(name: &str) -> RGBColor {
     }
 }
 
-type PngArea<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-type SvgArea<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub(crate) type PngArea<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type SvgArea<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Draws `draw` twice, as `<stem>.png` and `<stem>.svg`; returns both paths.
-fn both(
+pub(crate) fn both(
     dir: &Path,
     stem: &str,
     draw: &dyn Fn(&PngArea<'_>) -> Result<(), SimError>,

@@ -23,7 +23,10 @@ use robert_sim::calibrate::{
 
 /// Arguments of `robert calibrate`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct CalibrateArgs {
+    #[command(subcommand)]
+    command: Option<CalibrateCommand>,
     #[command(flatten)]
     input: super::simulate::ScenarioArgs,
     /// On-device filter riskThreshold values to try (mode RISKS; reference 0.1).
@@ -56,7 +59,19 @@ pub(crate) struct CalibrateArgs {
     quiet: bool,
 }
 
+/// Subcommands of `robert calibrate`.
+#[derive(Debug, clap::Subcommand)]
+enum CalibrateCommand {
+    /// The detection study: record a corpus once, choose estimators and
+    /// thresholds on training data, judge them and the peers' rules on
+    /// held-out data (docs/simulation-results.md).
+    Study(super::study::StudyArgs),
+}
+
 pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(CalibrateCommand::Study(study)) = args.command {
+        return super::study::run(study);
+    }
     let mut scenarios = args.input.load()?;
     if let Some(seed) = args.input.seed {
         // FAQ cells already carry seed + i; files take the given seed.

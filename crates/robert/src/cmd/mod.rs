@@ -11,3 +11,4 @@ pub(crate) mod score;
 pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod speed;
+pub(crate) mod study;
