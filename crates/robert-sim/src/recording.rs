@@ -65,6 +65,10 @@ pub struct Recording {
     pub scenario: String,
     /// Seed of the run (the radio draw).
     pub seed: u64,
+    /// Fingerprint of the scenario as run ([`scenario_fingerprint`]): a
+    /// cached recording of another version of the scenario is not reused.
+    #[serde(default)]
+    pub scenario_fingerprint: u64,
     /// NTP seconds of simulation time 0 (a UTC midnight).
     pub start_ntp: u64,
     /// NTP seconds of the simulated server's service start (a UTC midnight).
@@ -332,6 +336,18 @@ impl Recording {
     }
 }
 
+/// A fingerprint of a scenario (FNV-1a over its debug form, which lists
+/// every field): changes when the scenario changes.
+pub fn scenario_fingerprint(s: &robert_radio::scenario::Scenario) -> u64 {
+    let text = format!("{s:?}");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// Records one contact store group (sorted by key, as the SDK sends them).
 pub(crate) fn record_groups<'a>(
     groups: impl Iterator<Item = (&'a ContactKey, &'a [ContactRecord])>,
@@ -519,6 +535,7 @@ impl Recorder {
             format: FORMAT_VERSION,
             scenario: world.name.clone(),
             seed: world.seed,
+            scenario_fingerprint: scenario_fingerprint(f.scenario),
             start_ntp: f.time.start.get(),
             service_start_ntp: crate::backend::service_start_for(world.start_date)
                 .midnight()

@@ -67,19 +67,20 @@ impl StudyOptions {
             record_dir,
             training_draws: corpus::TRAINING_DRAWS.to_vec(),
             held_out_draws: corpus::HELD_OUT_DRAWS.to_vec(),
-            shifts_db: vec![0, -5, -10, -15, -20],
+            shifts_db: vec![0, -6, -12, -18, -24],
             budget: 600,
             recall_target: 0.9,
             seed: 2026,
         }
     }
 
-    /// A quick pass: one draw each side, three anchors, a smaller budget.
+    /// A quick pass: one draw each side, three anchors (−35, −47, −59), a
+    /// smaller budget.
     pub fn quick(record_dir: PathBuf) -> Self {
         Self {
             training_draws: vec![corpus::TRAINING_DRAWS[0]],
             held_out_draws: vec![corpus::HELD_OUT_DRAWS[0]],
-            shifts_db: vec![0, -10, -20],
+            shifts_db: vec![0, -12, -24],
             budget: 200,
             ..Self::full(record_dir)
         }
@@ -110,7 +111,10 @@ pub fn recording_options() -> SimOptions {
     }
 }
 
-/// Records every (scenario, draw) not yet in `dir`, then loads them all.
+/// Records every (scenario, draw) not yet in `dir` (or recorded from
+/// another version of its scenario), then loads them all. A recording does
+/// not know the radio model's version: delete `dir` after changing
+/// `robert-radio`.
 /// `progress` is told about each run.
 pub fn record_corpus(
     entries: &[Entry],
@@ -128,11 +132,13 @@ pub fn record_corpus(
                 draw,
             };
             let path = dir.join(id.file_name());
+            let scenario = e.draw(draw);
+            let fingerprint = crate::recording::scenario_fingerprint(&scenario);
             let rec = match Recording::load(&path) {
-                Ok(rec) => rec,
-                Err(_) => {
+                Ok(rec) if rec.scenario_fingerprint == fingerprint => rec,
+                _ => {
                     progress(&format!("recording {} (draw {draw})", id.scenario));
-                    let mut result = crate::run_scenario(&e.draw(draw), &opts)?;
+                    let mut result = crate::run_scenario(&scenario, &opts)?;
                     let rec = *result
                         .recording
                         .take()

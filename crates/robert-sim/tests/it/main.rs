@@ -7,3 +7,4 @@ mod end_to_end;
 mod replay;
 mod scale;
 mod scenarios;
+mod study;
