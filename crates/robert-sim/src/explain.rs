@@ -74,7 +74,8 @@ pub fn paragraph(results: &[SimResult]) -> String {
             " The {} false alerts were people near a case for a long time but not close enough: \
              on their worst day they spent a median of {} within 1 m, {} within 2 m and {} within 3 m; \
              {} of them were within 2 m for {} minutes or more, and {} never came within 2 m \
-             (hours at 2–5 m sound like minutes at 1 m to Bluetooth).",
+             (received levels at 2–5 m overlap those at 1 m: a phone on a desk 3 m away can sound \
+             closer than one in a pocket at 1 m).",
             fps.len(),
             duration(median(fps.iter().map(|v| at(v, i1)).collect())),
             duration(median(fps.iter().map(|v| at(v, i2)).collect())),

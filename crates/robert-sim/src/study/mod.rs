@@ -58,6 +58,9 @@ pub struct StudyOptions {
     pub recall_target: f64,
     /// Seed of the optimiser and the GAEN scan emulation.
     pub seed: u64,
+    /// A deployment's measured anchor (calibrated dBm at 1 m): the study
+    /// also tunes the setting for it.
+    pub deployment_anchor_db: Option<i32>,
 }
 
 impl StudyOptions {
@@ -71,6 +74,7 @@ impl StudyOptions {
             budget: 600,
             recall_target: 0.9,
             seed: 2026,
+            deployment_anchor_db: None,
         }
     }
 
@@ -469,6 +473,10 @@ pub struct StudyResult {
     pub cv_wins: bool,
     /// The tuned v2 setting on every family (for comparison).
     pub v2_tuned: String,
+    /// The setting tuned for [`StudyOptions::deployment_anchor_db`], with
+    /// its held-out outcome at that anchor.
+    #[serde(skip)]
+    pub deployment: Option<(i32, Setting, evaluate::HeldOut)>,
     /// Sensitivity to the anchor.
     pub anchors: Vec<AnchorRow>,
     /// The targets.
@@ -696,6 +704,23 @@ pub fn run_study(
         moving_cells_reference: alert_count(&judge(&runs, &moving_idx, &reference_rs)),
     };
 
+    let deployment = match opts.deployment_anchor_db {
+        Some(anchor) => {
+            let shift = anchor + 35;
+            progress(&format!("tuning for the deployment's anchor {anchor} dBm"));
+            let (s, _) = ws.tune(
+                Family::Typical,
+                &train,
+                &[shift],
+                opts.recall_target,
+                opts.budget,
+                opts.seed,
+            );
+            let h = judge(&runs, &held, &s.replay_settings(shift)?);
+            Some((anchor, s, h))
+        }
+        None => None,
+    };
     let (cv_wins, verdict) = report::verdict(&methods);
     Ok(StudyResult {
         runs: runs.len(),
@@ -710,6 +735,7 @@ pub fn run_study(
         holds_across_anchors,
         cv_wins,
         v2_tuned: v2_tuned.describe(),
+        deployment,
         anchors,
         targets,
         wins: cv_wins && holds_across_anchors,

@@ -277,6 +277,16 @@ pub fn markdown(r: &StudyResult) -> String {
     if let Some(c) = &r.chosen_setting {
         let _ = writeln!(s, "\n```sh\n{}```\n", config_lines(c));
     }
+    if let Some((anchor, setting, h)) = &r.deployment {
+        let _ = writeln!(
+            s,
+            "### For a deployment whose anchor is {anchor} dBm\n\n{} — held out at that anchor: recall {}, precision {}.\n\n```sh\n{}```\n",
+            setting.describe(),
+            pct(h.confusion[0].recall()),
+            pct(h.confusion[0].precision()),
+            config_lines(setting)
+        );
+    }
     let t = &r.targets;
     let _ = writeln!(s, "## Targets (held-out draws, model anchor)\n");
     let _ = writeln!(

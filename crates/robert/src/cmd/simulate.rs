@@ -108,6 +108,10 @@ pub(crate) struct SimulateArgs {
     /// Phone: on-device filter mode (`risks`, `medium`, `full`).
     #[arg(long)]
     filter_mode: Option<String>,
+    /// Server scoring preset: `reference-2020` (default) or
+    /// `typical-level` (the typical-level scoring with its default values).
+    #[arg(long)]
+    scoring_preset: Option<String>,
     /// Phone: the filter's minimum duration of an EBID group, in seconds.
     #[arg(long)]
     filter_duration: Option<u64>,
@@ -155,6 +159,13 @@ pub(crate) fn options(args: &SimulateArgs) -> anyhow::Result<SimOptions> {
     o.knobs.truth_minutes = args.truth_minutes;
     if let Some(t) = args.risk_threshold {
         o.knobs.risk_threshold = t;
+    }
+    if let Some(p) = &args.scoring_preset {
+        o.knobs.scoring.preset = match p.as_str() {
+            "reference-2020" => robert_server::batch::ScoringPreset::Reference2020,
+            "typical-level" => robert_server::batch::ScoringPreset::TypicalLevel,
+            _ => anyhow::bail!("--scoring-preset: reference-2020 or typical-level, not {p}"),
+        };
     }
     if let Some(r0) = args.r0 {
         o.knobs.scoring.r0 = r0;

@@ -31,6 +31,12 @@ pub(crate) struct StudyArgs {
     /// Objective evaluations per optimisation (default: 600, quick 200).
     #[arg(long)]
     budget: Option<usize>,
+    /// The deployment's measured anchor: the calibrated RSSI (dBm) of two
+    /// phones 1 m apart, in hand, facing, with the deployed calibration
+    /// table. The study then also tunes the setting for it and prints its
+    /// configuration lines.
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-100..=0))]
+    anchor: Option<i32>,
     /// Print only the result.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -45,6 +51,7 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = args.budget {
         opts.budget = b;
     }
+    opts.deployment_anchor_db = args.anchor;
     let started = Instant::now();
     let quiet = args.quiet;
     let result = run_study(&opts, &mut |line| {
@@ -68,6 +75,15 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(s) = &result.chosen_setting {
         println!("{}", report::config_lines(s));
+    }
+    if let Some((anchor, s, h)) = &result.deployment {
+        println!(
+            "For the anchor {anchor} dBm: {} (held out: recall {}, precision {})\n{}",
+            s.describe(),
+            report::pct(h.confusion[0].recall()),
+            report::pct(h.confusion[0].precision()),
+            report::config_lines(s)
+        );
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
