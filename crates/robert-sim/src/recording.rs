@@ -298,10 +298,11 @@ impl Recording {
         let cut = self.truth_minutes * 60.0;
         let mut out = vec![false; self.phones.len()];
         for e in &self.exposures {
-            if e.max_day_s[d] > 0.0 && e.max_day_s[d] >= cut {
-                if let Some(t) = out.get_mut(e.phone as usize) {
-                    *t = true;
-                }
+            if e.max_day_s[d] > 0.0
+                && e.max_day_s[d] >= cut
+                && let Some(t) = out.get_mut(e.phone as usize)
+            {
+                *t = true;
             }
         }
         Some(out)

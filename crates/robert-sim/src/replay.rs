@@ -305,9 +305,9 @@ pub fn replay_with(
             }
         }
     }
-    for i in 0..n {
-        out.final_risk[i] = aggregation.aggregate_exposures(&exposures[i]);
-        out.score_sum[i] = exposures[i].iter().flat_map(|e| &e.scores).sum();
+    for (i, list) in exposures.iter().enumerate() {
+        out.final_risk[i] = aggregation.aggregate_exposures(list);
+        out.score_sum[i] = list.iter().flat_map(|e| &e.scores).sum();
     }
     out
 }

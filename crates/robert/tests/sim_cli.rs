@@ -49,6 +49,9 @@ fn simulate_a_small_scenario_writes_a_report() {
     );
     assert!(stdout.contains("ci-small"), "{stdout}");
     assert!(stdout.contains("recall"), "{stdout}");
+    // The closing paragraph says what the alerts mean and which settings.
+    assert!(stdout.contains("What the alerts mean"), "{stdout}");
+    assert!(stdout.contains("reference-2020 v2"), "{stdout}");
     for f in [
         "report.md",
         "results.json",
@@ -158,4 +161,37 @@ fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
     );
     let o = robert(&["calibrate", "--quiet"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn the_typical_level_preset_runs_and_a_bad_preset_or_anchor_exits_2() {
+    let small_toml = small();
+    let (stdout, out) = run_ok(
+        &[
+            "simulate",
+            "--scenario",
+            small_toml.to_str().unwrap(),
+            "--fast",
+            "--quiet",
+            "--scoring-preset",
+            "typical-level",
+        ],
+        "sim-cli-typical",
+    );
+    assert!(stdout.contains("server scoring typical-level"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = robert(&[
+        "simulate",
+        "--scenario",
+        small_toml.to_str().unwrap(),
+        "--scoring-preset",
+        "v3",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("typical-level"),
+        "{o:?}"
+    );
+    let o = robert(&["calibrate", "study", "--anchor", "20"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
 }

@@ -163,18 +163,11 @@ impl TypicalParams {
     }
 }
 
-/// The typical-level scoring with validated parameters.
-#[derive(Clone, Debug, PartialEq)]
+/// The typical-level scoring with validated parameters ([`Default`]: the
+/// study's values).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScoringTypical {
     params: TypicalParams,
-}
-
-impl Default for ScoringTypical {
-    fn default() -> Self {
-        Self {
-            params: TypicalParams::default(),
-        }
-    }
 }
 
 impl ScoringTypical {

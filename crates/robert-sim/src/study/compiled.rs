@@ -72,7 +72,7 @@ pub struct ServerSide {
 pub struct Group {
     /// Index of the report in the recording.
     pub report: u16,
-    /// The sender (index in [`Compiled::truth`] and friends).
+    /// The sender (person id, an index in [`Compiled::scored`]).
     pub sender: u32,
     /// UTC day of the EBID's epoch, counted from the recording's first day.
     pub day: u16,
@@ -357,18 +357,18 @@ impl FilterSetting {
         let w = &g.filter;
         let mut risks = [0.0f64; W];
         let mut density = 0u32;
-        for k in 0..W {
-            let n = usize::from(w.n[k]);
+        for ((risk, &n), &level) in risks.iter_mut().zip(&w.n).zip(&w.pow) {
+            let n = usize::from(n);
             if n == 0 {
                 continue;
             }
-            let gamma = (f64::from(w.pow[k]) - self.p0) / FILTER_DELTAS[(n - 1).min(9)];
+            let gamma = (f64::from(level) - self.p0) / FILTER_DELTAS[(n - 1).min(9)];
             let v = if gamma.is_nan() {
                 0.0
             } else {
                 gamma.clamp(0.0, 1.0)
             };
-            risks[k] = v;
+            *risk = v;
             if v > 0.0 {
                 density += 1;
             }
@@ -423,13 +423,16 @@ impl ServerSetting {
                         continue;
                     }
                     let gamma = (f64::from(s.v2.pow[k]) - p0) / (V2_DELTAS[n.min(5)] * delta_scale);
-                    risks[m] = if gamma <= 0.0 {
+                    // v2's comparison chain (−0.0 becomes +0.0).
+                    #[allow(clippy::manual_clamp, reason = "exact reference semantics")]
+                    let v = if gamma <= 0.0 {
                         0.0
                     } else if gamma >= 1.0 {
                         1.0
                     } else {
                         gamma
                     };
+                    risks[m] = v;
                     m += 1;
                 }
                 let per_minute = (softmax(risks[..m].iter().copied(), 0.2) * 1.2).min(1.0);

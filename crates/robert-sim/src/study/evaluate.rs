@@ -4,7 +4,7 @@
 //!   recall ≥ the target on the **training** runs given to it (one cut per
 //!   setting, chosen on the same runs; with several anchor shifts, one cut
 //!   for all and the worst anchor counts).
-//! * [`cross_validate`] leaves one family out at a time: training = the
+//! * [`cross_validate_family`] leaves one family out at a time: training = the
 //!   other families' training draws, test = the left-out family's held-out
 //!   draws, judged with the exact replay. Pooled over folds, every held-out
 //!   phone is judged by a setting that never saw its family or its draw.
@@ -407,7 +407,7 @@ pub enum Fixed {
     Peer(PeerRule, f64),
     /// The exact replay of a real setting (statistic: the final aggregated
     /// risk) — the reference and v0.
-    Exact(String, ReplaySettings),
+    Exact(String, Box<ReplaySettings>),
 }
 
 impl Fixed {

@@ -561,16 +561,16 @@ pub fn run_study(
     let mut fixed = vec![
         evaluate::Fixed::Exact(
             "ROBERT v2, reference".to_owned(),
-            ReplaySettings::reference(),
+            Box::new(ReplaySettings::reference()),
         ),
         evaluate::Fixed::Exact(
             "ROBERT v0 (legacy)".to_owned(),
-            ReplaySettings {
+            Box::new(ReplaySettings {
                 scoring: Scoring::V0(robert_core::scoring::ScoringV0::new(
                     robert_core::scoring::V0Params::default(),
                 )),
                 ..ReplaySettings::reference()
-            },
+            }),
         ),
     ];
     for rule in peers::PeerRule::ALL {
@@ -636,7 +636,7 @@ pub fn run_study(
             anchor_shift_db: shift,
             ..ReplaySettings::reference()
         };
-        let fixed = evaluate::Fixed::Exact(String::new(), reference.clone());
+        let fixed = evaluate::Fixed::Exact(String::new(), Box::new(reference.clone()));
         reference_curves.push(metrics::Curves::new(
             &fixed.scored_runs(&mut ws, &held, 1.0),
         ));

@@ -114,7 +114,7 @@ pub fn verdict(methods: &[CvResult]) -> (bool, Vec<String>) {
                     let mut conf = crate::confusion::Confusion::default();
                     let mut pooled = Vec::new();
                     for &i in idx.iter() {
-                        conf = conf + ours.tuned.per_run[i].2;
+                        conf += ours.tuned.per_run[i].2;
                         pooled.extend_from_slice(&m.tuned.run_stats[i]);
                     }
                     match (conf.recall(), conf.precision()) {

@@ -18,7 +18,7 @@ fn record(s: &Scenario, family: &'static str, draw: u32) -> Run {
     let mut r = robert_sim::run_scenario(&s, &recording_options()).unwrap();
     Run {
         id: RunId {
-            scenario: s.name.clone(),
+            scenario: s.name,
             draw,
         },
         family,
