@@ -479,6 +479,10 @@ pub struct StudyResult {
     pub deployment: Option<(i32, Setting, evaluate::HeldOut)>,
     /// Sensitivity to the anchor.
     pub anchors: Vec<AnchorRow>,
+    /// The peers at their own thresholds on held-out draws (all families)
+    /// for GAEN attenuation offsets A = 8, 13, 18 dB: (rule, A, confusion
+    /// at 1 m).
+    pub peers_by_a: Vec<(String, f64, crate::confusion::Confusion)>,
     /// The targets.
     pub targets: Targets,
     /// Whether the recommended setting wins on held-out data (beats the
@@ -721,6 +725,14 @@ pub fn run_study(
         }
         None => None,
     };
+    let mut peers_by_a = Vec::new();
+    for rule in peers::PeerRule::ALL {
+        for a in [8.0, 13.0, 18.0] {
+            let scored = ws.peer_scored(&held, rule, a, 1.0);
+            let m = metrics::Curves::new(&scored).at(rule.native_threshold());
+            peers_by_a.push((rule.name().to_owned(), a, m));
+        }
+    }
     let (cv_wins, verdict) = report::verdict(&methods);
     Ok(StudyResult {
         runs: runs.len(),
@@ -737,6 +749,7 @@ pub fn run_study(
         v2_tuned: v2_tuned.describe(),
         deployment,
         anchors,
+        peers_by_a,
         targets,
         wins: cv_wins && holds_across_anchors,
         verdict,

@@ -165,7 +165,10 @@ pub fn config_lines(s: &Setting) -> String {
     let _ = writeln!(
         out,
         "robert app-config set ble.filterConfig '{{\"durationThreshold\": {}, \"riskThreshold\": {}, \"p0\": {}, \"rssiThreshold\": {}}}' --string",
-        s.filter.duration_s, s.filter.risk_threshold, s.filter.p0, s.clip
+        s.filter.duration_s,
+        tidy(s.filter.risk_threshold),
+        tidy(s.filter.p0),
+        s.clip
     );
     let _ = writeln!(
         out,
@@ -194,15 +197,23 @@ pub fn config_lines(s: &Setting) -> String {
             let _ = writeln!(
                 out,
                 "[batch.scoring]\npreset = \"typical-level\"\n[batch.scoring.typical]\n\
-                 level_low = {level_low}\nlevel_high = {}\nquantile = {quantile}\n\
-                 min_minutes = {min_minutes}\nrssi_max = {}\nlevel = \"{}\"\nr0 = {r0}",
-                level_low + width,
+                 level_low = {}\nlevel_high = {}\nquantile = {}\n\
+                 min_minutes = {}\nrssi_max = {}\nlevel = \"{}\"\nr0 = {r0}",
+                tidy(level_low),
+                tidy(level_low + width),
+                tidy(quantile),
+                tidy(min_minutes),
                 TypicalParams::default().rssi_max,
                 level.name()
             );
         }
     }
     out
+}
+
+/// A searched value without the float noise of its grid arithmetic.
+fn tidy(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 fn alerted_share(a: (u64, u64)) -> String {
@@ -344,6 +355,18 @@ pub fn markdown(r: &StudyResult) -> String {
             f(&a.optimum),
             a.optimum_setting
         );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Peers at their own thresholds against GAEN's calibration offset A (held-out draws, all families)\n\n\
+         | rule | A = 8 dB | A = 13 dB | A = 18 dB |\n|---|---|---|---|"
+    );
+    for chunk in r.peers_by_a.chunks(3) {
+        let cells: Vec<String> = chunk
+            .iter()
+            .map(|(_, _, m)| format!("{} / {}", pct(m.recall()), pct(m.precision())))
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", chunk[0].0, cells.join(" | "));
     }
     let _ = writeln!(s, "\n## Settings chosen per fold\n");
     for m in r.methods.iter().filter(|m| !m.settings.is_empty()) {
