@@ -120,6 +120,151 @@ pub const MIN_DISTANCE_M: f64 = 0.1;
 /// Raw RSSI range reported (dBm).
 pub const RSSI_RANGE: (i32, i32) = (-127, 20);
 
+/// A noise term of the model that a study can switch off (`[radio] ablate`):
+/// each one turned off alone shows what it costs the separation of 1 m
+/// from 3 m (`robert calibrate study --ablation-sweep`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseTerm {
+    /// Placement losses `L_place` of both phones (pockets, bags, ear) are 0;
+    /// heights and the body's blocking geometry are unchanged.
+    Placement,
+    /// The obstruction loss `L_obs` of bodies and crowd is 0.
+    Body,
+    /// Every phone's true gains equal the gains its app uses: no per-device
+    /// residual, no spread of models absent from the table.
+    Device,
+    /// The static per-pair offset `Y_pair` is 0 (metal vehicles).
+    Pair,
+    /// The AR(1) shadowing `X_shadow` is 0.
+    Shadowing,
+    /// Per-packet fading `F` is 0: a packet is received iff its mean level
+    /// reaches the floor, with the mean level as its RSSI.
+    Fading,
+}
+
+impl NoiseTerm {
+    /// Every term, in declaration order.
+    pub const ALL: [Self; 6] = [
+        Self::Placement,
+        Self::Body,
+        Self::Device,
+        Self::Pair,
+        Self::Shadowing,
+        Self::Fading,
+    ];
+
+    /// The kebab-case name used in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Placement => "placement",
+            Self::Body => "body",
+            Self::Device => "device",
+            Self::Pair => "pair",
+            Self::Shadowing => "shadowing",
+            Self::Fading => "fading",
+        }
+    }
+
+    /// The term named `name` ([`NoiseTerm::name`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name.trim())
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`NoiseTerm`]s switched off. Empty by default: the full model.
+/// In TOML, a list of names: `ablate = ["body", "placement"]`.
+///
+/// Terms that draw random numbers still draw them when switched off, so
+/// everything else (mobility, devices, the other terms) stays the same
+/// draw. Fading is the exception in one respect: with it off, which packets
+/// are received changes (a packet reaches the floor or not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "Vec<NoiseTerm>")]
+pub struct Ablation(u8);
+
+impl Ablation {
+    /// Nothing switched off.
+    pub const NONE: Self = Self(0);
+
+    /// Every term switched off.
+    pub fn all() -> Self {
+        NoiseTerm::ALL.into_iter().collect()
+    }
+
+    /// Whether `term` is switched off.
+    pub fn contains(self, term: NoiseTerm) -> bool {
+        self.0 & term.bit() != 0
+    }
+
+    /// This set plus `term`.
+    #[must_use]
+    pub fn with(self, term: NoiseTerm) -> Self {
+        Self(self.0 | term.bit())
+    }
+
+    /// Whether nothing is switched off.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The terms switched off, in [`NoiseTerm::ALL`] order.
+    pub fn terms(self) -> Vec<NoiseTerm> {
+        NoiseTerm::ALL
+            .into_iter()
+            .filter(|t| self.contains(*t))
+            .collect()
+    }
+
+    /// `"body+placement"`, or `"none"`.
+    pub fn label(self) -> String {
+        if self.is_empty() {
+            return "none".to_owned();
+        }
+        self.terms()
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// Parses a comma- or plus-separated list of names (`"body,placement"`;
+    /// `"none"` or an empty string for the full model, `"all"` for every term).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let list = list.trim();
+        if list.is_empty() || list == "none" {
+            return Ok(Self::NONE);
+        }
+        if list == "all" {
+            return Ok(Self::all());
+        }
+        list.split([',', '+'])
+            .map(|n| {
+                NoiseTerm::parse(n).ok_or_else(|| {
+                    let known: Vec<&str> = NoiseTerm::ALL.iter().map(|t| t.name()).collect();
+                    format!("unknown noise term {n:?} (known: {})", known.join(", "))
+                })
+            })
+            .collect()
+    }
+}
+
+impl FromIterator<NoiseTerm> for Ablation {
+    fn from_iter<I: IntoIterator<Item = NoiseTerm>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+impl From<Vec<NoiseTerm>> for Ablation {
+    fn from(v: Vec<NoiseTerm>) -> Self {
+        v.into_iter().collect()
+    }
+}
+
 /// The anchor that turns calibration-table gains into hardware figures.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HardwareReference {
@@ -320,6 +465,7 @@ impl EnvironmentKind {
             body_loss_db: DEFAULT_BODY_LOSS_DB,
             diffuse_floor_db: 20.0,
             pair_offset_sigma_db: 0.0,
+            ablate: Ablation::NONE,
         };
         match self {
             Self::Outdoor => base,
@@ -417,6 +563,9 @@ pub struct Environment {
     /// Standard deviation of a static offset drawn once per pair (dB): who
     /// sits around the pair, seat positions (metal vehicles).
     pub pair_offset_sigma_db: f64,
+    /// Noise terms switched off (none in the presets; `[radio] ablate` sets
+    /// them on every place of a scenario).
+    pub ablate: Ablation,
 }
 
 impl Environment {
@@ -543,10 +692,17 @@ impl LinkGeometry {
         let direct = a.body_loss_db(b.position, env.body_loss_db)
             + b.body_loss_db(a.position, env.body_loss_db)
             + env.crowd_loss_db(d);
-        let loss = env.path_loss_db(d)
-            + a.placement.loss_db()
-            + b.placement.loss_db()
-            + env.obstruction_loss_db(direct);
+        let placement = if env.ablate.contains(NoiseTerm::Placement) {
+            0.0
+        } else {
+            a.placement.loss_db() + b.placement.loss_db()
+        };
+        let obstruction = if env.ablate.contains(NoiseTerm::Body) {
+            0.0
+        } else {
+            env.obstruction_loss_db(direct)
+        };
+        let loss = env.path_loss_db(d) + placement + obstruction;
         Self {
             distance_m: d,
             plan_distance_m: plan,
@@ -563,19 +719,30 @@ pub struct Shadowing {
     last_t: f64,
     last_distance_m: f64,
     initialised: bool,
+    ablate: Ablation,
 }
 
 impl Shadowing {
     /// Current slow variation: shadowing plus the pair's offset (dB; 0
-    /// before the first update).
+    /// before the first update), without the terms the environment
+    /// switches off.
     pub fn value_db(&self) -> f64 {
-        self.value_db + self.pair_offset_db
+        let x = if self.ablate.contains(NoiseTerm::Shadowing) {
+            0.0
+        } else {
+            self.value_db
+        };
+        x + self.pair_offset_db()
     }
 
-    /// The pair's static offset `Y` (dB; 0 before the first update and in
-    /// environments without one).
+    /// The pair's static offset `Y` (dB; 0 before the first update, in
+    /// environments without one and when switched off).
     pub fn pair_offset_db(&self) -> f64 {
-        self.pair_offset_db
+        if self.ablate.contains(NoiseTerm::Pair) {
+            0.0
+        } else {
+            self.pair_offset_db
+        }
     }
 
     /// Advances the AR(1) process to time `t` and distance `distance_m` and
@@ -586,6 +753,9 @@ impl Shadowing {
     /// X ← ρ·X + √(1 − ρ²)·σ·N(0, 1)          (stationary: X ~ N(0, σ²) at all times)
     /// Y ~ N(0, σ_pair²)                      drawn once, at the first update (only if σ_pair > 0)
     /// ```
+    ///
+    /// Terms the environment switches off ([`Ablation`]) are still drawn
+    /// (same random stream) but count 0.
     pub fn advance<R: Rng + ?Sized>(
         &mut self,
         env: &Environment,
@@ -609,7 +779,8 @@ impl Shadowing {
         }
         self.last_t = t;
         self.last_distance_m = distance_m;
-        self.value_db + self.pair_offset_db
+        self.ablate = env.ablate;
+        self.value_db()
     }
 }
 
@@ -654,23 +825,37 @@ impl Channel {
     /// with a reported RSSI ≥ `sensitivity + margin_db`.
     pub fn packet_probability(&self, level_dbm: f64, margin_db: f64) -> f64 {
         // The reported value is rounded: it reaches the floor from 0.5 dB below.
-        self.fading
-            .exceed(self.sensitivity_dbm + margin_db - 0.5 - level_dbm)
+        let need = self.sensitivity_dbm + margin_db - 0.5 - level_dbm;
+        if self.fading_off() {
+            return if need <= 0.0 { 1.0 } else { 0.0 };
+        }
+        self.fading.exceed(need)
     }
 
     /// A reported raw RSSI for a packet known to have been received.
     pub fn sample_received_rssi<R: Rng + ?Sized>(&self, level_dbm: f64, rng: &mut R) -> i8 {
         let floor = self.sensitivity_dbm - 0.5 - level_dbm;
-        let fade = self.fading.sample_above(floor, rng);
+        let mut fade = self.fading.sample_above(floor, rng);
+        if self.fading_off() {
+            fade = 0.0;
+        }
         let min = (self.sensitivity_dbm.ceil() as i32).max(RSSI_RANGE.0);
         quantise(level_dbm + fade, min)
     }
 
     /// A packet: `Some(raw RSSI)` if received, `None` if below the floor.
     pub fn sample_packet<R: Rng + ?Sized>(&self, level_dbm: f64, rng: &mut R) -> Option<i8> {
-        let v = level_dbm + self.fading.sample(rng);
+        let mut fade = self.fading.sample(rng);
+        if self.fading_off() {
+            fade = 0.0;
+        }
+        let v = level_dbm + fade;
         let r = v.round();
         (r >= self.sensitivity_dbm.ceil()).then(|| quantise(v, RSSI_RANGE.0))
+    }
+
+    fn fading_off(&self) -> bool {
+        self.env.ablate.contains(NoiseTerm::Fading)
     }
 
     /// The distance beyond which a link of `best_level_at_1m_dbm` (level at
@@ -845,6 +1030,121 @@ mod tests {
         b2.heading += std::f64::consts::PI;
         let both = LinkGeometry::between(&env, &a2, &b2).loss_db - base;
         assert!(both > turned - base && both < env.diffuse_floor_db);
+    }
+
+    #[test]
+    fn ablating_body_or_placement_zeroes_that_term_only() {
+        let full = EnvironmentKind::IndoorMediumCeiling.preset();
+        let with = |t: NoiseTerm| Environment {
+            ablate: Ablation::NONE.with(t),
+            ..full
+        };
+        // Back pocket, carrier turned away: both terms are in play.
+        let (mut a, b) = facing(
+            Vec2::new(0.0, 0.0),
+            Vec2::new(2.0, 0.0),
+            Placement::BackPocket,
+        );
+        a.heading += std::f64::consts::PI / 3.0;
+        let g = LinkGeometry::between(&full, &a, &b);
+        let path = full.path_loss_db(g.distance_m);
+        let place = 2.0 * Placement::BackPocket.loss_db();
+        let obstruction = g.loss_db - path - place;
+        assert!(obstruction > 3.0, "{obstruction}");
+        let no_body = LinkGeometry::between(&with(NoiseTerm::Body), &a, &b);
+        assert!((no_body.loss_db - (path + place)).abs() < 1e-9);
+        let no_place = LinkGeometry::between(&with(NoiseTerm::Placement), &a, &b);
+        assert!((no_place.loss_db - (path + obstruction)).abs() < 1e-9);
+        // Heights (hence distance) are not placement losses: unchanged.
+        assert_eq!(no_place.distance_m, g.distance_m);
+        // The other terms leave the geometry alone.
+        for t in [
+            NoiseTerm::Device,
+            NoiseTerm::Pair,
+            NoiseTerm::Shadowing,
+            NoiseTerm::Fading,
+        ] {
+            assert_eq!(LinkGeometry::between(&with(t), &a, &b), g, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn ablating_shadowing_or_pair_zeroes_it_and_keeps_the_random_stream() {
+        let full = EnvironmentKind::MetalVehicle.preset();
+        let run = |ablate: Ablation| {
+            let env = Environment { ablate, ..full };
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let mut s = Shadowing::default();
+            let values: Vec<f64> = (0..50)
+                .map(|i| s.advance(&env, f64::from(i) * 2.0, 1.5, &mut rng))
+                .collect();
+            (values, s.pair_offset_db(), rng.next_u64())
+        };
+        let (x_full, y_full, next_full) = run(Ablation::NONE);
+        assert!(y_full.abs() > 0.1 && x_full.iter().any(|x| (x - y_full).abs() > 1.0));
+        let (x_ns, y_ns, next_ns) = run(Ablation::NONE.with(NoiseTerm::Shadowing));
+        assert_eq!(y_ns, y_full);
+        assert!(
+            x_ns.iter().all(|x| *x == y_full),
+            "only the pair offset is left"
+        );
+        let (x_np, y_np, next_np) = run(Ablation::NONE.with(NoiseTerm::Pair));
+        assert_eq!(y_np, 0.0);
+        for (a, b) in x_np.iter().zip(&x_full) {
+            assert!((a - (b - y_full)).abs() < 1e-9, "shadowing unchanged");
+        }
+        let both = Ablation::NONE
+            .with(NoiseTerm::Pair)
+            .with(NoiseTerm::Shadowing);
+        let (x_0, _, next_0) = run(both);
+        assert!(x_0.iter().all(|x| *x == 0.0));
+        assert!(next_full == next_ns && next_ns == next_np && next_np == next_0);
+    }
+
+    #[test]
+    fn ablating_fading_gives_the_mean_level_and_a_sharp_floor() {
+        let env = Environment {
+            ablate: Ablation::NONE.with(NoiseTerm::Fading),
+            ..EnvironmentKind::MetalVehicle.preset()
+        };
+        let off = Channel::new(env, -100.0);
+        let on = Channel::new(EnvironmentKind::MetalVehicle.preset(), -100.0);
+        let (mut r_off, mut r_on) = (ChaCha8Rng::seed_from_u64(3), ChaCha8Rng::seed_from_u64(3));
+        for _ in 0..200 {
+            assert_eq!(off.sample_received_rssi(-71.3, &mut r_off), -71);
+            assert_eq!(off.sample_packet(-71.3, &mut r_off), Some(-71));
+            assert_eq!(off.sample_packet(-100.6, &mut r_off), None);
+            on.sample_received_rssi(-71.3, &mut r_on);
+            on.sample_packet(-71.3, &mut r_on);
+            on.sample_packet(-100.6, &mut r_on);
+        }
+        assert_eq!(r_off.next_u64(), r_on.next_u64(), "same random stream");
+        assert_eq!(off.packet_probability(-99.6, 0.0), 1.0);
+        assert_eq!(off.packet_probability(-100.6, 0.0), 0.0);
+        assert_eq!(off.packet_probability(-95.0, 5.0), 1.0);
+        assert_eq!(off.packet_probability(-95.0, 6.0), 0.0);
+        let p = on.packet_probability(-99.6, 0.0);
+        assert!(p > 0.0 && p < 1.0);
+    }
+
+    #[test]
+    fn ablation_lists_parse() {
+        assert_eq!(Ablation::parse("none").unwrap(), Ablation::NONE);
+        assert_eq!(Ablation::parse("").unwrap(), Ablation::NONE);
+        assert_eq!(
+            Ablation::parse("all").unwrap().terms(),
+            NoiseTerm::ALL.to_vec()
+        );
+        let a = Ablation::parse("placement, body").unwrap();
+        assert_eq!(a.terms(), vec![NoiseTerm::Placement, NoiseTerm::Body]);
+        assert_eq!(a.label(), "placement+body");
+        assert_eq!(Ablation::parse(&a.label()).unwrap(), a);
+        assert_eq!(Ablation::NONE.label(), "none");
+        let e = Ablation::parse("body,multipath").unwrap_err();
+        assert!(e.contains("multipath") && e.contains("fading"), "{e}");
+        for t in NoiseTerm::ALL {
+            assert_eq!(NoiseTerm::parse(t.name()), Some(t));
+        }
     }
 
     #[test]

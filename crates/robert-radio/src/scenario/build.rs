@@ -12,7 +12,7 @@ use super::{
 };
 use crate::calibration::{CalibrationTable, Idiom, Os};
 use crate::channel::{
-    Channel, Environment, EnvironmentKind, HardwareReference, Placement, RadioHardware,
+    Channel, Environment, EnvironmentKind, HardwareReference, NoiseTerm, Placement, RadioHardware,
 };
 use crate::geometry::Vec2;
 use crate::link::{Device, End, LinkModel, LinkTiming, PairLink, Platform, Reception, StepContext};
@@ -770,15 +770,21 @@ impl Ctx<'_> {
             Os::Ios => Platform::Ios,
         };
         let app = self.table.lookup(os, &entry.model, Idiom::Phone).gains;
+        // An ablated device term still draws (same random stream), times 0.
+        let on = if self.s.radio.ablate.contains(NoiseTerm::Device) {
+            0.0
+        } else {
+            1.0
+        };
         let (mut tx, mut rx) = match self.table.get(&entry.model) {
             Some(g) => (f64::from(g.tx), f64::from(g.rx)),
             None => (
-                f64::from(app.tx) + p.unlisted_model_sigma_db * standard_normal(rng),
-                f64::from(app.rx) + p.unlisted_model_sigma_db * standard_normal(rng),
+                f64::from(app.tx) + on * p.unlisted_model_sigma_db * standard_normal(rng),
+                f64::from(app.rx) + on * p.unlisted_model_sigma_db * standard_normal(rng),
             ),
         };
-        tx = entry.true_tx.unwrap_or(tx) + p.device_offset_sigma_db * standard_normal(rng);
-        rx = entry.true_rx.unwrap_or(rx) + p.device_offset_sigma_db * standard_normal(rng);
+        tx = entry.true_tx.unwrap_or(tx) + on * p.device_offset_sigma_db * standard_normal(rng);
+        rx = entry.true_rx.unwrap_or(rx) + on * p.device_offset_sigma_db * standard_normal(rng);
         let hardware = RadioHardware::from_true_gains_f64(tx, rx, &self.reference);
         let device = Device::new(platform, hardware, app.shift_calibrated(self.shift), rng);
         let id = u32::try_from(self.people.len()).unwrap_or(u32::MAX);
@@ -933,6 +939,9 @@ pub(super) fn build(s: &Scenario) -> Result<World, ScenarioError> {
         .validate()
         .map_err(|source| ScenarioError::Mobility { person: 0, source })?;
 
+    for pl in &mut population.places {
+        pl.environment.ablate = s.radio.ablate;
+    }
     let timing = timing(s);
     let mut links: Vec<LinkModel> = Vec::new();
     let mut place_links = Vec::with_capacity(population.places.len());

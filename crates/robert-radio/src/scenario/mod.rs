@@ -28,6 +28,7 @@
 //! ios_connection_interval_s = 10.0
 //! ios_payload_cache_s = 1800.0
 //! connection_failure_probability = 0.05
+//! ablate = ["body", "placement"] # noise terms switched off (channel::NoiseTerm; default none)
 //!
 //! [truth]
 //! distance_m = 1.0               # contact distance D
@@ -128,7 +129,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::calibration::Os;
-use crate::channel::{Environment, EnvironmentKind, Fading, Placement};
+use crate::channel::{Ablation, Environment, EnvironmentKind, Fading, Placement};
 use crate::link::AppEra;
 use crate::mobility::MobilityError;
 
@@ -372,6 +373,9 @@ pub struct RadioSpec {
     pub ios_payload_cache_s: Option<f64>,
     /// Override of `LinkTiming::connection_failure_probability`.
     pub connection_failure_probability: Option<f64>,
+    /// Noise terms switched off in every place and device (a study's
+    /// ablation; empty: the full model). See [`crate::channel::NoiseTerm`].
+    pub ablate: Ablation,
 }
 
 impl Default for RadioSpec {
@@ -386,6 +390,7 @@ impl Default for RadioSpec {
             ios_connection_interval_s: None,
             ios_payload_cache_s: None,
             connection_failure_probability: None,
+            ablate: Ablation::NONE,
         }
     }
 }
@@ -654,6 +659,7 @@ impl EnvironmentSpec {
                     body_loss_db: c.body_loss_db.unwrap_or(p.body_loss_db),
                     diffuse_floor_db: c.diffuse_floor_db.unwrap_or(p.diffuse_floor_db),
                     pair_offset_sigma_db: c.pair_offset_sigma_db.unwrap_or(p.pair_offset_sigma_db),
+                    ablate: p.ablate,
                 }
             }
         }

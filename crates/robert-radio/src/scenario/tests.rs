@@ -699,3 +699,58 @@ fn anchor_is_validated_and_has_an_alias() {
         Some(crate::calibration::Gains::new(-30, 8))
     );
 }
+
+#[test]
+fn ablation_is_read_from_the_radio_table_and_reaches_every_place() {
+    use crate::channel::{Ablation, NoiseTerm};
+    let text = with_group(
+        "[radio]\nablate = [\"body\", \"fading\"]",
+        "kind = \"office\"\npeople = 4",
+    );
+    let s = Scenario::from_toml_str(&text).unwrap();
+    assert_eq!(
+        s.radio.ablate,
+        Ablation::NONE.with(NoiseTerm::Body).with(NoiseTerm::Fading)
+    );
+    let w = s.build().unwrap();
+    assert!(
+        w.population
+            .places
+            .iter()
+            .all(|p| p.environment.ablate == s.radio.ablate)
+    );
+    let bad = with_group(
+        "[radio]\nablate = [\"multipath\"]",
+        "kind = \"office\"\npeople = 4",
+    );
+    assert!(Scenario::from_toml_str(&bad).is_err());
+}
+
+#[test]
+fn ablating_the_device_term_calibrates_every_phone_exactly_and_changes_nothing_else() {
+    use crate::channel::{Ablation, NoiseTerm, RadioHardware};
+    // Unlisted models too: the mix's default includes them.
+    let text = with_group("seed = 8", "kind = \"office\"\npeople = 60");
+    let full = Scenario::from_toml_str(&text).unwrap();
+    let mut ablated = full.clone();
+    ablated.radio.ablate = Ablation::NONE.with(NoiseTerm::Device);
+    let (wf, wa) = (full.build().unwrap(), ablated.build().unwrap());
+    let mut differs = 0;
+    for (f, a) in wf.population.people.iter().zip(&wa.population.people) {
+        let exact = RadioHardware::from_true_gains(a.device.app_gains, &wa.hardware_reference);
+        assert!(
+            (a.device.hardware.tx_power_dbm - exact.tx_power_dbm).abs() < 1e-9
+                && (a.device.hardware.rx_offset_db - exact.rx_offset_db).abs() < 1e-9,
+            "{}: {:?} vs {exact:?}",
+            a.model,
+            a.device.hardware
+        );
+        differs += usize::from(f.device.hardware != a.device.hardware);
+        // Same draw of everything else.
+        assert_eq!(f.model, a.model);
+        assert_eq!(f.device.platform, a.device.platform);
+        assert_eq!(f.device.app_gains, a.device.app_gains);
+        assert_eq!(f.trajectory, a.trajectory);
+    }
+    assert!(differs > 50, "the full model has residuals: {differs}");
+}

@@ -275,3 +275,36 @@ fn surveys_are_seeded_and_shift_with_the_anchor() {
     assert_eq!(grouped_quantile_sorted(&[-70, -60], 0.0), -70.5);
     assert_eq!(grouped_quantile_sorted(&[-70, -60], 1.0), -59.5);
 }
+
+/// The ablation switches (`[radio] ablate`) move the received median the
+/// way the terms they remove do: zero-mean terms (shadowing, device
+/// residuals) leave it where it was, the losses (bodies, placements) raise
+/// it by about their mean. Realistic carriage, 1 m, a furnished room.
+#[test]
+fn ablations_move_the_median_only_by_what_they_remove() {
+    use crate::channel::{Ablation, NoiseTerm};
+    let spec = SurveySpec {
+        pairs: 60,
+        ..SurveySpec::realistic(EnvironmentKind::IndoorMediumCeiling, 1.0, 13)
+    };
+    let median = |ablate: Ablation| {
+        let mut s = spec.scenario().unwrap();
+        s.radio.ablate = ablate;
+        Survey::record(&s.build().unwrap()).unwrap().median()
+    };
+    let full = median(Ablation::NONE);
+    let off = |t: NoiseTerm| median(Ablation::NONE.with(t)) - full;
+    for t in [NoiseTerm::Shadowing, NoiseTerm::Device, NoiseTerm::Pair] {
+        let d = off(t);
+        assert!(d.abs() <= 1.5, "{t:?}: median moved {d} dB");
+    }
+    // Placement losses average about 2 dB per phone in this mix.
+    let d = off(NoiseTerm::Placement);
+    assert!((2.0..=6.0).contains(&d), "placement: {d}");
+    // Bodies with random headings cost about 10 dB in a room (radio-model.md).
+    let d = off(NoiseTerm::Body);
+    assert!((5.0..=12.0).contains(&d), "body: {d}");
+    // Everything off: the clear formula, −35 − 0 dB at 1 m (heights add a little).
+    let all = median(Ablation::all());
+    assert!((-38.0..=-34.0).contains(&all), "all off: {all}");
+}
