@@ -46,8 +46,9 @@ use serde::{Deserialize, Serialize};
 use crate::run::{FastMap, env_index};
 use crate::score::group_of_place;
 
-/// Version of the recording format; [`Recording::load`] refuses others.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the recording format; [`Recording::load`] refuses others
+/// (2: per-HELLO oracle data, [`GroupRecord::distance_cm`]).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The distances (m) at which every pair's exposure is measured.
 pub const TRUTH_DISTANCES_M: [f64; 5] = [1.0, 1.5, 2.0, 3.0, 5.0];
@@ -165,7 +166,29 @@ pub struct GroupRecord {
     /// tolerance away from the collection time); normally empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_time16: Vec<u32>,
+    /// Oracle data, for the study's bounds only (no phone knows it): each
+    /// HELLO's true plan distance between the two people when it was
+    /// collected, in centimetres ([`UNKNOWN_DISTANCE_CM`] if the recorder
+    /// missed it). Empty in recordings made before format 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distance_cm: Vec<u16>,
+    /// Oracle data: each HELLO's noiseless model level, tenths of dB — the
+    /// calibrated RSSI that the place's path loss alone gives at that
+    /// distance (`anchor − (PL(d) − PL₀,free space)`: no placement, body,
+    /// device, shadowing or fading term; [`UNKNOWN_LEVEL_DDB`] if missed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_level_ddb: Vec<i16>,
 }
+
+/// [`GroupRecord::distance_cm`] of a HELLO the recorder could not place.
+pub const UNKNOWN_DISTANCE_CM: u16 = u16::MAX;
+
+/// [`GroupRecord::model_level_ddb`] of a HELLO the recorder could not place.
+pub const UNKNOWN_LEVEL_DDB: i16 = i16::MIN;
+
+/// What the recorder knows of a reception that no phone knows: the true
+/// plan distance (cm) and the noiseless model level (tenths of dB).
+pub type OracleFacts = (u16, i16);
 
 impl GroupRecord {
     /// Collection times (NTP seconds), in storage order.
@@ -350,9 +373,12 @@ pub fn scenario_fingerprint(s: &robert_radio::scenario::Scenario) -> u64 {
 }
 
 /// Records one contact store group (sorted by key, as the SDK sends them).
+/// `oracle(sender, collection time)` gives what the recorder noted of
+/// that reception.
 pub(crate) fn record_groups<'a>(
     groups: impl Iterator<Item = (&'a ContactKey, &'a [ContactRecord])>,
     owner: impl Fn(&ContactKey) -> Option<(u32, u64)>,
+    oracle: impl Fn(u32, u64) -> Option<OracleFacts>,
     time_tolerance_secs: u32,
 ) -> Vec<GroupRecord> {
     let mut sorted: Vec<(&ContactKey, &[ContactRecord])> = groups.collect();
@@ -378,6 +404,13 @@ pub(crate) fn record_groups<'a>(
                     bad_time16.push(u32::try_from(i).unwrap_or(u32::MAX));
                 }
             }
+            let facts: Vec<OracleFacts> = records
+                .iter()
+                .map(|r| {
+                    oracle(sender, r.time_collected.get())
+                        .unwrap_or((UNKNOWN_DISTANCE_CM, UNKNOWN_LEVEL_DDB))
+                })
+                .collect();
             GroupRecord {
                 sender,
                 epoch,
@@ -385,6 +418,8 @@ pub(crate) fn record_groups<'a>(
                 dt,
                 rssi: records.iter().map(|r| r.rssi_calibrated).collect(),
                 bad_time16,
+                distance_cm: facts.iter().map(|f| f.0).collect(),
+                model_level_ddb: facts.iter().map(|f| f.1).collect(),
             }
         })
         .collect()

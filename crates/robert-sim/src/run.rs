@@ -206,6 +206,9 @@ struct Sim<'w> {
     gatt_reads: FastMap<(u32, u32), [u8; 18]>,
     /// (positive receiver, sender, place) → receptions.
     heard_by_positive: FastMap<(u32, u32, u32), u64>,
+    /// Recording only: (positive receiver, sender, NTP second) → the
+    /// first reception's true distance and noiseless level.
+    oracle: FastMap<(u32, u32, u64), crate::recording::OracleFacts>,
     place_env: Vec<usize>,
     reservoirs: Vec<(u64, Vec<RssiSample>)>,
     sample_rng: ChaCha8Rng,
@@ -399,6 +402,7 @@ impl<'w> Sim<'w> {
             sorted: Vec::new(),
             starts: Vec::new(),
             heard_by_positive: FastMap::default(),
+            oracle: FastMap::default(),
             place_env,
             reservoirs: vec![(0, Vec::new()); EnvironmentKind::ALL.len()],
             sample_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5A3F_1E5A_3F1E),
@@ -814,9 +818,11 @@ impl<'w> Sim<'w> {
         }
         if self.opts.record {
             let owners = &self.ebid_owner;
+            let oracle = &self.oracle;
             let groups = crate::recording::record_groups(
                 phone.contacts().groups(),
                 |key| owners.get(&ebid_key(&key.ebid)).copied(),
+                |sender, t| oracle.get(&(person, sender, t)).copied(),
                 robert_server::batch::HelloConfig::default().time_tolerance_secs,
             );
             self.recorder.reports.push(crate::recording::ReportRecord {
@@ -1093,6 +1099,14 @@ impl<'w> Sim<'w> {
                     .heard_by_positive
                     .entry((r.receiver, r.sender, place))
                     .or_default() += 1;
+                if self.opts.record {
+                    let key = (r.receiver, r.sender, self.time.ntp(r.t).get());
+                    if !self.oracle.contains_key(&key)
+                        && let Some(f) = oracle_facts(world, r, place)
+                    {
+                        self.oracle.insert(key, f);
+                    }
+                }
             } else if self.opts.delivery == Delivery::PositivesOnly {
                 self.counts.hellos_not_stored += 1;
                 continue;
@@ -1430,6 +1444,31 @@ impl Tally {
 }
 
 /// One phone records its HELLOs of the step, in order.
+/// The true plan distance (cm) and noiseless model level (tenths of dB)
+/// of a reception in `place` (recording only; see
+/// [`crate::recording::GroupRecord::distance_cm`]).
+fn oracle_facts(world: &World, r: &Reception, place: u32) -> Option<crate::recording::OracleFacts> {
+    // A reception reported after one of the two left (end of a step,
+    // a batched report): the last geometry before it.
+    let pose = |id: u32| {
+        let p = world.population.person(id)?;
+        [0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0]
+            .into_iter()
+            .find_map(|back| p.trajectory.pose_at(r.t - back))
+    };
+    let (a, b) = (pose(r.sender)?, pose(r.receiver)?);
+    let env = world.population.places.get(place as usize)?.environment;
+    let d = a.position.distance(b.position);
+    let level =
+        world.anchor_db - (env.path_loss_db(d) - robert_radio::channel::FREE_SPACE_LOSS_1M_DB);
+    Some((
+        (d * 100.0).round().clamp(0.0, f64::from(u16::MAX - 1)) as u16,
+        (level * 10.0)
+            .round()
+            .clamp(f64::from(i16::MIN + 1), f64::from(i16::MAX)) as i16,
+    ))
+}
+
 fn receive_all(phone: &mut SimPhone, items: &[Item]) -> Tally {
     let mut t = Tally::default();
     for it in items {

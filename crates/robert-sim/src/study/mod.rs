@@ -16,11 +16,14 @@
 //! Modules: [`corpus`] (scenarios, families, draws), [`compiled`] (the
 //! optimiser's fast path), [`peers`] (GAEN-based rules), [`search`] (the
 //! optimiser), [`metrics`] (curves, areas, operating points), [`evaluate`]
-//! (cross-validation, anchors) and [`report`] (tables, plots).
+//! (cross-validation, anchors), [`limits`] (why the targets are out of
+//! reach: hearing ceiling, oracle bounds, radio ablation, far offices) and
+//! [`report`] (tables, plots).
 
 pub mod compiled;
 pub mod corpus;
 pub mod evaluate;
+pub mod limits;
 pub mod metrics;
 pub mod peers;
 pub mod report;
@@ -32,6 +35,7 @@ use robert_core::filter::{FilterConfig, FilterMode, ProximityFilter};
 use robert_core::scoring::{
     RiskParams, Scoring, ScoringTypical, ScoringV2, TypicalParams, V2Params, WindowLevel,
 };
+use robert_radio::channel::Ablation;
 use serde::Serialize;
 
 use crate::error::SimError;
@@ -61,6 +65,12 @@ pub struct StudyOptions {
     /// A deployment's measured anchor (calibrated dBm at 1 m): the study
     /// also tunes the setting for it.
     pub deployment_anchor_db: Option<i32>,
+    /// Noise terms of the radio switched off in every scenario of the
+    /// corpus (recordings kept in `record_dir/ablate-<terms>`).
+    pub ablate: Ablation,
+    /// Also rerun the quick study once per ablation of
+    /// [`limits::sweep_ablations`] ([`limits::AblationRow`]).
+    pub ablation_sweep: bool,
 }
 
 impl StudyOptions {
@@ -75,6 +85,8 @@ impl StudyOptions {
             recall_target: 0.9,
             seed: 2026,
             deployment_anchor_db: None,
+            ablate: Ablation::NONE,
+            ablation_sweep: false,
         }
     }
 
@@ -113,6 +125,24 @@ pub fn recording_options() -> SimOptions {
         record: true,
         ..SimOptions::fast()
     }
+}
+
+/// Where the recordings of a corpus with `ablation` live under `base`.
+pub fn record_dir_for(base: &Path, ablation: Ablation) -> PathBuf {
+    if ablation.is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(format!("ablate-{}", ablation.label()))
+    }
+}
+
+/// The corpus with `ablation` in every scenario's `[radio]`.
+pub fn corpus_with(ablation: Ablation) -> Result<Vec<Entry>, SimError> {
+    let mut entries = corpus::corpus()?;
+    for e in &mut entries {
+        e.scenario.radio.ablate = ablation;
+    }
+    Ok(entries)
 }
 
 /// Records every (scenario, draw) not yet in `dir` (or recorded from
@@ -490,6 +520,10 @@ pub struct StudyResult {
     pub wins: bool,
     /// Why (or why not), one line per comparison.
     pub verdict: Vec<String>,
+    /// Why the targets are out of reach ([`limits`]).
+    pub limits: limits::Limits,
+    /// The noise terms switched off in this study's corpus (`none`).
+    pub ablation: String,
     /// Offline = online check: phones whose replayed alert differs from the
     /// recorded online run, over all runs (reference settings).
     pub online_mismatches: u64,
@@ -522,10 +556,15 @@ pub fn run_study(
     opts: &StudyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<StudyResult, SimError> {
-    let entries = corpus::corpus()?;
+    let entries = corpus_with(opts.ablate)?;
     let mut draws = opts.training_draws.clone();
     draws.extend(&opts.held_out_draws);
-    let runs = record_corpus(&entries, &draws, &opts.record_dir, progress)?;
+    let runs = record_corpus(
+        &entries,
+        &draws,
+        &record_dir_for(&opts.record_dir, opts.ablate),
+        progress,
+    )?;
 
     // Offline = online, phone by phone, on every recording.
     let (mut online_mismatches, mut online_phones) = (0u64, 0u64);
@@ -733,6 +772,11 @@ pub fn run_study(
             peers_by_a.push((rule.name().to_owned(), a, m));
         }
     }
+    progress("limits: hearing ceiling, oracle bounds, far offices");
+    let mut limits = limits::analyse(&ws, &train, &held, &methods, opts.recall_target);
+    if opts.ablation_sweep {
+        limits.ablation = ablation_sweep(opts, progress)?;
+    }
     let (cv_wins, verdict) = report::verdict(&methods);
     Ok(StudyResult {
         runs: runs.len(),
@@ -753,7 +797,39 @@ pub fn run_study(
         targets,
         wins: cv_wins && holds_across_anchors,
         verdict,
+        limits,
+        ablation: opts.ablate.label(),
         online_mismatches,
         online_phones,
     })
+}
+
+/// Part 3 of [`limits`]: the quick study (one training and one held-out
+/// draw, the quick budget at most) once per ablation of
+/// [`limits::sweep_ablations`], each on its own recordings.
+pub fn ablation_sweep(
+    opts: &StudyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<limits::AblationRow>, SimError> {
+    let quick = StudyOptions {
+        budget: opts.budget.min(200),
+        recall_target: opts.recall_target,
+        seed: opts.seed,
+        ..StudyOptions::quick(opts.record_dir.clone())
+    };
+    let mut draws = quick.training_draws.clone();
+    draws.extend(&quick.held_out_draws);
+    let mut rows = Vec::new();
+    for ablation in limits::sweep_ablations() {
+        progress(&format!("ablation {}", ablation.label()));
+        let entries = corpus_with(ablation)?;
+        let runs = record_corpus(
+            &entries,
+            &draws,
+            &record_dir_for(&opts.record_dir, ablation),
+            progress,
+        )?;
+        rows.push(limits::ablation_row(ablation, &runs, &quick, &mut |_| {})?);
+    }
+    Ok(rows)
 }

@@ -368,6 +368,7 @@ pub fn markdown(r: &StudyResult) -> String {
             .collect();
         let _ = writeln!(s, "| {} | {} |", chunk[0].0, cells.join(" | "));
     }
+    s.push_str(&limits_markdown(&r.limits));
     let _ = writeln!(s, "\n## Settings chosen per fold\n");
     for m in r.methods.iter().filter(|m| !m.settings.is_empty()) {
         let _ = writeln!(s, "{}:\n", m.method);
@@ -396,7 +397,311 @@ pub fn write_plots(dir: &Path, r: &StudyResult) -> Result<Vec<PathBuf>, SimError
         &|a| curve_chart(a, &curves, true),
         &|a| curve_chart(a, &curves, true),
     )?);
+    let l = &r.limits;
+    let mut bounds: Vec<(String, Curves)> = Vec::new();
+    for o in l.distance_oracle.iter().chain(&l.level_oracle) {
+        bounds.push((o.oracle.describe(), Curves::new(&o.held.normalised)));
+    }
+    bounds.extend(curves);
+    let ceiling = l.hearing.last().and_then(|h| h.ceiling()).unwrap_or(1.0);
+    files.extend(both(
+        dir,
+        "study_limits_pr",
+        &|a| limits_pr_chart(a, &bounds, ceiling, l.target),
+        &|a| limits_pr_chart(a, &bounds, ceiling, l.target),
+    )?);
+    files.extend(both(
+        dir,
+        "study_offices",
+        &|a| office_chart(a, &l.offices),
+        &|a| office_chart(a, &l.offices),
+    )?);
     Ok(files)
+}
+
+fn pair(x: Option<(f64, f64)>) -> String {
+    x.map_or_else(
+        || "—".to_owned(),
+        |(r, p)| format!("{} / {}", pct(Some(r)), pct(Some(p))),
+    )
+}
+
+/// The section "Why the targets are out of reach" ([`super::limits`]).
+pub fn limits_markdown(l: &super::limits::Limits) -> String {
+    let mut s = String::new();
+    let t = pct(Some(l.target));
+    let _ = writeln!(s, "\n## Why the targets are out of reach\n");
+    let _ = writeln!(
+        s,
+        "### 1. Ceiling from hearing (held-out draws, truth ≥ 15 min within 1 m)\n\n\
+         A contact whose HELLOs the case's phone never stored cannot be alerted by any rule on the receptions.\n\n\
+         | family | contacts at risk | heard | never heard | of which both iPhones | max recall (any rule) |\n\
+         |---|---:|---:|---:|---:|---:|"
+    );
+    for h in &l.hearing {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            h.family,
+            h.at_risk,
+            h.heard,
+            h.never_heard(),
+            h.never_heard_iphones,
+            pct(h.ceiling())
+        );
+    }
+    let ts = &l.hearing_target_set;
+    if let (Some(all), Some(c)) = (l.hearing.last(), ts.ceiling()) {
+        let _ = writeln!(
+            s,
+            "\nTarget set (examples + FAQ matrix): {} of {} contacts at risk heard, max recall {}. \
+             Recall ≥ 90 % of *all* contacts would need {} of the heard ones{}; \
+             the study's constraint, {t} of the *heard* contacts, is {} of all ({} over every family).",
+            ts.heard,
+            ts.at_risk,
+            pct(Some(c)),
+            pct(Some(0.9 / c)),
+            if c < 0.9 {
+                " — more than all of them: out of reach for any rule"
+            } else {
+                ""
+            },
+            pct(Some(l.target * c)),
+            pct(all.ceiling().map(|x| l.target * x)),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### 2. Bounds on the same receptions (held-out draws)\n\n\
+         Oracles count the minutes with a HELLO judged near, per case, phone and UTC day; their parameter and cut are chosen \
+         on the training draws (all families) for {t} of the heard contacts. \"in-sample\" is the best cut chosen on the held-out \
+         phones themselves for {t} of the heard contacts: an upper bound, **never a result**.\n\n\
+         | rule | held out: recall of heard / precision | in-sample at {t} of heard: recall of heard / precision |\n|---|---|---|"
+    );
+    for o in l.distance_oracle.iter().chain(&l.level_oracle) {
+        let _ = writeln!(
+            s,
+            "| {} (≥ {:.0} near-minutes; {} HELLOs without oracle data) | {} | {} |",
+            o.oracle.describe(),
+            o.cut,
+            o.missing,
+            pair(Some((
+                o.held.recall_of_heard().unwrap_or(0.0),
+                o.held.confusion[0].precision().unwrap_or(0.0)
+            ))),
+            pair(o.in_sample)
+        );
+    }
+    for (name, held, ins) in &l.in_sample {
+        let _ = writeln!(s, "| {name} | {} | {} |", pair(Some(*held)), pair(*ins));
+    }
+    if !l.ablation.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### 3. Radio ablation (quick study per ablation: draws 0 / 2, leave one family out)\n\n\
+             Each row re-records the corpus with the named noise terms of the radio switched off (`[radio] ablate`). \
+             \"3 m ≥ 1 m median\": share of the HELLOs received at 2.5–3.5 m (true distance) at least as loud as the median \
+             HELLO at 0.5–1 m; \"windows\": the same on two-minute means of one pair. Typical level and reference: held out \
+             (cut chosen on training folds) and in-sample at {t} of heard (recall of heard / precision).\n\n\
+             | switched off | heard | median 1 m / 3 m (dB) | 3 m ≥ 1 m median: HELLOs / windows | typical level, held out | typical level, in-sample | reference, held out | reference, in-sample | noiseless-level oracle, held out |\n\
+             |---|---:|---|---|---|---|---|---|---|"
+        );
+        for a in &l.ablation {
+            let o = &a.overlap;
+            let db = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), |v| format!("{v:.0}"));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} / {} | {} / {} | {} | {} | {} | {} | {} |",
+                a.ablation,
+                pct(a.hearing.ceiling()),
+                db(o.median_1m),
+                db(o.median_3m),
+                pct(o.hellos_above),
+                pct(o.windows_above),
+                pair(Some(a.typical)),
+                pair(a.typical_in_sample),
+                pair(Some(a.reference)),
+                pair(a.reference_in_sample),
+                pair(a.level_oracle),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n### 4. The far offices (desks ≥ 2.5 m apart; held-out draws)\n\n\
+         Share of the far offices' phones alerted as each method's cut moves (out-of-fold statistics divided by each fold's cut), \
+         at a given recall of the heard contacts (all families); the target is ≤ 10 %.\n\n\
+         | method | phones | at its cut: recall of heard / far alerted | far alerted at 50 % / 70 % / 80 % / 90 % of heard | best recall of heard with ≤ 10 % far alerted (precision) |\n\
+         |---|---:|---|---|---|"
+    );
+    for c in &l.offices {
+        let at: Vec<String> = [0.5, 0.7, 0.8, 0.9]
+            .iter()
+            .map(|&r| pct(c.far_at_recall(r)))
+            .collect();
+        let best = c.best_recall_with_far(0.10).map_or_else(
+            || "—".to_owned(),
+            |(r, p)| format!("{} ({})", pct(Some(r)), pct(Some(p))),
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} / {} | {} | {} |",
+            c.method,
+            c.far_phones,
+            pct(Some(c.operating.0)),
+            pct(Some(c.operating.1)),
+            at.join(" / "),
+            best
+        );
+    }
+    s
+}
+
+fn limits_pr_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    curves: &[(String, Curves)],
+    ceiling: f64,
+    target: f64,
+) -> Result<(), SimError>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Precision–recall with the bounds, held out (truth: 15 min within 1 m)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("recall (all contacts at risk)")
+        .y_desc("precision")
+        .draw()
+        .map_err(plot_err)?;
+    for (i, (name, c)) in curves.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .map(|p| (ratio(p.tp, c.positives), ratio(p.tp, p.tp + p.fp)))
+            .collect();
+        let style = ShapeStyle {
+            color: colour(i).to_rgba(),
+            filled: false,
+            stroke_width: if i < 2 { 3 } else { 1 },
+        };
+        chart
+            .draw_series(LineSeries::new(pts, style))
+            .map_err(plot_err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(i)));
+    }
+    let grey = ShapeStyle {
+        color: RGBColor(90, 90, 90).to_rgba(),
+        filled: false,
+        stroke_width: 2,
+    };
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(ceiling, 0.0), (ceiling, 1.0)],
+            6,
+            4,
+            grey,
+        ))
+        .map_err(plot_err)?
+        .label(format!("hearing ceiling ({:.0} %)", 100.0 * ceiling))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+    chart
+        .draw_series([
+            Cross::new((0.9, 0.4), 7, BLACK.stroke_width(2)),
+            Cross::new(
+                (target * ceiling, 0.4),
+                7,
+                RGBColor(200, 30, 30).stroke_width(2),
+            ),
+        ])
+        .map_err(plot_err)?
+        .label("targets: 90 % / 40 % (black); 90 % of heard (red)")
+        .legend(|(x, y)| Cross::new((x + 9, y), 5, BLACK));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+fn office_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    curves: &[super::limits::OfficeCurve],
+) -> Result<(), SimError>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Far offices (desks ≥ 2.5 m): phones alerted against recall, held out",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("recall of heard contacts at risk (all families)")
+        .y_desc("share of far-office phones alerted")
+        .draw()
+        .map_err(plot_err)?;
+    for (i, c) in curves.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = c.points.iter().map(|p| (p.0, p.1)).collect();
+        let style = ShapeStyle {
+            color: colour(i).to_rgba(),
+            filled: false,
+            stroke_width: if i < 2 { 3 } else { 1 },
+        };
+        chart
+            .draw_series(LineSeries::new(pts, style))
+            .map_err(plot_err)?
+            .label(c.method.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(i)));
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (c.operating.0, c.operating.1),
+                4,
+                colour(i).filled(),
+            )))
+            .map_err(plot_err)?;
+    }
+    let grey = ShapeStyle {
+        color: RGBColor(90, 90, 90).to_rgba(),
+        filled: false,
+        stroke_width: 2,
+    };
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(0.0, 0.1), (1.0, 0.1)],
+            6,
+            4,
+            grey,
+        ))
+        .map_err(plot_err)?
+        .label("target: ≤ 10 % alerted")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
 }
 
 fn colour(i: usize) -> RGBColor {

@@ -174,3 +174,82 @@ fn no_held_out_run_reaches_the_optimiser() {
         );
     }
 }
+
+/// A static office with hand-held phones and every noise term of the
+/// radio switched off: what the phones store is exactly the noiseless
+/// model level the recorder notes (so the ablation reaches the phones and
+/// the oracle data describe the same receptions).
+#[test]
+fn with_every_noise_term_off_the_phones_store_the_noiseless_level() {
+    use robert_radio::channel::{Ablation, NoiseTerm};
+    let text = "name = \"quiet\"\nseed = 3\n[radio]\nablate = [\"placement\", \"body\", \"device\", \"pair\", \"shadowing\", \"fading\"]\n\
+                [[groups]]\nname = \"desks\"\nkind = \"office\"\npeople = 6\nspacing_m = 1.2\n\
+                start = \"09:00\"\nend = \"09:30\"\narrival_jitter_minutes = 0.0\nplacement = { hand = 1.0 }\n\
+                [[positives]]\ngroup = \"desks\"\nmember = 0\nday = 0\ntime = \"12:00\"\n\
+                [[positives]]\ngroup = \"desks\"\nmember = 4\nday = 0\ntime = \"12:00\"\n";
+    let s = Scenario::from_toml_str(text).unwrap();
+    assert_eq!(s.radio.ablate, Ablation::all());
+    assert!(NoiseTerm::ALL.iter().all(|t| s.radio.ablate.contains(*t)));
+    let rec = robert_sim::run_scenario(&s, &recording_options())
+        .unwrap()
+        .recording
+        .unwrap();
+    let mut n = 0;
+    for g in rec.reports.iter().flat_map(|r| &r.groups) {
+        assert_eq!(g.distance_cm.len(), g.len());
+        for i in 0..g.len() {
+            let level = f64::from(g.model_level_ddb[i]) / 10.0;
+            assert!(
+                (f64::from(g.rssi[i]) - level).abs() <= 0.55,
+                "stored {} vs noiseless {level} at {} cm",
+                g.rssi[i],
+                g.distance_cm[i]
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 500, "{n} HELLOs");
+}
+
+/// The distance oracle on the same receptions: knowing each HELLO's true
+/// distance separates the contacts at risk from the others (≥ 99 % of the
+/// heard ones with ≥ 99 % precision), and no HELLO lacks oracle data.
+#[test]
+fn the_distance_oracle_separates_contacts_on_the_same_receptions() {
+    use robert_sim::study::limits::{Oracle, OracleRun, hearing, in_sample};
+    let small = Scenario::from_toml_str(robert_sim::scenarios::SMALL).unwrap();
+    let cells = robert_sim::scenarios::faq_matrix(21).unwrap();
+    let mut runs = vec![record(&small, "offices", 0)];
+    for (c, s) in &cells {
+        if !c.moving && c.density == Density::High {
+            runs.push(record(s, "faq-static", 0));
+        }
+    }
+    let mut scored = Vec::new();
+    let mut reachable = 0;
+    for run in &runs {
+        let o = OracleRun::compile(&run.rec);
+        assert!(o.hellos > 100);
+        assert_eq!(o.missing, 0, "{}", run.id.scenario);
+        let stat = o.statistic(Oracle::Distance(1.0));
+        let truth = run.rec.truth(1.0).unwrap();
+        let heard = run.rec.heard();
+        for (i, p) in run.rec.phones.iter().enumerate() {
+            if !p.positive {
+                scored.push((stat[i], truth[i]));
+                reachable += u64::from(truth[i] && heard[i]);
+                // Nobody is near without being heard near.
+                assert!(stat[i] == 0.0 || heard[i]);
+            }
+        }
+    }
+    let all: Vec<usize> = (0..runs.len()).collect();
+    let h = hearing(&runs, &all).pop().unwrap();
+    assert_eq!(h.heard, reachable);
+    assert!(reachable >= 10, "{reachable} heard contacts at risk");
+    let (recall, precision) = in_sample(&scored, reachable, 0.99).unwrap();
+    assert!(
+        recall >= 0.99 && precision >= 0.99,
+        "{recall} / {precision}"
+    );
+}

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! robert calibrate study [--quick] [--recordings DIR] [--out DIR]
+//!                        [--ablate TERMS] [--ablation-sweep]
 //! ```
 //!
 //! Records the corpus once into `--recordings` (reused by later runs),
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use robert_radio::channel::Ablation;
 use robert_sim::study::{StudyOptions, report, run_study};
 
 /// Arguments of `robert calibrate study`.
@@ -37,9 +39,22 @@ pub(crate) struct StudyArgs {
     /// configuration lines.
     #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-100..=0))]
     anchor: Option<i32>,
+    /// Switch off noise terms of the radio in every scenario of the corpus
+    /// (comma-separated: placement, body, device, pair, shadowing, fading,
+    /// or all). Recordings go to `<recordings>/ablate-<terms>`.
+    #[arg(long, value_parser = parse_ablation)]
+    ablate: Option<Ablation>,
+    /// Also rerun the quick study once per ablation (the full model, each
+    /// term alone, all terms) for "Why the targets are out of reach".
+    #[arg(long)]
+    ablation_sweep: bool,
     /// Print only the result.
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+fn parse_ablation(s: &str) -> Result<Ablation, String> {
+    Ablation::parse(s)
 }
 
 pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +67,8 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         opts.budget = b;
     }
     opts.deployment_anchor_db = args.anchor;
+    opts.ablate = args.ablate.unwrap_or_default();
+    opts.ablation_sweep = args.ablation_sweep;
     let started = Instant::now();
     let quiet = args.quiet;
     let result = run_study(&opts, &mut |line| {
@@ -95,7 +112,7 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", json.display()))?;
     report::write_plots(&args.out, &result).context("cannot draw the plots")?;
     println!(
-        "Report: {} (study.md, study.json, study_pr/study_roc as PNG and SVG) — {} runs, {:.1} s",
+        "Report: {} (study.md, study.json, study_pr/study_roc/study_limits_pr/study_offices as PNG and SVG) — {} runs, {:.1} s",
         args.out.display(),
         result.runs,
         started.elapsed().as_secs_f64()
