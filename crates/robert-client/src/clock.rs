@@ -63,6 +63,45 @@ impl Clock for SystemClock {
     }
 }
 
+/// The operating system's clock shifted by a fixed number of seconds: for
+/// local demonstrations that must not wait real time (`robert phone
+/// --clock-offset`), together with a server shifted the same way. The
+/// server refuses requests from a phone whose clock differs from its own,
+/// so both must use the same offset.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OffsetClock {
+    /// Seconds added to the system time (negative: in the past).
+    pub offset_secs: i64,
+    /// Local offset from UTC in seconds.
+    pub utc_offset_secs: i32,
+}
+
+impl OffsetClock {
+    /// The system clock shifted by `offset_secs`, in UTC.
+    pub fn new(offset_secs: i64) -> Self {
+        Self {
+            offset_secs,
+            utc_offset_secs: 0,
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> NtpSeconds {
+        let now = SystemClock::now_ntp().get();
+        let shifted = if self.offset_secs < 0 {
+            now.saturating_sub(self.offset_secs.unsigned_abs())
+        } else {
+            now.saturating_add(self.offset_secs.unsigned_abs())
+        };
+        NtpSeconds(shifted)
+    }
+
+    fn utc_offset_secs(&self, _at: NtpSeconds) -> i32 {
+        self.utc_offset_secs
+    }
+}
+
 /// A clock that only moves when told to: for tests and simulators.
 ///
 /// Cloning shares the time, so one `ManualClock` can drive many phones.
@@ -129,6 +168,17 @@ mod tests {
         assert_eq!(c.now(), NtpSeconds(7));
         c.set_utc_offset(3600);
         assert_eq!(d.utc_offset_secs(NtpSeconds(0)), 3600);
+    }
+
+    #[test]
+    fn offset_clock_shifts_the_system_time() {
+        let before = SystemClock::now_ntp().get();
+        let past = OffsetClock::new(-3600).now().get();
+        let future = OffsetClock::new(600).now().get();
+        let after = SystemClock::now_ntp().get();
+        assert!(past + 3600 >= before && past + 3600 <= after);
+        assert!(future >= before + 600 && future <= after + 600);
+        assert_eq!(OffsetClock::new(0).utc_offset_secs(NtpSeconds(0)), 0);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The SDK's error type. No message contains a key, a code or a token.
 
+use robert_core::time::{NtpSeconds, UtcDate};
+
 use crate::code::CodeError;
 use crate::identity::HelloError;
 use crate::storage::StorageError;
@@ -21,16 +23,37 @@ pub enum ClientError {
     #[error("the server dropped this registration (HTTP 430): register again")]
     RegistrationDropped,
     /// `/register` answered 401: the captcha answer was wrong or expired.
-    #[error("captcha rejected (HTTP 401)")]
+    #[error("wrong captcha answer (or the captcha expired): ask for a new one")]
     CaptchaRejected,
     /// The host app's captcha callback gave no answer.
     #[error("captcha cancelled")]
     CaptchaCancelled,
     /// `/report` answered 401: the code is unknown, expired or already used.
-    #[error("report code refused (HTTP 401){}", fmt_message(.message))]
+    /// The message shown to people says so in plain words; the server's
+    /// own message is kept in `message` for logs.
+    #[error(
+        "this code was already used, has expired or is not valid: check it, or ask for a new one"
+    )]
     InvalidCode {
         /// The server's message, e.g. "Unrecognized token of length: 6".
         message: Option<String>,
+    },
+    /// This phone has already reported a positive test: like the apps, the
+    /// SDK sends one report per registration (a second would burn a second
+    /// code for nothing).
+    #[error("this phone already reported a positive test on {}: a phone reports once", fmt_utc(*.at))]
+    AlreadyReported {
+        /// When the report was sent.
+        at: NtpSeconds,
+    },
+    /// `/status` was refused because the previous status request is too
+    /// recent: the server accepts one every `gap_epochs` 15-minute epochs.
+    #[error("too soon after the previous status request: the server accepts one every {} minutes; try again from {}", .gap_epochs * 15, fmt_utc(*.retry_at))]
+    StatusTooSoon {
+        /// Epochs (15 minutes each) that must separate two status requests.
+        gap_epochs: u32,
+        /// The first moment the next status request is accepted.
+        retry_at: NtpSeconds,
     },
     /// The report code was not in an accepted format.
     #[error(transparent)]
@@ -88,6 +111,18 @@ pub enum ClientError {
 
 fn fmt_message(m: &Option<String>) -> String {
     m.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn fmt_utc(t: NtpSeconds) -> String {
+    let secs = t.seconds_into_utc_day();
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        UtcDate::of(t),
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 impl ClientError {

@@ -160,7 +160,7 @@ pub mod storage;
 pub mod transport;
 
 pub use calibration::{CalibrationTable, DeviceModel, Gains, Os};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use code::{CodeError, CodeKind, ReportCode};
 pub use config::{CaptchaKind, PhoneConfig, RetryPolicy};
 pub use error::{ClientError, ReceiveError};

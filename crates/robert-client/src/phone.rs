@@ -12,7 +12,7 @@ use robert_core::filter::{FilterMode, ProximityFilter};
 use robert_core::hello::Hello;
 use robert_core::mac::Salt;
 use robert_core::registration::ClientKeyAgreement;
-use robert_core::time::{NtpSeconds, SECONDS_PER_DAY, UtcDate};
+use robert_core::time::{EPOCH_DURATION_SECS, NtpSeconds, SECONDS_PER_DAY, UtcDate};
 use robert_core::tuples::{Tuple, TupleBundle};
 
 use crate::api::{self, Endpoint};
@@ -854,7 +854,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
                     .on_failure(now, &self.config.status_schedule);
                 self.state_dirty = true;
                 self.persist()?;
-                return Err(e);
+                return Err(self.too_soon(e, now));
             }
         };
         let parsed: api::StatusResponse = api::parse(Endpoint::Status, response.body())?;
@@ -920,6 +920,49 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         })
     }
 
+    /// Turns the server's "too many status requests" refusal (HTTP 400)
+    /// into [`ClientError::StatusTooSoon`] with the time the next request is
+    /// accepted: the start of the epoch `gap` epochs after the last
+    /// successful status (the server's rule, server-api.md §3.7).
+    fn too_soon(&self, e: ClientError, now: NtpSeconds) -> ClientError {
+        let ClientError::BadRequest { message } = &e else {
+            return e;
+        };
+        let default_gap = self.config.min_status_gap_secs / EPOCH_DURATION_SECS;
+        let last = self.state.status.last_status_at;
+        let gap = match message.as_deref() {
+            // This server's wording: "... at least 2 epochs must separate two requests".
+            Some(m)
+                if m.contains("Too many status requests") || m.contains("epochs are too close") =>
+            {
+                m.split("at least ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(u32::try_from(default_gap).unwrap_or(2))
+            }
+            // A server that sends no message: too soon if our last status is recent.
+            None if last.is_some_and(|t| {
+                now.get() < t.get().saturating_add(self.config.min_status_gap_secs)
+            }) =>
+            {
+                u32::try_from(default_gap).unwrap_or(2)
+            }
+            _ => return e,
+        };
+        let Some(reg) = self.state.registration.as_ref() else {
+            return e;
+        };
+        let Some(last_epoch) = reg.epoch_at(last.unwrap_or(now)) else {
+            return e;
+        };
+        let next = robert_core::time::Epoch(last_epoch.get().saturating_add(gap));
+        ClientError::StatusTooSoon {
+            gap_epochs: gap,
+            retry_at: reg.epoch_start(next),
+        }
+    }
+
     /// Takes the pending notification if its delivery time has come.
     pub fn take_due_notification(&mut self) -> Option<Notification> {
         let now = self.clock.now();
@@ -948,11 +991,17 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// window given by `basis`, keeps only those the on-device proximity
     /// filter accepts, and posts `/report`. On success the local HELLOs
     /// are deleted (they have been handed over) and the report date kept.
+    ///
+    /// A phone reports once per registration, as the apps do: a second call
+    /// fails with [`ClientError::AlreadyReported`] without sending anything.
     pub async fn report(
         &mut self,
         code: &str,
         basis: ReportBasis,
     ) -> Result<ReportOutcome, ClientError> {
+        if let Some(at) = self.state.reported_at {
+            return Err(ClientError::AlreadyReported { at });
+        }
         let code = crate::code::ReportCode::parse(code)?;
         let selection = self.prepare_report(basis);
         let body = {

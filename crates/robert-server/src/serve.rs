@@ -228,7 +228,7 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
              `robert keys rotate` or `robert keys import` provides one"
         ));
     }
-    notes.push(format!("key store: {} ({:?})", ks.location(), ring));
+    notes.push(key_store_sentence(&ks.location(), &ring));
 
     let url = config.server.database_url();
     let store = robert_store::open(&url, &config.store).await?;
@@ -279,6 +279,26 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
         notes,
         warnings,
     })
+}
+
+/// One human sentence about the keys the server starts with (never a key).
+fn key_store_sentence(location: &str, ring: &KeyRing) -> String {
+    let days = ring.server_keys();
+    match (days.keys().next(), days.keys().next_back()) {
+        (Some(first), Some(last)) if first == last => format!(
+            "key store {location}: the daily server key (K_S) of {first}, the federation key, \
+             the key-encryption key and the registration key pair"
+        ),
+        (Some(first), Some(last)) => format!(
+            "key store {location}: daily server keys (K_S) for {} days, {first} to {last}, \
+             the federation key, the key-encryption key and the registration key pair",
+            days.len()
+        ),
+        _ => format!(
+            "key store {location}: no daily server key (K_S) yet, the federation key, \
+             the key-encryption key and the registration key pair"
+        ),
+    }
 }
 
 /// Hides the password of a database URL.

@@ -15,8 +15,61 @@ fn robert(args: &[&str]) -> Output {
         .args(args)
         .env_remove("ROBERT_PHONE_SERVER")
         .env_remove("ROBERT_PHONE_SERVER_KEY")
+        .env_remove("ROBERT_CLOCK_OFFSET")
+        .env_remove("ROBERT_CONFIG")
+        .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+        .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
         .output()
         .unwrap()
+}
+
+/// [`robert`] with extra environment variables, in `cwd`, with `stdin`.
+fn robert_with(args: &[&str], envs: &[(&str, &str)], cwd: &Path, stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_robert"))
+        .args(args)
+        .env_remove("ROBERT_PHONE_SERVER")
+        .env_remove("ROBERT_PHONE_SERVER_KEY")
+        .env_remove("ROBERT_CLOCK_OFFSET")
+        .env_remove("ROBERT_CONFIG")
+        .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+        .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
+        .envs(envs.iter().copied())
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Starts `robert serve` on `bind` and waits until it accepts connections.
+fn start_server(bind: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Server {
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_robert"))
+            .args([&["serve", "--bind", bind][..], args].concat())
+            .env_remove("ROBERT_CLOCK_OFFSET")
+            .env_remove("ROBERT_CONFIG")
+            .env_remove("ROBERT_CODES_CONFIG")
+            .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+            .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
+            .envs(envs.iter().copied())
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(bind).is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -74,19 +127,7 @@ fn two_phones_against_robert_serve() {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let url = format!("http://{bind}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_robert"))
-            .args([&["serve", "--bind", &bind][..], &common].concat())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&bind).is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let _server = start_server(&bind, &common, &[], &dir);
 
     let (a, b) = (dir.join("a"), dir.join("b"));
     for (p, model) in [(&a, "SM-G973F"), (&b, "Pixel 4")] {
@@ -128,14 +169,25 @@ fn two_phones_against_robert_serve() {
     let out = robert(&["phone", "--dir", d(&a), "status"]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(text(&out).0.contains("not at risk"));
-    // The server refuses a second status within 2 epochs: its message shows.
+    // The server refuses a second status within 2 epochs: the phone says
+    // when to come back, in plain words.
     let out = robert(&["phone", "--dir", d(&a), "status"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("HTTP 400"), "{:?}", text(&out));
+    let (_, err) = text(&out);
+    assert!(
+        err.contains("every 30 minutes; try again from ") && err.contains(" UTC"),
+        "{err}"
+    );
+    assert!(!err.contains("HTTP") && !err.contains("epochs"), "{err}");
     // The server has no code service here: any code is refused (401).
     let out = robert(&["phone", "--dir", d(&a), "report", "AB12CD"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("HTTP 401"), "{:?}", text(&out));
+    let (_, err) = text(&out);
+    assert!(
+        err.contains("already used, has expired or is not valid"),
+        "{err}"
+    );
+    assert!(!err.contains("HTTP") && !err.contains("token"), "{err}");
 
     let out = robert(&["phone", "--dir", d(&b), "delete-history"]);
     assert!(out.status.success(), "{:?}", text(&out));
@@ -143,6 +195,7 @@ fn two_phones_against_robert_serve() {
     assert!(out.status.success(), "{:?}", text(&out));
     let out = robert(&["phone", "--dir", d(&b), "status"]);
     assert!(text(&out).1.contains("not registered"));
+    assert!(text(&out).1.contains("register` first"), "{:?}", text(&out));
     let out = robert(&["phone", "--dir", d(&a), "wipe"]);
     assert!(out.status.success());
     assert!(!a.join("device.key").exists());
@@ -275,4 +328,172 @@ fn settings_are_kept_and_errors_are_clear() {
     assert!(!dir.join("data").exists());
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&key_file);
+}
+
+/// `register` against the built-in captcha: the image is saved, a wrong
+/// answer brings a new image, an empty line asks for another one, the end
+/// of standard input stops with a clear message. Against a server in
+/// accept-any mode, an answer on standard input registers.
+#[test]
+fn register_retries_the_captcha() {
+    let dir = scratch("captcha");
+    std::fs::create_dir_all(&dir).unwrap();
+    let srv = dir.join("srv");
+    let out = robert(&["keys", "init", "--data-dir", d(&srv)]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = robert(&["keys", "show-public", "--data-dir", d(&srv)]);
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let bind = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{bind}");
+    let server = start_server(&bind, &["--data-dir", d(&srv)], &[], &dir);
+
+    let phone = dir.join("p");
+    let args = [
+        "phone",
+        "--dir",
+        d(&phone),
+        "--server",
+        &url,
+        "--server-public-key",
+        &key,
+        "register",
+    ];
+    let out = robert_with(&args, &[], &dir, "WRONG1\n\nWRONG2\n");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("captcha image saved to ").count(),
+        4,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("wrong answer").count(), 2, "{stderr}");
+    assert!(stderr.contains("standard input ended"), "{stderr}");
+    let png = std::fs::read(phone.join("captcha.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    // --captcha cannot answer the built-in captcha: the error says why.
+    let out = robert(&[&args[..], &["--captcha", "ABCDE"]].concat());
+    assert!(text(&out).1.contains("accept-any"), "{:?}", text(&out));
+    drop(server);
+
+    // The same phone against a server that accepts any answer.
+    let _server = start_server(
+        &bind,
+        &["--data-dir", d(&srv)],
+        &[("ROBERT_CAPTCHA__MODE", "accept-any")],
+        &dir,
+    );
+    let out = robert_with(&args, &[], &dir, "whatever\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("registered: "), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The code service's development configuration shipped in the repository.
+const DEV_CODES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../robert-codes/codes.dev.toml"
+);
+
+/// The README's walk "A phone at risk in one minute", headless: a server and
+/// two phones an hour in the past (`ROBERT_CLOCK_OFFSET=-1h`) register and
+/// meet for 30 minutes; back in the present, one reports with a code from
+/// the development code service, the batch runs, the other is AT RISK. A
+/// phone reports once.
+#[test]
+fn readme_walk_a_phone_at_risk_with_a_clock_offset() {
+    let dir = scratch("walk");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("robert.toml"),
+        "[captcha]\nmode = \"accept-any\"\n",
+    )
+    .unwrap();
+    let config = ["-c", "robert.toml"];
+    let past = [("ROBERT_CLOCK_OFFSET", "-1h")];
+    let bind = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{bind}");
+    let serve_args = [&config[..], &["--codes-config", DEV_CODES]].concat();
+
+    let server = start_server(&bind, &serve_args, &past, &dir);
+    let out = robert_with(
+        &["keys", "show-public", "-c", "robert.toml"],
+        &past,
+        &dir,
+        "",
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    for p in ["alice", "bob"] {
+        let out = robert_with(
+            &[
+                "phone",
+                "--dir",
+                p,
+                "--server",
+                &url,
+                "--server-public-key",
+                &key,
+                "register",
+                "--captcha",
+                "any",
+            ],
+            &past,
+            &dir,
+            "",
+        );
+        assert!(out.status.success(), "{:?}", text(&out));
+    }
+    let out = robert_with(
+        &[
+            "phone",
+            "--dir",
+            "alice",
+            "meet",
+            "--with",
+            "bob",
+            "--minutes",
+            "30",
+        ],
+        &past,
+        &dir,
+        "",
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("met for 30 minutes"), "{stdout}");
+    drop(server);
+
+    // Back to the present.
+    let _server = start_server(&bind, &serve_args, &[], &dir);
+    let out = robert_with(&["codes", "-c", DEV_CODES, "issue", "short"], &[], &dir, "");
+    assert!(out.status.success(), "{:?}", text(&out));
+    let code = text(&out).0.lines().next().unwrap().trim().to_owned();
+    let out = robert_with(&["phone", "--dir", "alice", "report", &code], &[], &dir, "");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("reported: "), "{stdout}");
+    assert!(!stdout.starts_with("reported: 0 contacts"), "{stdout}");
+    // A phone reports once.
+    let out = robert_with(&["phone", "--dir", "alice", "report", &code], &[], &dir, "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("already reported"),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = robert_with(&["batch", "-c", "robert.toml"], &[], &dir, "");
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = robert_with(&["phone", "--dir", "bob", "status"], &[], &dir, "");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("(AT RISK)"), "{stdout}");
+    let out = robert_with(&["phone", "--dir", "alice", "show"], &[], &dir, "");
+    assert!(
+        text(&out).0.contains("reported positive: "),
+        "{:?}",
+        text(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

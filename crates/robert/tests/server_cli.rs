@@ -238,19 +238,32 @@ fn spawn_serve_with(
     extra: &[&str],
     envs: &[(&str, String)],
 ) -> (std::process::Child, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_robert"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = serve_command(extra);
+    cmd.arg("--data-dir")
         .arg(d)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    spawn_listening(cmd)
+}
+
+/// `robert serve` on a free loopback port, JSON logs, a fast key store.
+fn serve_command(extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_robert"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .args(extra)
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
         .env("ROBERT_LOG__FORMAT", "json")
         .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
         .env_remove("ROBERT_CODES_CONFIG")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env_remove("ROBERT_CONFIG")
+        .env_remove("ROBERT_CLOCK_OFFSET")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// Spawns a `robert serve` command logging JSON and waits for its
+/// "listening" line: the child, its address and the log lines before it.
+fn spawn_listening(mut cmd: Command) -> (std::process::Child, String, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
     let mut log = Vec::new();
@@ -343,6 +356,125 @@ fn serve_with_the_code_service_inside() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Text logs to a pipe (a log file, journald) carry no ANSI colour codes,
+/// and the first start describes the key store in a sentence, not a Rust
+/// debug dump.
+#[test]
+fn text_logs_to_a_pipe_are_plain_and_readable() {
+    let d = dir("plain-logs");
+    let mut child = serve_command(&[])
+        .arg("--data-dir")
+        .arg(&d)
+        .env("ROBERT_LOG__FORMAT", "text")
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let Some(Ok(line)) = lines.next() else { break };
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("ROBERT server listening") {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(log.contains("ROBERT server listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in {log:?}");
+    assert!(
+        log.contains("daily server keys (K_S) for ") && log.contains("key-encryption key"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("KeyRing") && !log.contains("UtcDate"),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The code service's development configuration shipped in the repository.
+const DEV_CODES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../robert-codes/codes.dev.toml"
+);
+
+/// The README's `robert serve --batch-every 15m --codes-config …` with the
+/// shipped development example, run as is from a fresh directory: the server
+/// comes up with the portal, `robert codes issue short` and the development
+/// API key give codes that `/report` accepts.
+#[test]
+fn serve_with_the_shipped_development_codes_config() {
+    let d = dir("serve-dev-codes");
+    let mut cmd = serve_command(&["--batch-every", "15m", "--codes-config", DEV_CODES]);
+    cmd.current_dir(&d);
+    let (mut child, addr, _) = spawn_listening(cmd);
+    assert!(d.join("data/robert-codes.db").exists());
+
+    let (status, body) = http(
+        &addr,
+        "GET /portal/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("<form"), "{body}");
+    // A code from the command line, in the same database.
+    let out = Command::new(env!("CARGO_BIN_EXE_robert"))
+        .args(["codes", "-c", DEV_CODES, "issue", "short"])
+        .current_dir(&d)
+        .env_remove("ROBERT_CODES_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    // The code is the first line.
+    let code = printed.lines().next().unwrap_or_default().trim().to_owned();
+    assert_eq!(code.len(), 6, "{printed}");
+    let (status, body) = post_json(
+        &addr,
+        "/api/v6/report",
+        &format!(r#"{{"token":"{code}","contacts":[]}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    // A code from the API with the development key.
+    let (status, body) = http(
+        &addr,
+        "GET /api/v1/generate/short HTTP/1.1\r\nHost: x\r\nx-api-key: dev-api-key\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A missing code-service configuration names the shipped examples.
+#[test]
+fn a_missing_codes_config_points_to_the_examples() {
+    let d = dir("serve-no-codes");
+    let out = serve_command(&["--codes-config", "codes.toml"])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("codes.toml") && err.contains("crates/robert-codes/codes.dev.toml"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -209,13 +209,15 @@ async fn status_errors_back_off_and_430_wipes_the_registration() {
     assert_eq!(p.next_status_due(), Some(t0().plus(3 * 3600)));
     assert!(p.status_if_due().await.unwrap().is_none(), "backing off");
 
-    // Rate limit of the server: two statuses within 2 epochs.
+    // Rate limit of the server: two statuses within 2 epochs. A 400 with no
+    // message right after a status is read as "too soon", with the time the
+    // next one is accepted.
     w.clock.advance(3 * 3600);
     assert!(p.status_if_due().await.unwrap().is_some());
     w.clock.advance(60);
     assert!(matches!(
         p.status().await,
-        Err(ClientError::BadRequest { message: None })
+        Err(ClientError::StatusTooSoon { gap_epochs: 2, .. })
     ));
 
     // The server forgets the registration: 430, local registration wiped,

@@ -381,12 +381,83 @@ async fn codes_in_every_form_and_errors_from_the_real_server() {
     );
     let out = reporter.report(&link, ReportBasis::Unknown).await.unwrap();
     assert_eq!(out.contacts_sent, 0);
-    // The same code twice: refused.
-    assert!(matches!(
-        reporter.report(&code, ReportBasis::Unknown).await,
-        Err(robert_client::ClientError::InvalidCode { .. })
-    ));
+    // The same code twice (from another phone: this one has reported): refused,
+    // in plain words.
+    let mut other = w.registered(2).await;
+    let err = other.report(&code, ReportBasis::Unknown).await.unwrap_err();
+    assert!(
+        matches!(err, robert_client::ClientError::InvalidCode { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("already used"), "{text}");
+    assert!(!text.contains("HTTP") && !text.contains("token"), "{text}");
     // The clock endpoint agrees with the phone.
     reporter.check_clock().await.unwrap();
+    w.finish().await;
+}
+
+/// A phone reports once, as the apps do: the second report is refused on
+/// the phone, nothing is sent and the second code stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_reports_once() {
+    let w = Real::new("client_report_once").await;
+    let mut reporter = w.registered(1).await;
+    let first = w.issue_code().await;
+    reporter.report(&first, ReportBasis::Unknown).await.unwrap();
+    let reported_at = reporter.reported_at().unwrap();
+
+    w.advance(600);
+    let second = w.issue_code().await;
+    let err = reporter
+        .report(&second, ReportBasis::Unknown)
+        .await
+        .unwrap_err();
+    match &err {
+        robert_client::ClientError::AlreadyReported { at } => assert_eq!(*at, reported_at),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("already reported"), "{err}");
+    // The second code was not spent: another phone can use it.
+    let mut other = w.registered(2).await;
+    other.report(&second, ReportBasis::Unknown).await.unwrap();
+    w.finish().await;
+}
+
+/// A second status within two epochs: the error says when to come back,
+/// and at that time the request is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_early_status_says_when_to_retry() {
+    let w = Real::new("client_too_soon").await;
+    let mut phone = w.registered(1).await;
+    phone.status().await.unwrap();
+    w.advance(60);
+    let err = phone.status().await.unwrap_err();
+    let robert_client::ClientError::StatusTooSoon {
+        gap_epochs,
+        retry_at,
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(gap_epochs, 2);
+    let reg = phone.registration().unwrap();
+    let epoch = reg.epoch_at(start()).unwrap();
+    assert_eq!(
+        retry_at,
+        reg.epoch_start(robert_core::time::Epoch(epoch.get() + 2))
+    );
+    let text = err.to_string();
+    assert!(text.contains("every 30 minutes"), "{text}");
+    assert!(text.contains(" UTC"), "{text}");
+    assert!(!text.contains("epochs"), "{text}");
+    // One second before: still refused; at `retry_at`: accepted.
+    w.advance(retry_at.get() - w.now().get() - 1);
+    assert!(matches!(
+        phone.status().await,
+        Err(robert_client::ClientError::StatusTooSoon { .. })
+    ));
+    w.advance(1);
+    phone.status().await.unwrap();
     w.finish().await;
 }

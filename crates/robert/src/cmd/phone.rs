@@ -3,6 +3,7 @@
 //! ```text
 //! robert phone --dir DIR --server URL --server-public-key KEY register [--captcha ANSWER]
 //! robert phone --dir DIR status
+//! robert phone --dir DIR meet --with OTHER_DIR [--minutes 30] [--rssi DBM]
 //! robert phone --dir DIR report CODE [--onset YYYY-MM-DD | --test-date YYYY-MM-DD]
 //! robert phone --dir DIR unregister | delete-history [--local-only] | wipe | show
 //! robert phone --dir DIR hello | receive PAYLOAD_HEX --rssi DBM
@@ -13,6 +14,10 @@
 //! given once are kept (encrypted) for the next commands. `--server-public-key`
 //! takes the base64 key printed by `robert keys show-public`, or `@FILE`
 //! holding that output. Exit status: 0 on success, 2 on error.
+//!
+//! `--clock-offset` (or `ROBERT_CLOCK_OFFSET`, which `robert serve` also
+//! reads) shifts the phone's clock for local demonstrations: see the README's
+//! "A phone at risk in one minute".
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -23,9 +28,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use robert_client::rand;
 use robert_client::{
-    CaptchaChallenge, CaptchaSolver, ClientError, DeviceModel, EncryptedFileStorage,
-    FileKeyProvider, Os, Phone, PhoneConfig, ReportBasis, ReqwestTransport, Storage as _,
-    SystemClock,
+    CaptchaChallenge, CaptchaSolver, ClientError, Clock, DeviceModel, EncryptedFileStorage,
+    FileKeyProvider, ManualClock, OffsetClock, Os, Phone, PhoneConfig, ReportBasis,
+    ReqwestTransport, Storage as _,
 };
 use robert_core::time::{NtpSeconds, UtcDate};
 use serde::{Deserialize, Serialize};
@@ -49,6 +54,17 @@ pub(crate) struct PhoneArgs {
     /// Operating system: android or ios (kept).
     #[arg(long, value_parser = parse_os)]
     os: Option<Os>,
+    /// Shift this phone's clock, e.g. `-1h` (not kept): local demonstrations
+    /// only, with a server shifted the same way (`robert serve` reads the
+    /// same variable), since the server refuses a phone whose clock is off.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ROBERT_CLOCK_OFFSET",
+        value_parser = super::serve::parse_offset,
+        allow_hyphen_values = true
+    )]
+    clock_offset: Option<i64>,
     #[command(subcommand)]
     command: PhoneCommand,
 }
@@ -56,9 +72,15 @@ pub(crate) struct PhoneArgs {
 #[derive(Debug, clap::Subcommand)]
 enum PhoneCommand {
     /// Register with the server (captcha, key agreement, first EBIDs).
+    ///
+    /// The captcha image is saved to DIR/captcha.png and the answer read
+    /// from standard input (a terminal, or a script that reads the path on
+    /// standard error first). A wrong answer brings a new image; an empty
+    /// line asks for another image.
     Register {
-        /// The captcha answer; without it the captcha is saved to
-        /// DIR/captcha.png and the answer read from standard input.
+        /// Answer without asking: only useful against a server whose captcha
+        /// check is off (`captcha.mode = "accept-any"`, local tests), since
+        /// the built-in captcha draws a new image at each attempt.
         #[arg(long)]
         captcha: Option<String>,
     },
@@ -90,6 +112,23 @@ enum PhoneCommand {
     Show,
     /// Print the current 18-byte BLE payload (HELLO, version, TX gain) in hex.
     Hello,
+    /// Two registered phones side by side for a while, from now on (this
+    /// phone's clock): each records the other's HELLOs every few seconds,
+    /// without waiting real time. Nothing is sent.
+    Meet {
+        /// The other phone's directory.
+        #[arg(long = "with", value_name = "OTHER_DIR")]
+        other: PathBuf,
+        /// How long they stay together, in minutes.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1440))]
+        minutes: u64,
+        /// Seconds between two HELLOs heard.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+        every: u64,
+        /// Raw RSSI both phones measure, in dBm (−60: about 1 m).
+        #[arg(long, allow_hyphen_values = true, default_value_t = -60)]
+        rssi: i16,
+    },
     /// Record a BLE payload received from another phone (hex from `hello`).
     Receive {
         /// The payload in hex (≥ 18 bytes) or a bare 16-byte HELLO.
@@ -167,7 +206,12 @@ fn merge_settings(args: &PhoneArgs, mut s: Settings) -> anyhow::Result<Settings>
     Ok(s)
 }
 
-fn open_phone(args: &PhoneArgs) -> anyhow::Result<CliPhone> {
+/// This phone's clock: the system clock, shifted by `--clock-offset`.
+fn clock(args: &PhoneArgs) -> Arc<dyn Clock> {
+    Arc::new(OffsetClock::new(args.clock_offset.unwrap_or(0)))
+}
+
+fn open_phone(args: &PhoneArgs, clock: Arc<dyn Clock>) -> anyhow::Result<CliPhone> {
     let mut storage = open_storage(&args.dir)?;
     let saved: Settings = match storage.read(SETTINGS_RECORD)? {
         Some(bytes) => serde_json::from_slice(&bytes).context("corrupt phone settings")?,
@@ -199,38 +243,198 @@ fn open_phone(args: &PhoneArgs) -> anyhow::Result<CliPhone> {
         Arc::new(config),
         transport,
         storage,
-        Arc::new(SystemClock::default()),
+        clock,
         rand::make_rng(),
     )?;
     Ok(phone)
 }
 
-/// Asks on the terminal, after saving the captcha media to a file.
+/// Another phone's state, opened to record HELLOs only (`meet`).
+fn open_other(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<CliPhone> {
+    if !key_path(dir).exists() {
+        bail!("no phone in {}: register it first", dir.display());
+    }
+    let storage = open_storage(dir)?;
+    let settings: Settings = match storage.read(SETTINGS_RECORD)? {
+        Some(bytes) => serde_json::from_slice(&bytes).context("corrupt phone settings")?,
+        None => Settings::default(),
+    };
+    let key = settings
+        .server_public_key
+        .clone()
+        .unwrap_or_else(|| PLACEHOLDER_KEY.to_owned());
+    let model = settings.model.as_deref().unwrap_or("DEFAULT");
+    let device = if settings.ios == Some(true) {
+        DeviceModel::ios(model)
+    } else {
+        DeviceModel::android(model)
+    };
+    let server = settings.server.as_deref().unwrap_or("http://localhost");
+    let config = PhoneConfig::with_key_base64(server, &key, device)?;
+    let phone = Phone::open(
+        Arc::new(config),
+        ReqwestTransport::new(Duration::from_secs(30))?,
+        storage,
+        clock,
+        rand::make_rng(),
+    )?;
+    Ok(phone)
+}
+
+/// Asks on standard input, after saving the captcha media to a file.
 struct TerminalCaptcha {
     dir: PathBuf,
+    /// Standard input ended: no answer will ever come.
+    eof: bool,
 }
 
 impl CaptchaSolver for TerminalCaptcha {
     async fn solve(&mut self, challenge: &CaptchaChallenge) -> Option<String> {
         if let Some(media) = &challenge.media {
-            let ext = match challenge.kind {
-                robert_client::CaptchaKind::Image => "png",
-                robert_client::CaptchaKind::Audio => "wav",
+            let (ext, what) = match challenge.kind {
+                robert_client::CaptchaKind::Image => ("png", "image"),
+                robert_client::CaptchaKind::Audio => ("wav", "recording"),
             };
             let path = self.dir.join(format!("captcha.{ext}"));
-            if std::fs::write(&path, media).is_ok() {
-                eprintln!("captcha saved to {}", path.display());
+            match std::fs::write(&path, media) {
+                Ok(()) => eprintln!(
+                    "captcha {what} saved to {}: open it and type its characters \
+                     (an empty line asks for another {what})",
+                    path.display()
+                ),
+                Err(e) => eprintln!("cannot save the captcha to {}: {e}", path.display()),
             }
         } else {
-            eprintln!("the server sent no captcha image (id {})", challenge.id);
+            eprintln!("the server sent no captcha image: type any answer");
         }
         eprint!("captcha answer: ");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).ok()?;
-        let answer = line.trim().to_owned();
-        (!answer.is_empty()).then_some(answer)
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => {
+                self.eof = true;
+                eprintln!();
+                None
+            }
+            Ok(_) => {
+                let answer = line.trim().to_owned();
+                (!answer.is_empty()).then_some(answer)
+            }
+        }
     }
+}
+
+/// Captcha attempts (wrong answers and new images) before giving up.
+const CAPTCHA_ATTEMPTS: u32 = 10;
+
+/// Registers, asking again on a wrong captcha answer (each attempt brings
+/// a new image).
+async fn register(phone: &mut CliPhone, dir: &Path, answer: Option<&str>) -> anyhow::Result<()> {
+    if let Some(answer) = answer {
+        return match phone
+            .register(&mut robert_client::FixedCaptchaAnswer(answer.to_owned()))
+            .await
+        {
+            Err(ClientError::CaptchaRejected) => bail!(
+                "captcha answer refused: --captcha works only against a server whose captcha \
+                 check is off (captcha.mode = \"accept-any\"); leave it out to answer the image"
+            ),
+            other => Ok(other?),
+        };
+    }
+    let mut solver = TerminalCaptcha {
+        dir: dir.to_owned(),
+        eof: false,
+    };
+    for _ in 0..CAPTCHA_ATTEMPTS {
+        match phone.register(&mut solver).await {
+            Ok(()) => return Ok(()),
+            Err(ClientError::CaptchaRejected) => {
+                eprintln!("wrong answer (or too late): here is a new captcha");
+            }
+            Err(ClientError::CaptchaCancelled) if solver.eof => {
+                bail!("no captcha answer: standard input ended")
+            }
+            Err(ClientError::CaptchaCancelled) => eprintln!("a new captcha"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("no right captcha answer after {CAPTCHA_ATTEMPTS} attempts")
+}
+
+/// Words for people instead of the SDK's terse ones, where the CLI knows more.
+fn explain(e: ClientError, dir: &Path) -> anyhow::Error {
+    match e {
+        ClientError::NotRegistered => anyhow::anyhow!(
+            "this phone is not registered: run `robert phone --dir {} register` first",
+            dir.display()
+        ),
+        ClientError::RegistrationDropped => anyhow::anyhow!(
+            "the server no longer knows this phone (deleted, or inactive too long): the local \
+             registration was deleted; register again"
+        ),
+        ClientError::ClockMisaligned { drift_secs } => anyhow::anyhow!(
+            "this phone's clock is {} s {} the server's: set the clock (or use the same \
+             --clock-offset / ROBERT_CLOCK_OFFSET as the server)",
+            drift_secs.unsigned_abs(),
+            if drift_secs > 0 { "behind" } else { "ahead of" }
+        ),
+        other => other.into(),
+    }
+}
+
+/// `meet`: this phone and the other one side by side for `minutes`.
+async fn meet(
+    args: &PhoneArgs,
+    other: &Path,
+    minutes: u64,
+    every: u64,
+    rssi: i16,
+) -> anyhow::Result<ExitCode> {
+    if std::fs::canonicalize(&args.dir).ok() == std::fs::canonicalize(other).ok() {
+        bail!("a phone cannot meet itself: give another directory to --with");
+    }
+    let start = clock(args).now();
+    let manual = ManualClock::new(start);
+    let shared: Arc<dyn Clock> = Arc::new(manual.clone());
+    let mut a = open_phone(args, shared.clone())?;
+    let mut b = open_other(other, shared)?;
+    for (p, dir) in [(&a, args.dir.as_path()), (&b, other)] {
+        if !p.is_registered() {
+            return Err(explain(ClientError::NotRegistered, dir));
+        }
+    }
+    let steps = minutes * 60 / every;
+    let mut heard = 0usize;
+    for i in 0..steps {
+        manual.set(start.plus(i * every));
+        let pa = a.ble_payload().map_err(|e| no_ebid(e, &args.dir))?;
+        let pb = b.ble_payload().map_err(|e| no_ebid(e, other))?;
+        let ok_a = a.receive_ble_payload(&pb, rssi).is_ok();
+        let ok_b = b.receive_ble_payload(&pa, rssi).is_ok();
+        heard += usize::from(ok_a && ok_b);
+    }
+    let end = start.plus(steps * every);
+    manual.set(end);
+    a.persist()?;
+    b.persist()?;
+    println!(
+        "met for {minutes} minutes, {} to {}: each phone recorded {heard} HELLOs from the other",
+        when(start),
+        when(end)
+    );
+    println!(
+        "(the contacts are dated by the phones' clock: a report includes them once that clock has passed {})",
+        when(end)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn no_ebid(e: ClientError, dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} has no pseudonym (EBID) for that time ({e}): ask its status to get more, or meet for less time",
+        dir.display()
+    )
 }
 
 fn parse_date(what: &str, s: &str) -> anyhow::Result<NtpSeconds> {
@@ -279,28 +483,45 @@ pub(crate) fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: PhoneArgs) -> anyhow::Result<ExitCode> {
-    if let PhoneCommand::Show = args.command {
-        return show(&args);
+    match &args.command {
+        PhoneCommand::Show => return show(&args),
+        PhoneCommand::Meet {
+            other,
+            minutes,
+            every,
+            rssi,
+        } => return meet(&args, other, *minutes, *every, *rssi).await,
+        _ => {}
     }
-    let mut phone = open_phone(&args)?;
+    let mut phone = open_phone(&args, clock(&args))?;
+    if let PhoneCommand::Wipe = args.command {
+        phone.wipe()?;
+        let _ = std::fs::remove_dir(args.dir.join("data"));
+        println!("wiped {}", args.dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = args.dir.clone();
+    run_command(&args, &mut phone)
+        .await
+        .map_err(|e| match e.downcast::<ClientError>() {
+            Ok(e) => explain(e, &dir),
+            Err(e) => e,
+        })
+}
+
+async fn run_command(args: &PhoneArgs, phone: &mut CliPhone) -> anyhow::Result<ExitCode> {
     match &args.command {
         PhoneCommand::Register { captcha } => {
-            match captcha {
-                Some(answer) => {
-                    phone
-                        .register(&mut robert_client::FixedCaptchaAnswer(answer.clone()))
-                        .await?;
-                }
-                None => {
-                    phone
-                        .register(&mut TerminalCaptcha {
-                            dir: args.dir.clone(),
-                        })
-                        .await?;
-                }
-            }
+            register(phone, &args.dir, captcha.as_deref()).await?;
             let s = phone.summary();
-            println!("registered: {} EBIDs", s.ebids_left);
+            match s.ebids_until {
+                Some(t) => println!(
+                    "registered: {} EBIDs (Bluetooth pseudonyms, one per 15 minutes) until {}",
+                    s.ebids_left,
+                    when(t)
+                ),
+                None => println!("registered: {} EBIDs", s.ebids_left),
+            }
         }
         PhoneCommand::Status => match phone.status().await {
             Ok(out) => {
@@ -316,11 +537,6 @@ async fn run_async(args: PhoneArgs) -> anyhow::Result<ExitCode> {
                 if let Some(n) = out.notification {
                     println!("notification due at {}", when(n.deliver_at));
                 }
-            }
-            Err(ClientError::RegistrationDropped) => {
-                bail!(
-                    "the server dropped this registration (HTTP 430); local registration deleted: register again"
-                )
             }
             Err(e) => return Err(e.into()),
         },
@@ -353,12 +569,6 @@ async fn run_async(args: PhoneArgs) -> anyhow::Result<ExitCode> {
                 println!("exposure history deleted on the server and here");
             }
         }
-        PhoneCommand::Wipe => {
-            phone.wipe()?;
-            let _ = std::fs::remove_dir(args.dir.join("data"));
-            println!("wiped {}", args.dir.display());
-            return Ok(ExitCode::SUCCESS);
-        }
         PhoneCommand::Hello => {
             let payload = phone.ble_payload()?;
             println!("{}", hex(&payload));
@@ -377,7 +587,9 @@ async fn run_async(args: PhoneArgs) -> anyhow::Result<ExitCode> {
             result.map_err(|e| anyhow::anyhow!("HELLO not recorded: {e}"))?;
             println!("recorded");
         }
-        PhoneCommand::Show => unreachable!("handled above"),
+        PhoneCommand::Show | PhoneCommand::Meet { .. } | PhoneCommand::Wipe => {
+            unreachable!("handled above")
+        }
     }
     phone.persist()?;
     Ok(ExitCode::SUCCESS)
@@ -405,7 +617,7 @@ fn show(args: &PhoneArgs) -> anyhow::Result<ExitCode> {
         Arc::new(config),
         ReqwestTransport::new(Duration::from_secs(1))?,
         storage,
-        Arc::new(SystemClock::default()),
+        clock(args),
         rand::make_rng(),
     )?;
     let s = phone.summary();

@@ -32,7 +32,8 @@ pub(crate) struct ServeArgs {
     bind: Option<String>,
     /// Also run the submission-code service (verify API, doctor portal,
     /// daily laboratory lots) in this process, configured by this file (see
-    /// `crates/robert-codes/codes.example.toml`). Its routes join the
+    /// `crates/robert-codes/codes.dev.toml` for local use,
+    /// `crates/robert-codes/codes.example.toml` for production). Its routes join the
     /// server's listeners (its metrics at `/codes/metrics`), and `/report`
     /// verifies codes against it unless `codes.url` is set explicitly.
     #[arg(long, env = "ROBERT_CODES_CONFIG")]
@@ -48,6 +49,17 @@ pub(crate) struct ConfigArgs {
     /// Data directory (overrides `server.data_dir`).
     #[arg(long)]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Shift the server clock, e.g. `-1h` or `+20m` (overrides
+    /// `server.clock_offset_secs`): local demonstrations and tests only.
+    /// `robert phone` reads the same variable, so phones and server agree.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ROBERT_CLOCK_OFFSET",
+        value_parser = parse_offset,
+        allow_hyphen_values = true
+    )]
+    pub(crate) clock_offset: Option<i64>,
 }
 
 impl ConfigArgs {
@@ -56,6 +68,9 @@ impl ConfigArgs {
         let mut config = Config::from_env_and_file(self.config.as_deref())?;
         if let Some(d) = &self.data_dir {
             config.server.data_dir = d.clone();
+        }
+        if let Some(o) = self.clock_offset {
+            config.server.clock_offset_secs = o;
         }
         Ok(config)
     }
@@ -84,14 +99,42 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Installs the log subscriber (stderr).
+/// Parses a signed clock offset: `-1h`, `+20m`, `90s`, `0`, `-3600`.
+pub(crate) fn parse_offset(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (negative, rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest
+        .trim_end_matches(['s', 'm', 'h', 'd'])
+        .trim_start_matches('0')
+        .is_empty()
+        && rest.starts_with('0')
+    {
+        return Ok(0);
+    }
+    let secs = parse_duration(rest)
+        .map_err(|_| format!("invalid clock offset {s:?} (examples: -1h, +20m, 90s, 0)"))?
+        .as_secs();
+    let secs = i64::try_from(secs).map_err(|_| format!("clock offset {s:?} is too large"))?;
+    Ok(if negative { -secs } else { secs })
+}
+
+/// Installs the log subscriber (stderr). Text logs are coloured only when
+/// stderr is a terminal (and `NO_COLOR` is not set): a log file or a pipe
+/// gets plain text.
 pub(crate) fn init_logging(config: &Config) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -166,16 +209,27 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The development configuration of the code service shipped in the repository.
+const DEV_CODES_CONFIG: &str = "crates/robert-codes/codes.dev.toml";
+
 /// Builds the submission-code service for a one-process deployment. The
 /// server's own verify calls come from loopback, so loopback is exempt from
 /// the verify rate limit.
 async fn embedded_codes(path: &std::path::Path) -> anyhow::Result<robert_codes::CodesService> {
     let mut cfg = robert_codes::Config::load(path).with_context(|| {
         format!(
-            "cannot load the code service configuration {}",
+            "cannot load the code service configuration {} (for local use, start from \
+             {DEV_CODES_CONFIG}: SQLite, plain HTTP, works as is; for production, \
+             crates/robert-codes/codes.example.toml)",
             path.display()
         )
     })?;
+    // SQLite creates the file but not its directory (codes.dev.toml puts it
+    // in ./data, which the server creates only later).
+    if let Some(dir) = sqlite_dir(&cfg.database_url) {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
     for ip in [
         std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::Ipv6Addr::LOCALHOST.into(),
@@ -192,6 +246,17 @@ async fn embedded_codes(path: &std::path::Path) -> anyhow::Result<robert_codes::
         .context("cannot start the submission-code service")
 }
 
+/// The directory of a `sqlite://PATH?…` database file, if it has one.
+fn sqlite_dir(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(':') {
+        return None;
+    }
+    let dir = std::path::Path::new(path).parent()?;
+    (!dir.as_os_str().is_empty()).then(|| dir.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +269,33 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn clock_offsets() {
+        assert_eq!(parse_offset("-1h"), Ok(-3600));
+        assert_eq!(parse_offset("+20m"), Ok(1200));
+        assert_eq!(parse_offset("90"), Ok(90));
+        assert_eq!(parse_offset("0"), Ok(0));
+        assert_eq!(parse_offset("0s"), Ok(0));
+        assert_eq!(parse_offset("-0"), Ok(0));
+        assert!(parse_offset("-").is_err());
+        assert!(parse_offset("1w").is_err());
+        assert!(parse_offset("--1h").is_err());
+    }
+
+    #[test]
+    fn sqlite_directories() {
+        assert_eq!(
+            sqlite_dir("sqlite://data/robert-codes.db?mode=rwc"),
+            Some(PathBuf::from("data"))
+        );
+        assert_eq!(
+            sqlite_dir("sqlite:///var/lib/c.db"),
+            Some(PathBuf::from("/var/lib"))
+        );
+        assert_eq!(sqlite_dir("sqlite://robert-codes.db?mode=rwc"), None);
+        assert_eq!(sqlite_dir("sqlite://:memory:"), None);
+        assert_eq!(sqlite_dir("postgres://db/x"), None);
     }
 }
