@@ -24,6 +24,7 @@ pub mod captcha;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod connections;
 pub mod http_client;
 pub mod jwt;
 pub mod keystore;
