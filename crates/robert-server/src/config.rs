@@ -83,8 +83,27 @@ pub struct ServerConfig {
     /// Shift of the server clock in seconds (testing and demos only; a
     /// non-zero value logs a warning at start).
     pub clock_offset_secs: i64,
-    /// Timeout of a whole request, in seconds.
+    /// Timeout of processing a request once its body is read, in seconds
+    /// (408 beyond; the upload itself is bounded by
+    /// `limits.body_min_bytes_per_sec`, not by this timeout).
     pub request_timeout_secs: u64,
+    /// A connection that has not sent a complete request head (line and
+    /// headers) within this many seconds is closed. It also closes idle
+    /// keep-alive connections after as long.
+    pub header_read_timeout_secs: u64,
+    /// Most connections open at once, both listeners together. At the cap
+    /// the oldest connection without a request in progress is closed to
+    /// make room; when every connection has one, new connections wait in
+    /// the listen backlog. Also kept below the open-file limit.
+    pub max_connections: usize,
+    /// The open-file limit (`RLIMIT_NOFILE`) `robert serve` sets at start:
+    /// 0 raises the soft limit to the hard limit; another value sets the
+    /// soft limit to it (at most the hard limit).
+    pub open_files_limit: u64,
+    /// On Ctrl-C or SIGTERM the server stops accepting, lets requests in
+    /// progress finish for at most this many seconds, then closes every
+    /// connection (those without a request in progress at once).
+    pub shutdown_grace_secs: u64,
     /// A separate address for the internal endpoints (`/internal/api/v2/kpis`,
     /// `/metrics`). Empty: they are served on `bind` too (protect them at the
     /// network level).
@@ -99,6 +118,10 @@ impl Default for ServerConfig {
             database_url: String::new(),
             clock_offset_secs: 0,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
+            open_files_limit: 0,
+            shutdown_grace_secs: 5,
             internal_bind: String::new(),
         }
     }
@@ -469,8 +492,16 @@ pub struct LimitsConfig {
     pub max_hellos_per_contact: usize,
     /// Maximum HELLOs in one report, all contacts together.
     pub max_hellos_per_report: usize,
-    /// Maximum reports processed at once (they are large; others wait).
+    /// Maximum reports processed at once (they are large; others wait). A
+    /// report takes its slot once its body is read.
     pub max_concurrent_reports: usize,
+    /// A request body may take this many seconds before it must keep up
+    /// `body_min_bytes_per_sec`, and may never pause longer than this.
+    pub body_read_grace_secs: u64,
+    /// Minimum upload rate of a request body after the grace (each byte
+    /// received extends the deadline by `1 / rate` s): a body that falls
+    /// behind is answered 408.
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl Default for LimitsConfig {
@@ -482,6 +513,8 @@ impl Default for LimitsConfig {
             max_hellos_per_contact: 200_000,
             max_hellos_per_report: 1_000_000,
             max_concurrent_reports: 2,
+            body_read_grace_secs: 20,
+            body_min_bytes_per_sec: 500,
         }
     }
 }
@@ -608,6 +641,17 @@ impl Config {
         }
         if self.limits.max_concurrent_reports == 0 {
             return bad("limits.max_concurrent_reports must be at least 1");
+        }
+        if self.limits.body_read_grace_secs == 0 || self.limits.body_min_bytes_per_sec == 0 {
+            return bad(
+                "limits.body_read_grace_secs and limits.body_min_bytes_per_sec must be at least 1",
+            );
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            return bad("server.header_read_timeout_secs must be at least 1");
+        }
+        if self.server.max_connections == 0 {
+            return bad("server.max_connections must be at least 1");
         }
         if self.push.max_in_flight == 0 {
             return bad("push.max_in_flight must be at least 1");

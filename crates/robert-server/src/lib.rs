@@ -13,6 +13,7 @@
 //! | [`clock`] | injected time: system, offset and manual clocks |
 //! | [`metrics`] | a small Prometheus registry |
 //! | [`serve`] | start-up (key store bootstrap, database), listeners, background tasks |
+//! | [`connections`] | the accept loop: header-read timeout, connection cap, bounded shutdown, open-file limit |
 //! | [`batch`] | the risk batch |
 //!
 //! Operators' documentation: `README.md`; differences from the reference:
@@ -24,6 +25,7 @@ pub mod captcha;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod connections;
 pub mod http_client;
 pub mod jwt;
 pub mod keystore;

@@ -14,6 +14,8 @@
 //! | `robert_batch_runs_total` | counter | `outcome` |
 //! | `robert_batch_last_*` | gauge | – (numeric fields of the last batch report) |
 //! | `robert_captcha_outstanding` | gauge | – |
+//! | `robert_http_connections_open`, `robert_http_connections_max` | gauge | – (see [`crate::connections`]) |
+//! | `robert_http_connections_accepted_total`, `robert_http_connections_evicted_total`, `robert_http_connection_cap_waits_total`, `robert_http_header_timeouts_total`, `robert_http_slow_bodies_total` | counter | – |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -127,6 +129,7 @@ pub struct Metrics {
     batch_failed: AtomicU64,
     batch_last: Mutex<BTreeMap<String, f64>>,
     captcha_outstanding: AtomicU64,
+    connections: std::sync::Arc<crate::connections::ConnectionMetrics>,
 }
 
 impl Default for Metrics {
@@ -171,7 +174,13 @@ impl Metrics {
             batch_failed: AtomicU64::new(0),
             batch_last: Mutex::new(BTreeMap::new()),
             captcha_outstanding: AtomicU64::new(0),
+            connections: std::sync::Arc::default(),
         }
+    }
+
+    /// The connection counters (shared with the accept loop).
+    pub fn connections(&self) -> std::sync::Arc<crate::connections::ConnectionMetrics> {
+        self.connections.clone()
     }
 
     /// Index of a matched route (the last one, "other", for anything else).
@@ -315,6 +324,7 @@ impl Metrics {
             "robert_batch_runs_total{{outcome=\"failed\"}} {}",
             self.batch_failed.load(Ordering::Relaxed)
         );
+        self.connections.render(&mut out);
         let last = self
             .batch_last
             .lock()

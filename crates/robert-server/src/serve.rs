@@ -1,7 +1,6 @@
 //! Assembling and running the server: key store bootstrap, state, listeners,
 //! background tasks (key reload and rotation, periodic batch), shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ use crate::captcha::Captcha;
 use crate::clock::SharedClock;
 use crate::codes::CodesClient;
 use crate::config::{CaptchaMode, Config, JwtAlgorithm, KeyStoreKind};
+pub use crate::connections::raise_open_file_limit;
+use crate::connections::{ConnectionLimits, Connections};
 use crate::http_client::ClientBuildError;
 use crate::jwt::{JwtError, Tokens};
 use crate::keystore::file::{FileKeyStore, KdfParams, PASSPHRASE_ENV, resolve_passphrase};
@@ -444,6 +445,12 @@ pub async fn run(
 }
 
 /// [`run`], also serving another service's routes on the same listeners.
+///
+/// The listeners apply the connection limits of `[server]` (header-read
+/// timeout, connection cap, shutdown grace; see [`crate::connections`]):
+/// when `shutdown` resolves they stop accepting, requests in progress get
+/// `server.shutdown_grace_secs` to finish, and every other connection is
+/// closed at once.
 pub async fn run_with(
     state: AppState,
     main: TcpListener,
@@ -456,18 +463,18 @@ pub async fn run_with(
         shutdown.await;
         let _ = tx.send(true);
     });
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let limits = ConnectionLimits::from_config(&state.config);
+    let connections = Connections::new(limits, &state.metrics);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+        shutdown_grace_secs = limits.shutdown_grace.as_secs(),
+        "connection limits"
+    );
     match internal {
         None => {
             let app = extra.public.merge(extra.internal).merge(api::app(state));
-            axum::serve(
-                main,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait(rx))
-            .await?;
+            connections.serve(main, app, rx).await;
         }
         Some(internal) => {
             let public = extra
@@ -476,19 +483,10 @@ pub async fn run_with(
             let private = extra
                 .internal
                 .merge(api::finish(api::internal_routes(), state));
-            let a = axum::serve(
-                main,
-                public.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait(rx.clone()));
-            let b = axum::serve(
-                internal,
-                private.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait(rx));
-            let (ra, rb) = tokio::join!(a.into_future(), b.into_future());
-            ra?;
-            rb?;
+            tokio::join!(
+                connections.serve(main, public, rx.clone()),
+                connections.serve(internal, private, rx)
+            );
         }
     }
     Ok(())

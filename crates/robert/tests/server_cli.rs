@@ -605,3 +605,158 @@ fn keys_migrate_into_a_softhsm_token_and_serve_from_it() {
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Sends SIGTERM and waits up to `limit` for the exit; kills the child and
+/// fails if it is still running then.
+fn terminate_within(child: &mut std::process::Child, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    while started.elapsed() < limit {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "{exit:?}");
+            return started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("still running {limit:?} after SIGTERM");
+}
+
+/// D5: SIGTERM did not stop the server while a client held a connection
+/// with unfinished headers. It now stops within the shutdown grace (5 s by
+/// default) whatever the clients do.
+#[test]
+fn sigterm_stops_the_server_despite_half_open_connections() {
+    let d = dir("sigterm");
+    let (mut child, addr, _) = spawn_serve(&d, &[]);
+    let mut held = Vec::new();
+    for i in 0..6 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        if i > 0 {
+            s.write_all(b"GET /api/v6/clock HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+        }
+        held.push(s);
+    }
+    let (status, _) = http(
+        &addr,
+        "GET /api/v6/clock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let took = terminate_within(&mut child, Duration::from_secs(5));
+    eprintln!(
+        "stopped {took:?} after SIGTERM with {} half-open connections",
+        held.len()
+    );
+    drop(held);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// D3 and D4 together: 25 clients holding connections with unfinished
+/// headers and 25 trickling report bodies; a normal report still completes
+/// in under 2 s (the processing timeout is 3 s here, so a report queued
+/// behind the slow uploads would take longer).
+#[test]
+fn a_normal_report_completes_while_50_slow_clients_hold_connections() {
+    let d = dir("slow50");
+    let (mut child, addr, _) = spawn_serve_with(
+        &d,
+        &[],
+        &[
+            ("ROBERT_SERVER__REQUEST_TIMEOUT_SECS", "3".into()),
+            ("ROBERT_CODES__CHECK_TOKEN", "false".into()),
+        ],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slow = Vec::new();
+    for i in 0..50 {
+        let addr = addr.clone();
+        let stop = stop.clone();
+        slow.push(std::thread::spawn(move || {
+            let Ok(mut s) = TcpStream::connect(&addr) else {
+                return;
+            };
+            let head = if i % 2 == 0 {
+                "GET /api/v6/clock HTTP/1.1\r\nHost: x\r\n".to_owned()
+            } else {
+                "POST /api/v6/report HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{\"token\":\"".to_owned()
+            };
+            if s.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if s.write_all(b"A").is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    let (status, body) = post_json(
+        &addr,
+        "/api/v6/report",
+        r#"{"token":"ABCDEF","contacts":[]}"#,
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        took < Duration::from_secs(2),
+        "a normal report took {took:?} while 50 slow clients held connections"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in slow {
+        t.join().unwrap();
+    }
+    terminate_within(&mut child, Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// D4: a connection that never finishes its headers, or never sends
+/// anything, is closed after `server.header_read_timeout_secs` (1 s here);
+/// the server logs its open-file limit, raised to the hard limit.
+#[test]
+fn the_header_timeout_closes_silent_connections() {
+    let d = dir("header-timeout");
+    let (mut child, addr, log) = spawn_serve_with(
+        &d,
+        &[],
+        &[("ROBERT_SERVER__HEADER_READ_TIMEOUT_SECS", "1".into())],
+    );
+    assert!(log.contains("open-file limit"), "{log}");
+    let silent = TcpStream::connect(&addr).unwrap();
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    partial
+        .write_all(b"GET /api/v6/clock HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    for mut s in [silent, partial] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        // Closed (EOF or reset), not left open until the read timeout.
+        let closed = match s.read(&mut buf) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "still open after {:?}", started.elapsed());
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    let (status, _) = http(
+        &addr,
+        "GET /api/v6/clock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    terminate_within(&mut child, Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&d);
+}

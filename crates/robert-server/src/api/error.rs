@@ -11,6 +11,7 @@
 //! | [`ApiError::Gone`] | 410 | the reason |
 //! | [`ApiError::PayloadTooLarge`] | 413 | the limit |
 //! | [`ApiError::UnsupportedMediaType`] | 415 | what is expected |
+//! | [`ApiError::Timeout`], [`ApiError::BodyTooSlow`] | 408 | the limit |
 //! | [`ApiError::UnknownIdentity`] | 430 | "register again" (the reference's non-standard status) |
 //! | [`ApiError::Unavailable`] | 503 | the reason (no K_S for today, captcha capacity) |
 //! | [`ApiError::Internal`] | 500 | `"An error occurred"`; the cause is logged, never sent |
@@ -63,6 +64,10 @@ pub enum ApiError {
     /// 408: the request took longer than `server.request_timeout_secs`.
     #[error("Request timed out after {0} s")]
     Timeout(u64),
+    /// 408: the request body came in below `limits.body_min_bytes_per_sec`
+    /// (bytes per second).
+    #[error("Request body too slow (below {0} bytes/s)")]
+    BodyTooSlow(u64),
     /// Temporarily unable to serve.
     #[error("{0}")]
     Unavailable(String),
@@ -94,7 +99,7 @@ impl ApiError {
             Self::UnknownIdentity => {
                 StatusCode::from_u16(STATUS_430).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Timeout(_) | Self::BodyTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

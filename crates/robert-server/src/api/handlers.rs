@@ -298,20 +298,20 @@ pub(super) async fn delete_history(
 
 /// `POST /api/v6/report`.
 ///
-/// At most `limits.max_concurrent_reports` reports are read and processed at
-/// once (the slot is taken before the body is read, bounding memory), and the
-/// JSON is parsed and validated on a blocking thread (a large report takes a
-/// while).
+/// At most `limits.max_concurrent_reports` reports are processed at once.
+/// The body has been read before (by the `read_body` middleware, at a
+/// minimum rate), so a slow upload never holds a slot; the slot bounds the
+/// parsing, which runs on a blocking thread (a large report takes a while).
 pub(super) async fn report(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let bytes = json_body(req, &state).await?;
     let _slot = state
         .report_slots
         .acquire()
         .await
         .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    let bytes = json_body(req, &state).await?;
     let limits = state.config.limits.clone();
     // Everything is validated before the code is checked: a malformed report
     // must not burn the user's one-time code.

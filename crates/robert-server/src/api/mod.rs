@@ -14,6 +14,7 @@ mod handlers;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
@@ -35,7 +36,7 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
     let small = limits.max_body_bytes;
     let report_limit = limits.report_max_body_bytes;
     let report = Router::new()
-        .route("/api/v6/report", post(handlers::report))
+        .route(REPORT_PATH, post(handlers::report))
         .layer(middleware::from_fn(move |mut req: Request, next: Next| {
             req.extensions_mut().insert(BodyLimit(report_limit));
             next.run(req)
@@ -81,7 +82,8 @@ pub fn internal_routes() -> Router<AppState> {
 }
 
 /// Adds the cross-cutting layers and the state to a route set: JSON 404 and
-/// 405, metrics, request timeout, panic safety net.
+/// 405, metrics, request body reading (limit, minimum rate), processing
+/// timeout (once the body is read), panic safety net.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
     routes
@@ -90,6 +92,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(state.clone(), date_header))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a handler panicked");
@@ -135,6 +138,127 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
         Ok(resp) => resp,
         Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
     }
+}
+
+/// The body limit of a route: `limits.report_max_body_bytes` for `/report`,
+/// `limits.max_body_bytes` for everything else.
+fn body_limit(state: &AppState, req: &Request) -> usize {
+    let limits = &state.config.limits;
+    match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some(REPORT_PATH) => limits.report_max_body_bytes,
+        _ => limits.max_body_bytes,
+    }
+}
+
+const REPORT_PATH: &str = "/api/v6/report";
+
+/// Reads the whole request body before the handler (and its processing
+/// timeout) starts, so a slow upload holds no processing resource (a
+/// `/report` slot) and is not cut by the processing timeout:
+///
+/// * a `Content-Length` over the route's limit is answered 413 at once,
+///   before any of the body is read; a body that grows past it, 413 too;
+/// * the body must arrive at `limits.body_min_bytes_per_sec` on average
+///   after `limits.body_read_grace_secs`, and never pause longer than the
+///   grace; else 408.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = body_limit(&state, &req);
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge(limit).into_response();
+    }
+    let limits = &state.config.limits;
+    let rate = RateFloor {
+        grace: Duration::from_secs(limits.body_read_grace_secs.max(1)),
+        min_bytes_per_sec: limits.body_min_bytes_per_sec.max(1),
+    };
+    let (parts, body) = req.into_parts();
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    match read_at_min_rate(body, limit, capacity, rate).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(BodyReadError::TooLarge) => ApiError::PayloadTooLarge(limit).into_response(),
+        Err(BodyReadError::TooSlow) => {
+            state
+                .metrics
+                .connections()
+                .slow_bodies
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::BodyTooSlow(rate.min_bytes_per_sec).into_response()
+        }
+        Err(BodyReadError::Read(e)) => {
+            ApiError::Malformed(format!("cannot read the request body: {e}")).into_response()
+        }
+    }
+}
+
+/// The minimum upload rate of a request body.
+#[derive(Clone, Copy, Debug)]
+struct RateFloor {
+    grace: Duration,
+    min_bytes_per_sec: u64,
+}
+
+#[derive(Debug)]
+enum BodyReadError {
+    TooLarge,
+    TooSlow,
+    Read(axum::Error),
+}
+
+/// Reads `body` up to `limit` bytes. The deadline starts `grace` after the
+/// start; every byte received extends it by `1 / min_bytes_per_sec` s, but
+/// never beyond `grace` from now (no long pause, whatever was sent before).
+async fn read_at_min_rate(
+    body: Body,
+    limit: usize,
+    capacity: usize,
+    rate: RateFloor,
+) -> Result<bytes::Bytes, BodyReadError> {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut deadline = tokio::time::Instant::now() + rate.grace;
+    let mut first: Option<bytes::Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyReadError::TooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(BodyReadError::Read(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let received = first.as_ref().map_or(0, bytes::Bytes::len) + buf.len();
+        if received + data.len() > limit {
+            return Err(BodyReadError::TooLarge);
+        }
+        #[allow(clippy::cast_precision_loss, reason = "a rate, not an amount")]
+        let credit = Duration::from_secs_f64(data.len() as f64 / rate.min_bytes_per_sec as f64);
+        deadline = (deadline + credit).min(tokio::time::Instant::now() + rate.grace);
+        // Most bodies are one frame: keep it without copying.
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            Some(f) => {
+                buf.reserve(capacity.max(f.len() + data.len()));
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&data);
+            }
+            None => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// Counts and times every request by matched route.

@@ -14,6 +14,7 @@ mod api;
 mod errors;
 mod fuzz;
 mod hsm;
+mod limits;
 mod phone;
 mod scenarios;
 mod socket;

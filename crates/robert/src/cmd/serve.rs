@@ -161,6 +161,15 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.bind = b.clone();
     }
     init_logging(&config);
+    match serve::raise_open_file_limit(config.server.open_files_limit) {
+        Ok((before, after)) => tracing::info!(
+            soft = %limit_text(after.current),
+            hard = %limit_text(after.maximum),
+            was = %limit_text(before.current),
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot set the open-file limit"),
+    }
     runtime()?.block_on(async move {
         let codes = match &args.codes_config {
             Some(path) => Some(embedded_codes(path).await?),
@@ -211,6 +220,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The development configuration of the code service shipped in the repository.
 const DEV_CODES_CONFIG: &str = "crates/robert-codes/codes.dev.toml";
+
+fn limit_text(l: Option<u64>) -> String {
+    l.map_or_else(|| "unlimited".into(), |n| n.to_string())
+}
 
 /// Builds the submission-code service for a one-process deployment. The
 /// server's own verify calls come from loopback, so loopback is exempt from
