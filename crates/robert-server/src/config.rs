@@ -89,6 +89,11 @@ pub struct ServerConfig {
     /// `/metrics`). Empty: they are served on `bind` too (protect them at the
     /// network level).
     pub internal_bind: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: for a request
+    /// from one of these addresses, the client (for the per-client limits)
+    /// is the rightmost forwarded address that is not one of them. Empty:
+    /// the client is always the TCP peer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +105,7 @@ impl Default for ServerConfig {
             clock_offset_secs: 0,
             request_timeout_secs: 30,
             internal_bind: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -311,6 +317,14 @@ pub struct CaptchaConfig {
     /// Built-in: maximum outstanding challenges (new ones are refused with
     /// 503 beyond it).
     pub max_outstanding: usize,
+    /// Built-in: maximum outstanding challenges of one client (an IPv4
+    /// address or an IPv6 /64, see `server.trusted_proxies`); beyond it that
+    /// client gets 429 until one of its challenges is answered or expires.
+    /// Must be below `max_outstanding`, so one client cannot exhaust it.
+    pub max_outstanding_per_client: usize,
+    /// Built-in: rendered PNGs kept in memory (about 15 kB each); others
+    /// are rendered again, identical, at their next fetch.
+    pub image_cache_entries: usize,
     /// Built-in: characters in an answer (digits for audio challenges).
     pub length: usize,
     /// External provider settings.
@@ -323,6 +337,8 @@ impl Default for CaptchaConfig {
             mode: CaptchaMode::Builtin,
             ttl_secs: 600,
             max_outstanding: 100_000,
+            max_outstanding_per_client: 50,
+            image_cache_entries: 1000,
             length: 6,
             external: ExternalCaptchaConfig::default(),
         }
@@ -471,6 +487,10 @@ pub struct LimitsConfig {
     pub max_hellos_per_report: usize,
     /// Maximum reports processed at once (they are large; others wait).
     pub max_concurrent_reports: usize,
+    /// Submission codes one client (an IPv4 address or an IPv6 /64, see
+    /// `server.trusted_proxies`) may try per minute at `/report`, as a
+    /// burst or sustained; beyond it 429 with `Retry-After`. 0: unlimited.
+    pub code_checks_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -482,6 +502,7 @@ impl Default for LimitsConfig {
             max_hellos_per_contact: 200_000,
             max_hellos_per_report: 1_000_000,
             max_concurrent_reports: 2,
+            code_checks_per_minute: 20,
         }
     }
 }
@@ -599,6 +620,14 @@ impl Config {
         }
         if self.captcha.length == 0 || self.captcha.length > 12 {
             return bad("captcha.length must be between 1 and 12");
+        }
+        if self.captcha.max_outstanding_per_client == 0
+            || self.captcha.max_outstanding_per_client >= self.captcha.max_outstanding
+        {
+            return bad(
+                "captcha.max_outstanding_per_client must be at least 1 and below captcha.max_outstanding \
+                 (one client must not be able to take every captcha)",
+            );
         }
         if self.limits.max_body_bytes < 1024 {
             return bad("limits.max_body_bytes must be at least 1024");
