@@ -5,7 +5,17 @@
 //! Anything but a well-formed `{"valid": true}` (HTTP error, timeout, other
 //! JSON) counts as invalid, which `/report` answers with 401, as the
 //! reference does.
+//!
+//! In a one-process deployment the code service runs in the same process:
+//! [`CodesClient::use_local`] then sends verifications to it directly
+//! instead of over HTTP. The server's own calls then no longer come from
+//! loopback, so the code service needs no exemption from its verify rate
+//! limit, and a client reaching `/api/v1/verify` from loopback (through a
+//! local reverse proxy, say) is limited like any other.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,12 +23,23 @@ use serde::Deserialize;
 use crate::config::CodesConfig;
 use crate::http_client::{self, ClientBuildError};
 
+/// A submission-code service running in this process.
+pub trait LocalCodeService: Send + Sync + std::fmt::Debug {
+    /// Verifies (and so consumes) a code: [`Verification::Valid`],
+    /// [`Verification::Invalid`] or [`Verification::Unavailable`].
+    fn verify<'a>(
+        &'a self,
+        code: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Verification> + Send + 'a>>;
+}
+
 /// The verification client.
 #[derive(Debug)]
 pub struct CodesClient {
     client: reqwest::Client,
     verify_url: Option<reqwest::Url>,
     check: bool,
+    local: OnceLock<Arc<dyn LocalCodeService>>,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +67,15 @@ impl CodesClient {
             client: http_client::client(Duration::from_millis(cfg.timeout_ms))?,
             verify_url: http_client::url_with_segments(&cfg.url, &["api", "v1", "verify"]),
             check: cfg.check_token,
+            local: OnceLock::new(),
         })
+    }
+
+    /// Sends every later verification to `service`, in this process,
+    /// instead of `codes.url`. Only the first call has an effect; returns
+    /// whether it was this one.
+    pub fn use_local(&self, service: Arc<dyn LocalCodeService>) -> bool {
+        self.local.set(service).is_ok()
     }
 
     /// Whether tokens are checked at all.
@@ -58,6 +87,9 @@ impl CodesClient {
     pub async fn verify(&self, code: &str) -> Verification {
         if !self.check {
             return Verification::Skipped;
+        }
+        if let Some(local) = self.local.get() {
+            return local.verify(code).await;
         }
         let Some(url) = &self.verify_url else {
             tracing::error!("codes.url is not a valid URL");

@@ -108,6 +108,11 @@ pub struct ServerConfig {
     /// `/metrics`). Empty: they are served on `bind` too (protect them at the
     /// network level).
     pub internal_bind: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: for a request
+    /// from one of these addresses, the client (for the per-client limits)
+    /// is the rightmost forwarded address that is not one of them. Empty:
+    /// the client is always the TCP peer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +128,7 @@ impl Default for ServerConfig {
             open_files_limit: 0,
             shutdown_grace_secs: 5,
             internal_bind: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -334,6 +340,14 @@ pub struct CaptchaConfig {
     /// Built-in: maximum outstanding challenges (new ones are refused with
     /// 503 beyond it).
     pub max_outstanding: usize,
+    /// Built-in: maximum outstanding challenges of one client (an IPv4
+    /// address or an IPv6 /64, see `server.trusted_proxies`); beyond it that
+    /// client gets 429 until one of its challenges is answered or expires.
+    /// Must be below `max_outstanding`, so one client cannot exhaust it.
+    pub max_outstanding_per_client: usize,
+    /// Built-in: rendered PNGs kept in memory (about 15 kB each); others
+    /// are rendered again, identical, at their next fetch.
+    pub image_cache_entries: usize,
     /// Built-in: characters in an answer (digits for audio challenges).
     pub length: usize,
     /// External provider settings.
@@ -346,6 +360,8 @@ impl Default for CaptchaConfig {
             mode: CaptchaMode::Builtin,
             ttl_secs: 600,
             max_outstanding: 100_000,
+            max_outstanding_per_client: 50,
+            image_cache_entries: 1000,
             length: 6,
             external: ExternalCaptchaConfig::default(),
         }
@@ -502,6 +518,10 @@ pub struct LimitsConfig {
     /// received extends the deadline by `1 / rate` s): a body that falls
     /// behind is answered 408.
     pub body_min_bytes_per_sec: u64,
+    /// Submission codes one client (an IPv4 address or an IPv6 /64, see
+    /// `server.trusted_proxies`) may try per minute at `/report`, as a
+    /// burst or sustained; beyond it 429 with `Retry-After`. 0: unlimited.
+    pub code_checks_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -515,6 +535,7 @@ impl Default for LimitsConfig {
             max_concurrent_reports: 2,
             body_read_grace_secs: 20,
             body_min_bytes_per_sec: 500,
+            code_checks_per_minute: 20,
         }
     }
 }
@@ -632,6 +653,14 @@ impl Config {
         }
         if self.captcha.length == 0 || self.captcha.length > 12 {
             return bad("captcha.length must be between 1 and 12");
+        }
+        if self.captcha.max_outstanding_per_client == 0
+            || self.captcha.max_outstanding_per_client >= self.captcha.max_outstanding
+        {
+            return bad(
+                "captcha.max_outstanding_per_client must be at least 1 and below captcha.max_outstanding \
+                 (one client must not be able to take every captcha)",
+            );
         }
         if self.limits.max_body_bytes < 1024 {
             return bad("limits.max_body_bytes must be at least 1024");

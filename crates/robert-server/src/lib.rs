@@ -8,6 +8,7 @@
 //! | [`keystore`] | K_S per day, K_G, the KEK, the registration key pair; the passphrase-encrypted [`keystore::file::FileKeyStore`] behind the [`keystore::KeyStore`] trait; `robert keys` operations |
 //! | [`jwt`] | `declarationToken`, `analyticsToken`, `reportValidationToken` (ES256 or RS256) |
 //! | [`captcha`] | built-in PNG and spoken-digit (WAV) challenges, the reference's external protocol, `accept-any` |
+//! | [`client`] | who a request comes from (peer or trusted proxy's `X-Forwarded-For`), and the keyed rate limiter of the per-client limits |
 //! | [`codes`], [`push`] | submission-code verification; push-server forwarding |
 //! | [`config`] | TOML + `ROBERT_*` environment configuration, with defaults |
 //! | [`clock`] | injected time: system, offset and manual clocks |
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod batch;
 pub mod captcha;
+pub mod client;
 pub mod clock;
 pub mod codes;
 pub mod config;

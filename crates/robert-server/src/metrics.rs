@@ -10,12 +10,14 @@
 //! | `robert_http_request_duration_seconds` | histogram | `route` |
 //! | `robert_report_hellos` | histogram | – (HELLOs per accepted report; the reference's `robert.ws.report.hellomessage`) |
 //! | `robert_report_contacts_total`, `robert_report_hellos_total` | counter | – |
+//! | `robert_report_rssi_out_of_range_total` | counter | – (HELLOs of accepted reports whose `rssiCalibrated` was outside −127..127, stored clamped) |
 //! | `robert_keys_server_key_days_ahead` | gauge | – (days of K_S after today) |
 //! | `robert_batch_runs_total` | counter | `outcome` |
 //! | `robert_batch_last_*` | gauge | – (numeric fields of the last batch report) |
 //! | `robert_captcha_outstanding` | gauge | – |
 //! | `robert_http_connections_open`, `robert_http_connections_max` | gauge | – (see [`crate::connections`]) |
 //! | `robert_http_connections_accepted_total`, `robert_http_connections_evicted_total`, `robert_http_connection_cap_waits_total`, `robert_http_header_timeouts_total`, `robert_http_slow_bodies_total` | counter | – |
+//! | `robert_report_code_checks_limited_total` | counter | – (reports refused with 429: too many codes tried by one client) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,8 +46,8 @@ pub const ROUTES: [&str; 17] = [
     "other",
 ];
 
-const STATUSES: [u16; 14] = [
-    200, 201, 400, 401, 404, 405, 408, 410, 413, 415, 430, 500, 503, 0,
+const STATUSES: [u16; 15] = [
+    200, 201, 400, 401, 404, 405, 408, 410, 413, 415, 429, 430, 500, 503, 0,
 ];
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -124,6 +126,8 @@ pub struct Metrics {
     report_hellos: Histogram<{ HELLO_BUCKETS.len() }>,
     report_contacts_total: AtomicU64,
     report_hellos_total: AtomicU64,
+    report_rssi_out_of_range_total: AtomicU64,
+    report_code_checks_limited_total: AtomicU64,
     key_days_ahead: AtomicU64,
     batch_ok: AtomicU64,
     batch_failed: AtomicU64,
@@ -169,6 +173,8 @@ impl Metrics {
             report_hellos: Histogram::new(HELLO_BUCKETS),
             report_contacts_total: AtomicU64::new(0),
             report_hellos_total: AtomicU64::new(0),
+            report_rssi_out_of_range_total: AtomicU64::new(0),
+            report_code_checks_limited_total: AtomicU64::new(0),
             key_days_ahead: AtomicU64::new(0),
             batch_ok: AtomicU64::new(0),
             batch_failed: AtomicU64::new(0),
@@ -203,14 +209,23 @@ impl Metrics {
         r.latency.observe(elapsed.as_secs_f64());
     }
 
-    /// Records an accepted report.
-    pub fn observe_report(&self, contacts: usize, hellos: u64) {
+    /// Records an accepted report: its contacts, HELLOs, and HELLOs whose
+    /// RSSI was out of range (stored clamped).
+    pub fn observe_report(&self, contacts: usize, hellos: u64, rssi_out_of_range: u64) {
+        self.report_rssi_out_of_range_total
+            .fetch_add(rssi_out_of_range, Ordering::Relaxed);
         #[allow(clippy::cast_precision_loss)]
         self.report_hellos.observe(hellos as f64);
         self.report_contacts_total
             .fetch_add(contacts as u64, Ordering::Relaxed);
         self.report_hellos_total
             .fetch_add(hellos, Ordering::Relaxed);
+    }
+
+    /// Counts a report refused because its client tried too many codes.
+    pub fn observe_code_checks_limited(&self) {
+        self.report_code_checks_limited_total
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets the number of K_S days held after today.
@@ -287,6 +302,16 @@ impl Metrics {
                 "robert_report_hellos_total",
                 "HELLO messages accepted in reports.",
                 &self.report_hellos_total,
+            ),
+            (
+                "robert_report_rssi_out_of_range_total",
+                "HELLOs of accepted reports whose rssiCalibrated was outside -127..127 (stored clamped).",
+                &self.report_rssi_out_of_range_total,
+            ),
+            (
+                "robert_report_code_checks_limited_total",
+                "Reports refused with 429: too many submission codes tried by one client.",
+                &self.report_code_checks_limited_total,
             ),
         ] {
             let _ = writeln!(
@@ -376,7 +401,7 @@ mod tests {
             404,
             Duration::from_millis(1),
         );
-        m.observe_report(2, 150);
+        m.observe_report(2, 150, 0);
         m.observe_batch(true, Some(&serde_json::json!({"contactsProcessed": 3, "timing": {"totalMs": 12.5}, "name": "x"})));
         let text = m.render();
         assert!(

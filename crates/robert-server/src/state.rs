@@ -9,6 +9,7 @@ use robert_store::Store;
 use serde_json::value::RawValue;
 
 use crate::captcha::Captcha;
+use crate::client::KeyedRateLimiter;
 use crate::clock::SharedClock;
 use crate::codes::CodesClient;
 use crate::config::Config;
@@ -80,6 +81,9 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Bounds concurrent `/report` processing.
     pub report_slots: tokio::sync::Semaphore,
+    /// Per-client limit of the submission codes tried at `/report`
+    /// (`limits.code_checks_per_minute`).
+    pub code_checks: KeyedRateLimiter,
     app_config: RwLock<Option<AppConfigCache>>,
 }
 
@@ -124,6 +128,7 @@ impl AppState {
     /// Assembles the state.
     pub fn new(parts: StateParts) -> Self {
         let slots = parts.config.limits.max_concurrent_reports;
+        let code_checks = KeyedRateLimiter::per_minute(parts.config.limits.code_checks_per_minute);
         Self(Arc::new(Inner {
             start: parts.config.protocol.start(),
             store: parts.store,
@@ -136,6 +141,7 @@ impl AppState {
             tokens: parts.tokens,
             metrics: Metrics::new(),
             report_slots: tokio::sync::Semaphore::new(slots),
+            code_checks,
             app_config: RwLock::new(None),
         }))
     }

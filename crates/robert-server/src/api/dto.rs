@@ -224,20 +224,33 @@ pub struct ReportRequestDto {
     pub contacts: Option<Vec<ContactDto>>,
 }
 
-/// Lowest `rssiCalibrated` accepted.
+/// Lowest `rssiCalibrated` stored: lower values are stored as −127.
 pub const RSSI_MIN: i64 = -127;
-/// Highest `rssiCalibrated` accepted; values above 0 are stored as 0.
+/// Highest `rssiCalibrated` of the protocol's range; values above 0 are
+/// stored as 0.
 pub const RSSI_MAX: i64 = 127;
+
+/// A `/report` body that passed validation.
+#[derive(Debug)]
+pub struct ValidReport<'a> {
+    /// The submission code.
+    pub token: &'a str,
+    /// The contacts, RSSIs clamped to −127..=0.
+    pub contacts: Vec<UploadedContact>,
+    /// HELLOs in the report.
+    pub hellos: u64,
+    /// HELLOs whose `rssiCalibrated` was outside −127..=127 (clamped, kept).
+    pub rssi_out_of_range: u64,
+}
 /// Longest token accepted (JWT codes are a few hundred characters).
 pub const TOKEN_MAX_LEN: usize = 4096;
 
 impl ReportRequestDto {
     /// Checks the token's presence and converts every contact, enforcing the
-    /// limits. Positive RSSIs are clamped to 0 (see DEVIATIONS.md).
-    pub fn validate(
-        &self,
-        limits: &LimitsConfig,
-    ) -> Result<(&str, Vec<UploadedContact>, u64), ApiError> {
+    /// limits. RSSIs are clamped to −127..=0, never rejected: above 0 to 0,
+    /// below −127 to −127; those outside the protocol's −127..=127 are
+    /// counted in [`ValidReport::rssi_out_of_range`] (see DEVIATIONS.md).
+    pub fn validate(&self, limits: &LimitsConfig) -> Result<ValidReport<'_>, ApiError> {
         let token = required(&self.token, "token")?;
         if token.len() > TOKEN_MAX_LEN {
             return Err(ApiError::invalid(format!(
@@ -255,6 +268,7 @@ impl ReportRequestDto {
             )));
         }
         let mut total: u64 = 0;
+        let mut rssi_out_of_range: u64 = 0;
         let mut out = Vec::with_capacity(contacts.len());
         for (i, c) in contacts.iter().enumerate() {
             let at = |f: &str| format!("contacts[{i}].{f}");
@@ -307,13 +321,10 @@ impl ReportRequestDto {
                 let mac = HelloMac(fixed_b64::<5>(&h.mac, &at("mac"))?);
                 let rssi = need(h.rssi_calibrated, "rssiCalibrated")?;
                 if !(RSSI_MIN..=RSSI_MAX).contains(&rssi) {
-                    return Err(ApiError::invalid(format!(
-                        "{}: must be between {RSSI_MIN} and {RSSI_MAX}",
-                        at("rssiCalibrated")
-                    )));
+                    rssi_out_of_range += 1;
                 }
-                // In range by the check above.
-                let rssi = i16::try_from(rssi.min(0)).unwrap_or(0);
+                // In −127..=0 after the clamp, so the conversion cannot fail.
+                let rssi = i16::try_from(rssi.clamp(RSSI_MIN, 0)).unwrap_or(0);
                 hellos.push(UploadedHello {
                     time_collected: NtpSeconds(u64::from(tc)),
                     time_sent: Time16(t16),
@@ -327,7 +338,12 @@ impl ReportRequestDto {
                 hellos,
             });
         }
-        Ok((token, out, total))
+        Ok(ValidReport {
+            token,
+            contacts: out,
+            hellos: total,
+            rssi_out_of_range,
+        })
     }
 }
 
@@ -577,7 +593,7 @@ mod tests {
     fn report(json: &str) -> Result<(String, Vec<UploadedContact>, u64), ApiError> {
         let dto = parse_json::<ReportRequestDto>(json.as_bytes())?;
         dto.validate(&LimitsConfig::default())
-            .map(|(t, c, n)| (t.to_owned(), c, n))
+            .map(|v| (v.token.to_owned(), v.contacts, v.hellos))
     }
 
     #[test]
@@ -643,12 +659,8 @@ mod tests {
                 "contacts[0].ids[0].rssiCalibrated: required",
             ),
             (
-                body(&hello("1", "1", r#""AQIDBAU=""#, "-128")),
-                "contacts[0].ids[0].rssiCalibrated",
-            ),
-            (
-                body(&hello("1", "1", r#""AQIDBAU=""#, "128")),
-                "contacts[0].ids[0].rssiCalibrated",
+                body(&hello("1", "1", r#""AQIDBAU=""#, "-60.5")),
+                "contacts[0].ids[0].rssiCalibrated: invalid type",
             ),
             (body(""), "contacts[0].ids: at least one"),
             (
@@ -680,6 +692,34 @@ mod tests {
         );
     }
 
+    /// Compatibility report M3: a peer's Int8 byte minus a gain can be
+    /// −128 or below; one such HELLO must not reject the declaration.
+    #[test]
+    fn out_of_range_rssi_is_clamped_and_counted() {
+        let hello = |rssi: &str| {
+            format!(
+                r#"{{"timeCollectedOnDevice":1,"timeFromHelloMessage":1,"mac":"AQIDBAU=","rssiCalibrated":{rssi}}}"#
+            )
+        };
+        let ids: Vec<String> = ["-128", "500", "-60", "127", "-127", "-9223372036854775808"]
+            .iter()
+            .map(|r| hello(r))
+            .collect();
+        let json = format!(
+            r#"{{"token":"t","contacts":[{{"ebid":"yqfVsPunrqc=","ecc":"wg==","ids":[{}]}}]}}"#,
+            ids.join(",")
+        );
+        let dto = parse_json::<ReportRequestDto>(json.as_bytes()).unwrap();
+        let v = dto.validate(&LimitsConfig::default()).unwrap();
+        let rssi: Vec<i16> = v.contacts[0]
+            .hellos
+            .iter()
+            .map(|h| h.rssi_calibrated)
+            .collect();
+        assert_eq!(rssi, [-127, 0, -60, 0, -127, -127]);
+        assert_eq!((v.hellos, v.rssi_out_of_range), (6, 3));
+    }
+
     #[test]
     fn report_limits() {
         let limits = LimitsConfig {
@@ -700,7 +740,7 @@ mod tests {
             parse_json::<ReportRequestDto>(json.as_bytes())
                 .unwrap()
                 .validate(&limits)
-                .map(|(_, _, n)| n)
+                .map(|v| v.hellos)
         };
         assert_eq!(r(vec![c(2), c(1)]).unwrap(), 3);
         assert!(r(vec![c(3)]).is_err());

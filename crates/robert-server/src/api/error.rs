@@ -13,7 +13,9 @@
 //! | [`ApiError::UnsupportedMediaType`] | 415 | what is expected |
 //! | [`ApiError::Timeout`], [`ApiError::BodyTooSlow`] | 408 | the limit |
 //! | [`ApiError::UnknownIdentity`] | 430 | "register again" (the reference's non-standard status) |
+//! | [`ApiError::TooManyRequests`] | 429, `Retry-After` | the reason (per-client captcha quota, code checks at `/report`) |
 //! | [`ApiError::Unavailable`] | 503 | the reason (no K_S for today, captcha capacity) |
+//! | [`ApiError::RetryLater`] | 503, `Retry-After` | the reason (a report with this code still in progress) |
 //! | [`ApiError::Internal`] | 500 | `"An error occurred"`; the cause is logged, never sent |
 //!
 //! Every body is JSON: `{"message": "...", "detail": "..."?}`. Messages
@@ -68,9 +70,25 @@ pub enum ApiError {
     /// (bytes per second).
     #[error("Request body too slow (below {0} bytes/s)")]
     BodyTooSlow(u64),
+    /// A per-client limit: retry after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was limited.
+        message: String,
+        /// Seconds before a retry can succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// Temporarily unable to serve.
     #[error("{0}")]
     Unavailable(String),
+    /// Temporarily unable to serve: retry after `retry_after_secs`.
+    #[error("{message}")]
+    RetryLater {
+        /// Why.
+        message: String,
+        /// Seconds before a retry (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// Our fault; details are logged.
     #[error("An error occurred")]
     Internal(String),
@@ -100,7 +118,8 @@ impl ApiError {
                 StatusCode::from_u16(STATUS_430).unwrap_or(StatusCode::BAD_REQUEST)
             }
             Self::Timeout(_) | Self::BodyTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::RetryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,14 +148,27 @@ impl IntoResponse for ApiError {
             }
             other => (other.to_string(), None),
         };
-        (
+        let mut resp = (
             status,
             Json(Body {
                 message: &message,
                 detail,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | Self::RetryLater {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            );
+        }
+        resp
     }
 }
 

@@ -8,12 +8,17 @@
 //!   "Invalid data", the detail naming the field path
 //!   (`contacts[3].ids[0].rssiCalibrated: …`).
 
-use axum::extract::{FromRequest, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::client::ClientKey;
+use crate::state::AppState;
 
 /// A JSON body of type `T`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -96,6 +101,30 @@ pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
                 ApiError::Malformed(format!("cannot read the request body: {rejection}"))
             }
         })
+    }
+}
+
+/// The client of a request, for the per-client limits: the peer address, or
+/// the forwarded one behind a trusted proxy (see [`ClientKey`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub ClientKey);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Self(ClientKey::from_parts(
+            peer,
+            &parts.headers,
+            &state.config.server.trusted_proxies,
+        )))
     }
 }
 

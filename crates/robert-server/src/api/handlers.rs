@@ -21,7 +21,7 @@ use super::dto::{
     RegisterRequestDto, RegisterResponse, ReportRequestDto, StatusResponse, SuccessResponse,
 };
 use super::error::ApiError;
-use super::extract::{ApiJson, json_body, parse_json};
+use super::extract::{ApiJson, Client, json_body, parse_json};
 use crate::captcha::{CaptchaError, CaptchaKind};
 use crate::codes::Verification;
 use crate::keystore::{KeyEncryptionKey, KeyOpError, KeyRing};
@@ -304,6 +304,7 @@ pub(super) async fn delete_history(
 /// parsing, which runs on a blocking thread (a large report takes a while).
 pub(super) async fn report(
     State(state): State<AppState>,
+    Client(client): Client,
     req: Request,
 ) -> Result<Response, ApiError> {
     let bytes = json_body(req, &state).await?;
@@ -315,13 +316,35 @@ pub(super) async fn report(
     let limits = state.config.limits.clone();
     // Everything is validated before the code is checked: a malformed report
     // must not burn the user's one-time code.
-    let (token, contacts, hellos) = tokio::task::spawn_blocking(move || {
+    let (token, contacts, hellos, rssi_out_of_range) = tokio::task::spawn_blocking(move || {
         let dto: ReportRequestDto = parse_json(&bytes)?;
-        dto.validate(&limits)
-            .map(|(token, contacts, hellos)| (token.to_owned(), contacts, hellos))
+        dto.validate(&limits).map(|v| {
+            (
+                v.token.to_owned(),
+                v.contacts,
+                v.hellos,
+                v.rssi_out_of_range,
+            )
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(format!("report parsing task: {e}")))??;
+    // Every code tried counts against its client, whatever the outcome
+    // (attacks-and-faults.md D2: /report was a way around the code
+    // service's per-address verify limit).
+    if state.codes.checks_tokens()
+        && let Err(wait) = state
+            .code_checks
+            .check(client, state.clock.now_unix_millis())
+    {
+        state.metrics.observe_code_checks_limited();
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "Too many submission codes tried from this address: retry in {wait} s"
+            ),
+            retry_after_secs: wait,
+        });
+    }
     match state.codes.verify(&token).await {
         Verification::Valid | Verification::Skipped => {}
         Verification::Invalid | Verification::Unavailable => {
@@ -333,7 +356,9 @@ pub(super) async fn report(
     }
     let now = state.clock.now_ntp();
     state.store.insert_contacts(&contacts, now).await?;
-    state.metrics.observe_report(contacts.len(), hellos);
+    state
+        .metrics
+        .observe_report(contacts.len(), hellos, rssi_out_of_range);
     tracing::info!(contacts = contacts.len(), hellos, "report stored");
     Ok(Json(SuccessResponse {
         success: true,
@@ -348,6 +373,7 @@ pub(super) async fn report(
 /// `POST /api/v6/captcha`.
 pub(super) async fn captcha_create(
     State(state): State<AppState>,
+    Client(client): Client,
     ApiJson(body): ApiJson<CaptchaRequestDto>,
 ) -> Result<Response, ApiError> {
     let type_str = body
@@ -370,7 +396,7 @@ pub(super) async fn captcha_create(
     }
     let id = state
         .captcha
-        .create(kind, type_str, locale, state.clock.now_unix())
+        .create(kind, type_str, locale, client, state.clock.now_unix())
         .await
         .map_err(captcha_error)?;
     if let crate::captcha::Captcha::Builtin(b) = &state.captcha {
@@ -392,6 +418,10 @@ fn captcha_error(e: CaptchaError) -> ApiError {
     match e {
         CaptchaError::NotFound => ApiError::NotFound("Captcha not found or expired".into()),
         CaptchaError::Busy => ApiError::Unavailable(e.to_string()),
+        CaptchaError::ClientQuota { retry_after_secs } => ApiError::TooManyRequests {
+            message: e.to_string(),
+            retry_after_secs,
+        },
         CaptchaError::WrongKind {
             challenge: CaptchaKind::Audio,
         } => ApiError::NotFound(

@@ -1,24 +1,31 @@
 //! The built-in captcha provider: distorted PNG text challenges and spoken
 //! digit challenges, with one-time, expiring answers, kept in memory.
 //!
-//! * An image answer is `length` characters of [`font::ALPHABET`] (31
+//! * An image answer is `length` characters of [`font::ALPHABET`] (25
 //!   symbols, no look-alikes); an audio answer is `length` digits `0`–`9`,
 //!   read in the challenge's locale ([`audio`]). Both go through the same
 //!   check: trimmed, compared case-insensitively and in constant time.
 //! * A challenge is consumed by its first check, right or wrong, so an
 //!   answer cannot be guessed by repeated tries.
-//! * Challenges expire after `ttl`; at most `max_outstanding` exist at once.
-//! * The image is rendered on the first fetch and cached with the challenge.
-//!   The audio (about 100 kB) is not cached: it is rendered at each fetch
-//!   from a random seed kept with the challenge, so every fetch returns the
-//!   same bytes.
+//! * Challenges expire after `ttl`; at most `max_outstanding` exist at once
+//!   (503 beyond), and at most `max_outstanding_per_client` of one client
+//!   ([`ClientKey`]: an IPv4 address or an IPv6 /64), 429 beyond. The
+//!   per-client quota is below the global cap, so one client filling its
+//!   quota leaves captchas for everyone else (attacks-and-faults.md D1).
+//! * Media are rendered from a random seed kept with the challenge, so every
+//!   fetch returns the same bytes. Audio (about 100 kB) is rendered at each
+//!   fetch; PNGs (about 15 kB) are kept in a cache of at most
+//!   `image_cache_entries`, oldest out first: memory does not grow with the
+//!   number of outstanding challenges.
 //! * Fetching the image of an audio challenge, or the reverse, is
 //!   [`CaptchaError::WrongKind`] and does not consume the challenge.
+//! * Expired challenges are swept at each creation, oldest first (amortized
+//!   constant time under the lock).
 //!
 //! State is per process: several server instances behind one address need
 //! the external provider (or sticky routing).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
@@ -28,17 +35,18 @@ use zeroize::Zeroizing;
 
 use super::audio::{self, AudioLocale};
 use super::{CaptchaError, CaptchaKind, font};
+use crate::client::ClientKey;
 
 /// Image width in pixels.
 pub const WIDTH: u32 = 220;
 /// Image height in pixels.
 pub const HEIGHT: u32 = 80;
 
-/// What a challenge is shown as.
+/// What a challenge is shown as; both are rendered from `seed`.
 enum Form {
-    /// A PNG, rendered on the first fetch.
-    Image { png: Option<Arc<Vec<u8>>> },
-    /// A WAV, rendered at each fetch from `seed`.
+    /// A PNG.
+    Image { seed: [u8; 32] },
+    /// A WAV.
     Audio { locale: AudioLocale, seed: [u8; 32] },
 }
 
@@ -46,6 +54,7 @@ struct Challenge {
     answer: Zeroizing<Vec<u8>>,
     expires_unix: i64,
     form: Form,
+    client: ClientKey,
 }
 
 impl Challenge {
@@ -57,11 +66,95 @@ impl Challenge {
     }
 }
 
+/// The challenges and their indexes, under one lock.
+#[derive(Default)]
+struct Table {
+    challenges: HashMap<String, Challenge>,
+    /// Expiry times of each client's outstanding challenges.
+    per_client: HashMap<ClientKey, Vec<i64>>,
+    /// Challenges in creation order (= expiry order, the TTL being fixed),
+    /// for the sweep; ids already consumed are skipped.
+    by_age: VecDeque<(i64, String)>,
+}
+
+impl Table {
+    /// Removes a challenge and its per-client slot.
+    fn remove(&mut self, id: &str) -> Option<Challenge> {
+        let c = self.challenges.remove(id)?;
+        if let Some(slots) = self.per_client.get_mut(&c.client) {
+            if let Some(i) = slots.iter().position(|e| *e == c.expires_unix) {
+                slots.swap_remove(i);
+            }
+            if slots.is_empty() {
+                self.per_client.remove(&c.client);
+            }
+        }
+        Some(c)
+    }
+
+    /// Drops the expired challenges, oldest first, and compacts the age
+    /// queue when consumed ids make up most of it.
+    fn sweep(&mut self, now_unix: i64) -> Vec<String> {
+        let mut gone = Vec::new();
+        while let Some((expires, _)) = self.by_age.front() {
+            if *expires > now_unix {
+                break;
+            }
+            if let Some((_, id)) = self.by_age.pop_front()
+                && self.remove(&id).is_some()
+            {
+                gone.push(id);
+            }
+        }
+        if self.by_age.len() > 2 * self.challenges.len() + 1024 {
+            let live = &self.challenges;
+            self.by_age.retain(|(_, id)| live.contains_key(id));
+        }
+        gone
+    }
+}
+
+/// A bounded cache of rendered PNGs, oldest out first.
+#[derive(Default)]
+struct ImageCache {
+    pngs: HashMap<String, Arc<Vec<u8>>>,
+    order: VecDeque<String>,
+}
+
+impl ImageCache {
+    fn insert(&mut self, id: String, png: Arc<Vec<u8>>, capacity: usize) {
+        if capacity == 0 || self.pngs.contains_key(&id) {
+            return;
+        }
+        while self.pngs.len() >= capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.pngs.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.order.push_back(id.clone());
+        self.pngs.insert(id, png);
+        if self.order.len() > 2 * capacity {
+            let pngs = &self.pngs;
+            self.order.retain(|id| pngs.contains_key(id));
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.pngs.remove(id);
+    }
+}
+
 /// The built-in provider's state.
 pub struct BuiltinCaptcha {
-    challenges: Mutex<HashMap<String, Challenge>>,
+    table: Mutex<Table>,
+    images: Mutex<ImageCache>,
     ttl_secs: i64,
     max_outstanding: usize,
+    max_per_client: usize,
+    image_cache_entries: usize,
     length: usize,
 }
 
@@ -70,34 +163,63 @@ impl std::fmt::Debug for BuiltinCaptcha {
         f.debug_struct("BuiltinCaptcha")
             .field("ttl_secs", &self.ttl_secs)
             .field("max_outstanding", &self.max_outstanding)
+            .field("max_per_client", &self.max_per_client)
             .finish_non_exhaustive()
     }
 }
 
+/// The limits of a [`BuiltinCaptcha`].
+#[derive(Clone, Copy, Debug)]
+pub struct BuiltinLimits {
+    /// Seconds a challenge stays valid.
+    pub ttl_secs: u64,
+    /// Outstanding challenges, all clients together.
+    pub max_outstanding: usize,
+    /// Outstanding challenges of one client.
+    pub max_outstanding_per_client: usize,
+    /// Rendered PNGs kept in memory.
+    pub image_cache_entries: usize,
+    /// Characters (or digits) per answer.
+    pub length: usize,
+}
+
 impl BuiltinCaptcha {
     /// A provider with the given settings.
-    pub fn new(ttl_secs: u64, max_outstanding: usize, length: usize) -> Self {
+    pub fn new(limits: BuiltinLimits) -> Self {
         Self {
-            challenges: Mutex::new(HashMap::new()),
-            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 4),
-            max_outstanding,
-            length,
+            table: Mutex::new(Table::default()),
+            images: Mutex::new(ImageCache::default()),
+            ttl_secs: i64::try_from(limits.ttl_secs).unwrap_or(i64::MAX / 4),
+            max_outstanding: limits.max_outstanding,
+            max_per_client: limits.max_outstanding_per_client,
+            image_cache_entries: limits.image_cache_entries,
+            length: limits.length,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
-        self.challenges
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Creates a challenge of `kind` and returns its id. `locale` (a
-    /// request's `locale`, see [`AudioLocale::from_tag`]) is the language
-    /// of an audio challenge; images ignore it.
+    fn images(&self) -> std::sync::MutexGuard<'_, ImageCache> {
+        self.images
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates a challenge of `kind` for `client` and returns its id.
+    /// `locale` (a request's `locale`, see [`AudioLocale::from_tag`]) is the
+    /// language of an audio challenge; images ignore it.
+    ///
+    /// Errors: [`CaptchaError::ClientQuota`] when `client` already holds its
+    /// quota, [`CaptchaError::Busy`] when the global cap is reached.
     pub fn create(
         &self,
         kind: CaptchaKind,
         locale: &str,
+        client: ClientKey,
         now_unix: i64,
     ) -> Result<String, CaptchaError> {
         let mut rng = rand::rng();
@@ -109,46 +231,65 @@ impl BuiltinCaptcha {
         for _ in 0..self.length {
             answer.push(symbols[rng.random_range(0..symbols.len())]);
         }
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
         let form = match kind {
-            CaptchaKind::Image => Form::Image { png: None },
-            CaptchaKind::Audio => {
-                let mut seed = [0u8; 32];
-                rng.fill_bytes(&mut seed);
-                Form::Audio {
-                    locale: AudioLocale::from_tag(locale),
-                    seed,
-                }
-            }
+            CaptchaKind::Image => Form::Image { seed },
+            CaptchaKind::Audio => Form::Audio {
+                locale: AudioLocale::from_tag(locale),
+                seed,
+            },
         };
         let mut id_bytes = [0u8; 16];
         rng.fill_bytes(&mut id_bytes);
         let id = hex::encode(id_bytes);
-        let mut map = self.lock();
-        if map.len() >= self.max_outstanding {
-            map.retain(|_, c| c.expires_unix > now_unix);
-            if map.len() >= self.max_outstanding {
+        let expires_unix = now_unix.saturating_add(self.ttl_secs);
+        let gone = {
+            let mut t = self.lock();
+            let gone = t.sweep(now_unix);
+            if let Some(slots) = t.per_client.get_mut(&client) {
+                // Expiries of this client left behind by a clock moved back.
+                slots.retain(|e| *e > now_unix);
+                if slots.len() >= self.max_per_client {
+                    let first = slots.iter().copied().min().unwrap_or(expires_unix);
+                    let wait = u64::try_from(first - now_unix).unwrap_or(1).max(1);
+                    return Err(CaptchaError::ClientQuota {
+                        retry_after_secs: wait,
+                    });
+                }
+            }
+            if t.challenges.len() >= self.max_outstanding {
                 return Err(CaptchaError::Busy);
             }
+            t.per_client.entry(client).or_default().push(expires_unix);
+            t.by_age.push_back((expires_unix, id.clone()));
+            t.challenges.insert(
+                id.clone(),
+                Challenge {
+                    answer,
+                    expires_unix,
+                    form,
+                    client,
+                },
+            );
+            gone
+        };
+        if !gone.is_empty() {
+            let mut images = self.images();
+            for id in &gone {
+                images.remove(id);
+            }
         }
-        map.insert(
-            id.clone(),
-            Challenge {
-                answer,
-                expires_unix: now_unix.saturating_add(self.ttl_secs),
-                form,
-            },
-        );
         Ok(id)
     }
 
-    /// The PNG of an image challenge.
+    /// The PNG of an image challenge (the same bytes at every fetch).
     pub fn image(&self, id: &str, now_unix: i64) -> Result<Arc<Vec<u8>>, CaptchaError> {
-        let answer = {
-            let map = self.lock();
-            let c = live(&map, id, now_unix)?;
-            match &c.form {
-                Form::Image { png: Some(png) } => return Ok(png.clone()),
-                Form::Image { png: None } => c.answer.clone(),
+        let (answer, seed) = {
+            let t = self.lock();
+            let c = live(&t.challenges, id, now_unix)?;
+            match c.form {
+                Form::Image { seed } => (c.answer.clone(), seed),
                 Form::Audio { .. } => {
                     return Err(CaptchaError::WrongKind {
                         challenge: c.kind(),
@@ -156,24 +297,21 @@ impl BuiltinCaptcha {
                 }
             }
         };
-        // Render outside the lock.
-        let png = Arc::new(render_png(&answer)?);
-        let mut map = self.lock();
-        if let Some(Challenge {
-            form: Form::Image { png: slot },
-            ..
-        }) = map.get_mut(id)
-        {
-            *slot = Some(png.clone());
+        if let Some(png) = self.images().pngs.get(id) {
+            return Ok(png.clone());
         }
+        // Render outside the locks.
+        let png = Arc::new(render_png_with(&answer, &mut StdRng::from_seed(seed))?);
+        self.images()
+            .insert(id.to_owned(), png.clone(), self.image_cache_entries);
         Ok(png)
     }
 
     /// The WAV of an audio challenge (the same bytes at every fetch).
     pub fn audio(&self, id: &str, now_unix: i64) -> Result<Vec<u8>, CaptchaError> {
         let (answer, locale, seed) = {
-            let map = self.lock();
-            let c = live(&map, id, now_unix)?;
+            let t = self.lock();
+            let c = live(&t.challenges, id, now_unix)?;
             match c.form {
                 Form::Audio { locale, seed } => (c.answer.clone(), locale, seed),
                 Form::Image { .. } => {
@@ -196,6 +334,7 @@ impl BuiltinCaptcha {
         let Some(c) = self.lock().remove(id) else {
             return false;
         };
+        self.images().remove(id);
         if c.expires_unix <= now_unix {
             return false;
         }
@@ -205,13 +344,19 @@ impl BuiltinCaptcha {
 
     /// Number of outstanding challenges (for metrics).
     pub fn outstanding(&self) -> usize {
-        self.lock().len()
+        self.lock().challenges.len()
+    }
+
+    /// Number of PNGs held in memory.
+    pub fn cached_images(&self) -> usize {
+        self.images().pngs.len()
     }
 
     /// Test hook: the answer of a challenge, without consuming it.
     #[doc(hidden)]
     pub fn peek_answer(&self, id: &str) -> Option<String> {
         self.lock()
+            .challenges
             .get(id)
             .map(|c| String::from_utf8_lossy(&c.answer).into_owned())
     }
@@ -228,10 +373,17 @@ fn live<'m>(
         .ok_or(CaptchaError::NotFound)
 }
 
-/// Renders `text` as a distorted grayscale PNG.
+/// Renders `text` as a distorted grayscale PNG, with fresh randomness.
 pub fn render_png(text: &[u8]) -> Result<Vec<u8>, CaptchaError> {
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    render_png_with(text, &mut StdRng::from_seed(seed))
+}
+
+/// Renders `text` as a distorted grayscale PNG, its distortions drawn from
+/// `rng` (the same seed gives the same bytes).
+fn render_png_with(text: &[u8], rng: &mut StdRng) -> Result<Vec<u8>, CaptchaError> {
     let (w, h) = (WIDTH as usize, HEIGHT as usize);
-    let mut rng = rand::rng();
     // Light, noisy background.
     let mut px: Vec<u8> = (0..w * h).map(|_| rng.random_range(200..=255u8)).collect();
     let dark = |px: &mut Vec<u8>, x: i64, y: i64, v: u8| {
@@ -307,10 +459,22 @@ pub fn render_png(text: &[u8]) -> Result<Vec<u8>, CaptchaError> {
 mod tests {
     use super::*;
 
+    const ME: ClientKey = ClientKey::V4([192, 0, 2, 1]);
+
+    fn provider(ttl_secs: u64, max_outstanding: usize, length: usize) -> BuiltinCaptcha {
+        BuiltinCaptcha::new(BuiltinLimits {
+            ttl_secs,
+            max_outstanding,
+            max_outstanding_per_client: usize::MAX,
+            image_cache_entries: 100,
+            length,
+        })
+    }
+
     #[test]
     fn one_time_expiring_answers() {
-        let c = BuiltinCaptcha::new(60, 10, 6);
-        let id = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
+        let c = provider(60, 10, 6);
+        let id = c.create(CaptchaKind::Image, "fr", ME, 1000).unwrap();
         assert_eq!(id.len(), 32);
         let answer = c.peek_answer(&id).unwrap();
         assert_eq!(answer.len(), 6);
@@ -328,7 +492,7 @@ mod tests {
         assert!(!c.check(&id, &answer, 1004), "one-time");
         assert!(matches!(c.image(&id, 1004), Err(CaptchaError::NotFound)));
 
-        let id = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
+        let id = c.create(CaptchaKind::Image, "fr", ME, 1000).unwrap();
         let wrong = c.peek_answer(&id).unwrap().replace(|_| true, "Z");
         let wrong = if wrong == c.peek_answer(&id).unwrap() {
             "222222".into()
@@ -341,7 +505,7 @@ mod tests {
             "a wrong answer consumes it too"
         );
 
-        let id = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
+        let id = c.create(CaptchaKind::Image, "fr", ME, 1000).unwrap();
         let answer = c.peek_answer(&id).unwrap();
         assert!(matches!(c.image(&id, 1060), Err(CaptchaError::NotFound)));
         assert!(!c.check(&id, &answer, 1060), "expired");
@@ -350,8 +514,8 @@ mod tests {
 
     #[test]
     fn audio_challenges() {
-        let c = BuiltinCaptcha::new(60, 10, 6);
-        let id = c.create(CaptchaKind::Audio, "fr", 1000).unwrap();
+        let c = provider(60, 10, 6);
+        let id = c.create(CaptchaKind::Audio, "fr", ME, 1000).unwrap();
         let answer = c.peek_answer(&id).unwrap();
         assert_eq!(answer.len(), 6);
         assert!(answer.bytes().all(|b| b.is_ascii_digit()), "{answer:?}");
@@ -366,7 +530,7 @@ mod tests {
                 challenge: CaptchaKind::Audio
             })
         ));
-        let img = c.create(CaptchaKind::Image, "fr", 1000).unwrap();
+        let img = c.create(CaptchaKind::Image, "fr", ME, 1000).unwrap();
         assert!(matches!(
             c.audio(&img, 1002),
             Err(CaptchaError::WrongKind {
@@ -380,8 +544,8 @@ mod tests {
         assert!(matches!(c.audio(&id, 1004), Err(CaptchaError::NotFound)));
 
         // Another challenge reads other digits, or the same differently.
-        let other = c.create(CaptchaKind::Audio, "fr", 1000).unwrap();
-        let id = c.create(CaptchaKind::Audio, "fr", 1000).unwrap();
+        let other = c.create(CaptchaKind::Audio, "fr", ME, 1000).unwrap();
+        let id = c.create(CaptchaKind::Audio, "fr", ME, 1000).unwrap();
         assert_ne!(c.audio(&other, 1001).unwrap(), c.audio(&id, 1001).unwrap());
         // A wrong answer consumes it.
         let answer = c.peek_answer(&id).unwrap();
@@ -396,26 +560,88 @@ mod tests {
         assert!(!c.check(&other, "000000", 1060));
 
         // English, and unknown locales fall back to French.
-        let en = c.create(CaptchaKind::Audio, "en-GB", 1000).unwrap();
-        let de = c.create(CaptchaKind::Audio, "de", 1000).unwrap();
-        let map = c.lock();
+        let en = c.create(CaptchaKind::Audio, "en-GB", ME, 1000).unwrap();
+        let de = c.create(CaptchaKind::Audio, "de", ME, 1000).unwrap();
+        let t = c.lock();
         for (id, want) in [(&en, AudioLocale::En), (&de, AudioLocale::Fr)] {
-            assert!(matches!(map[id.as_str()].form, Form::Audio { locale, .. } if locale == want));
+            assert!(
+                matches!(t.challenges[id.as_str()].form, Form::Audio { locale, .. } if locale == want)
+            );
         }
     }
 
     #[test]
     fn bounded_outstanding() {
-        let c = BuiltinCaptcha::new(60, 3, 4);
+        let c = provider(60, 3, 4);
         for _ in 0..3 {
-            c.create(CaptchaKind::Image, "fr", 0).unwrap();
+            c.create(CaptchaKind::Image, "fr", ME, 0).unwrap();
         }
         assert!(matches!(
-            c.create(CaptchaKind::Image, "fr", 10),
+            c.create(CaptchaKind::Image, "fr", ME, 10),
             Err(CaptchaError::Busy)
         ));
         // Once they expire, room is made.
-        assert!(c.create(CaptchaKind::Audio, "en", 61).is_ok());
+        assert!(c.create(CaptchaKind::Audio, "en", ME, 61).is_ok());
         assert_eq!(c.outstanding(), 1);
+    }
+
+    /// D1: one client fills its quota; others still get challenges; the
+    /// global cap stays out of one client's reach; its slots come back as
+    /// its challenges are answered or expire.
+    #[test]
+    fn per_client_quota() {
+        let c = BuiltinCaptcha::new(BuiltinLimits {
+            ttl_secs: 60,
+            max_outstanding: 10,
+            max_outstanding_per_client: 3,
+            image_cache_entries: 100,
+            length: 6,
+        });
+        let other = ClientKey::V4([198, 51, 100, 9]);
+        let mine: Vec<String> = (0..3)
+            .map(|i| c.create(CaptchaKind::Image, "fr", ME, 1000 + i).unwrap())
+            .collect();
+        assert!(matches!(
+            c.create(CaptchaKind::Audio, "fr", ME, 1010),
+            Err(CaptchaError::ClientQuota {
+                retry_after_secs: 50
+            })
+        ));
+        assert!(c.create(CaptchaKind::Image, "fr", other, 1010).is_ok());
+        // Answering (even wrongly) frees a slot.
+        assert!(!c.check(&mine[0], "nope", 1011));
+        assert!(c.create(CaptchaKind::Image, "fr", ME, 1012).is_ok());
+        assert!(c.create(CaptchaKind::Image, "fr", ME, 1012).is_err());
+        // Expiry frees them all.
+        assert!(c.create(CaptchaKind::Image, "fr", ME, 1080).is_ok());
+        assert_eq!(c.outstanding(), 1, "expired ones are swept");
+        assert_eq!(c.lock().per_client.len(), 1);
+    }
+
+    #[test]
+    fn image_cache_is_bounded_and_fetches_are_stable() {
+        let c = BuiltinCaptcha::new(BuiltinLimits {
+            ttl_secs: 60,
+            max_outstanding: 1000,
+            max_outstanding_per_client: 999,
+            image_cache_entries: 4,
+            length: 6,
+        });
+        let ids: Vec<String> = (0..20)
+            .map(|_| c.create(CaptchaKind::Image, "fr", ME, 1000).unwrap())
+            .collect();
+        let first: Vec<Arc<Vec<u8>>> = ids.iter().map(|id| c.image(id, 1001).unwrap()).collect();
+        assert_eq!(c.cached_images(), 4);
+        // Evicted images render again to the same bytes.
+        for (id, png) in ids.iter().zip(&first) {
+            assert_eq!(&c.image(id, 1002).unwrap(), png);
+        }
+        assert!(c.cached_images() <= 4);
+        // A consumed challenge leaves the cache.
+        let last = ids.last().unwrap();
+        assert!(c.image(last, 1002).is_ok());
+        let before = c.cached_images();
+        c.check(last, "x", 1003);
+        assert_eq!(c.cached_images(), before - 1);
     }
 }

@@ -1,7 +1,8 @@
-//! A 5×7 bitmap font for the captcha alphabet (no 0/O, 1/I/L look-alikes).
+//! A 5×7 bitmap font for the captcha alphabet.
 
-/// The characters an answer is drawn from.
-pub const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+/// The characters an answer is drawn from: no look-alikes (0/O, 1/I/L, 2/Z,
+/// 5/S, 8/B are all left out), 25 symbols.
+pub const ALPHABET: &[u8] = b"ACDEFGHJKMNPQRTUVWXY34679";
 
 /// The glyph of a character: 7 rows of 5 bits (bit 4 = leftmost column).
 pub fn glyph(c: u8) -> [u8; 7] {
@@ -60,5 +61,19 @@ mod tests {
                 assert_ne!(g, h, "{} and {}", ALPHABET[i] as char, ALPHABET[j] as char);
             }
         }
+    }
+
+    /// Issue 12: the alphabet keeps none of the pairs that read alike once
+    /// distorted.
+    #[test]
+    fn no_ambiguous_glyphs() {
+        for c in b"0O1IL2Z5S8B" {
+            assert!(!ALPHABET.contains(c), "{} is ambiguous", *c as char);
+        }
+        assert_eq!(ALPHABET.len(), 25);
+        let mut sorted = ALPHABET.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ALPHABET.len());
     }
 }

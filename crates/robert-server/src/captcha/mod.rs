@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::client::ClientKey;
 use crate::config::{CaptchaConfig, CaptchaMode};
 
 /// Why a captcha operation failed.
@@ -31,6 +32,14 @@ pub enum CaptchaError {
     /// Too many outstanding challenges.
     #[error("too many outstanding captchas, retry later")]
     Busy,
+    /// This client already holds its quota of outstanding challenges.
+    #[error(
+        "too many outstanding captchas from this address: answer one of them or retry in {retry_after_secs} s"
+    )]
+    ClientQuota {
+        /// Seconds until the client's oldest challenge expires.
+        retry_after_secs: u64,
+    },
     /// The image could not be rendered.
     #[error("captcha rendering failed")]
     Render,
@@ -102,11 +111,15 @@ impl Captcha {
             tracing::error!(error = %e, "built-in audio captchas unavailable");
         }
         Ok(match cfg.mode {
-            CaptchaMode::Builtin => Self::Builtin(builtin::BuiltinCaptcha::new(
-                cfg.ttl_secs,
-                cfg.max_outstanding,
-                cfg.length,
-            )),
+            CaptchaMode::Builtin => {
+                Self::Builtin(builtin::BuiltinCaptcha::new(builtin::BuiltinLimits {
+                    ttl_secs: cfg.ttl_secs,
+                    max_outstanding: cfg.max_outstanding,
+                    max_outstanding_per_client: cfg.max_outstanding_per_client,
+                    image_cache_entries: cfg.image_cache_entries,
+                    length: cfg.length,
+                }))
+            }
             CaptchaMode::External => Self::External(external::ExternalCaptcha::new(&cfg.external)?),
             CaptchaMode::AcceptAny => Self::AcceptAny,
         })
@@ -121,16 +134,19 @@ impl Captcha {
         }
     }
 
-    /// Creates a challenge; returns its id.
+    /// Creates a challenge for `client`; returns its id. The built-in
+    /// provider enforces its per-client quota; an external service applies
+    /// its own limits.
     pub async fn create(
         &self,
         kind: CaptchaKind,
         type_str: &str,
         locale: &str,
+        client: ClientKey,
         now_unix: i64,
     ) -> Result<String, CaptchaError> {
         match self {
-            Self::Builtin(b) => b.create(kind, locale, now_unix),
+            Self::Builtin(b) => b.create(kind, locale, client, now_unix),
             Self::External(e) => e.create(type_str, locale).await,
             Self::AcceptAny => {
                 use rand::Rng as _;
@@ -199,12 +215,21 @@ mod tests {
 
     #[tokio::test]
     async fn media_of_each_kind() {
-        let b = Captcha::Builtin(builtin::BuiltinCaptcha::new(60, 10, 6));
+        let b = Captcha::Builtin(builtin::BuiltinCaptcha::new(builtin::BuiltinLimits {
+            ttl_secs: 60,
+            max_outstanding: 10,
+            max_outstanding_per_client: 5,
+            image_cache_entries: 10,
+            length: 6,
+        }));
         for (kind, content_type, magic) in [
             (CaptchaKind::Image, "image/png", &b"\x89PNG"[..]),
             (CaptchaKind::Audio, "audio/wav", &b"RIFF"[..]),
         ] {
-            let id = b.create(kind, &kind.to_string(), "en", 0).await.unwrap();
+            let id = b
+                .create(kind, &kind.to_string(), "en", ClientKey::Unknown, 0)
+                .await
+                .unwrap();
             let m = b.media(&id, kind, 1).await.unwrap();
             assert_eq!((m.status, m.content_type.as_str()), (200, content_type));
             assert!(m.body.starts_with(magic));

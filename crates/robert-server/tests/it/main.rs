@@ -11,6 +11,7 @@
 )]
 
 mod api;
+mod attacks;
 mod errors;
 mod fuzz;
 mod hsm;

@@ -37,6 +37,7 @@ pub fn today_noon() -> NtpSeconds {
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
+    pub headers: axum::http::HeaderMap,
     pub content_type: String,
     pub bytes: Vec<u8>,
     pub json: Value,
@@ -293,6 +294,7 @@ impl TestApp {
     pub async fn send(&self, req: Request<Body>) -> Resp {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let content_type = resp
             .headers()
             .get("content-type")
@@ -309,6 +311,7 @@ impl TestApp {
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Resp {
             status,
+            headers,
             content_type,
             bytes,
             json,
@@ -331,6 +334,18 @@ impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         self.post_raw(path, Some("application/json"), body.to_string())
             .await
+    }
+
+    /// A JSON POST from the client at `from` (as if on a socket from it).
+    pub async fn post_from(&self, from: &str, path: &str, body: &Value) -> Resp {
+        let mut req = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(
+            from.parse::<SocketAddr>().unwrap(),
+        ));
+        self.send(req).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
