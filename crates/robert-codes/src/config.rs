@@ -238,6 +238,12 @@ pub struct SftpConfig {
     /// Connection and transfer timeout in seconds.
     #[serde(default = "default_sftp_timeout")]
     pub timeout_seconds: u64,
+    /// Write each file as `<name>.part` and rename it when complete (the
+    /// default), so the recipient never picks up a partial file. Set to
+    /// `false` for drop folders that forbid rename: files are then written
+    /// under their final name, as the reference did, digest last.
+    #[serde(default = "default_true")]
+    pub atomic_rename: bool,
 }
 
 impl std::fmt::Debug for SftpConfig {
@@ -248,6 +254,7 @@ impl std::fmt::Debug for SftpConfig {
             .field("user", &self.user)
             .field("key_file", &self.key_file)
             .field("remote_dir", &self.remote_dir)
+            .field("atomic_rename", &self.atomic_rename)
             .finish_non_exhaustive()
     }
 }
@@ -276,6 +283,9 @@ fn default_remote_dir() -> String {
 }
 fn default_sftp_timeout() -> u64 {
     60
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Laboratory lots of long codes.
