@@ -190,6 +190,45 @@ pub struct ApiConfig {
     pub verify_unlimited_addresses: Vec<std::net::IpAddr>,
     /// Trusted callers of the generate endpoints. Empty: generation over the API is off.
     pub clients: Vec<ApiClientConfig>,
+    /// Trusted-gateway mode for the generate endpoints: an authenticating
+    /// gateway (Kong) in front of the service names the consumer in a
+    /// header. Unset (the default): only API keys are accepted.
+    pub gateway: Option<GatewayConfig>,
+}
+
+/// `[api.gateway]`: who may assert a consumer, and that consumer's limits.
+///
+/// A request to `/api/v1/generate/*` is accepted without an API key only
+/// when its **TCP peer** (never `X-Forwarded-For`) is one of `addresses` and
+/// it carries a non-empty `consumer_header`; the gateway must authenticate
+/// every request and set that header itself (Kong's key-auth and jwt
+/// plugins set `X-Consumer-Username` and overwrite a client's copy).
+/// Requests marked `X-Anonymous-Consumer: true` (Kong's anonymous
+/// fallback) are refused. Anyone else still needs an API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The gateway's addresses as seen by this service (TCP peer).
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Header naming the authenticated consumer.
+    #[serde(default = "default_consumer_header")]
+    pub consumer_header: String,
+    /// Codes each consumer may issue per Paris civil day.
+    #[serde(default = "default_gateway_daily_quota")]
+    pub daily_quota: u64,
+    /// Requests per minute per consumer (token bucket, burst = the same number).
+    #[serde(default = "default_gateway_per_minute")]
+    pub per_minute: u32,
+}
+
+fn default_consumer_header() -> String {
+    "X-Consumer-Username".into()
+}
+fn default_gateway_daily_quota() -> u64 {
+    10_000
+}
+fn default_gateway_per_minute() -> u32 {
+    600
 }
 
 impl Default for ApiConfig {
@@ -200,6 +239,7 @@ impl Default for ApiConfig {
             trust_forwarded_for: false,
             verify_unlimited_addresses: Vec::new(),
             clients: Vec::new(),
+            gateway: None,
         }
     }
 }
@@ -449,6 +489,19 @@ impl Config {
             }
             if c.per_minute == 0 {
                 return bad("api.clients[].per_minute must be positive");
+            }
+        }
+        if let Some(g) = &self.api.gateway {
+            if g.addresses.is_empty() {
+                return bad(
+                    "api.gateway.addresses must list the gateway's addresses (requests from anywhere else need an API key)",
+                );
+            }
+            if axum::http::HeaderName::from_bytes(g.consumer_header.as_bytes()).is_err() {
+                return bad("api.gateway.consumer_header is not a valid header name");
+            }
+            if g.per_minute == 0 {
+                return bad("api.gateway.per_minute must be positive");
             }
         }
         Ok(())

@@ -107,6 +107,9 @@ pub const MAX_KPI_DAYS: i64 = 100;
 pub enum Channel {
     /// A trusted API caller, by configured name.
     Api(String),
+    /// A consumer authenticated by the trusted gateway (`[api.gateway]`),
+    /// by the name the gateway gave.
+    Gateway(String),
     /// A doctor on the portal.
     Portal {
         /// Doctor id.
@@ -124,6 +127,7 @@ impl Channel {
     fn actor(&self) -> String {
         match self {
             Self::Api(name) => format!("api:{name}"),
+            Self::Gateway(name) => format!("gateway:{name}"),
             Self::Portal { username, .. } => format!("doctor:{username}"),
             Self::Cli => "cli".into(),
         }
@@ -132,6 +136,7 @@ impl Channel {
     fn label(&self) -> &'static str {
         match self {
             Self::Api(_) => "api",
+            Self::Gateway(_) => "gateway",
             Self::Portal { .. } => "portal",
             Self::Cli => "cli",
         }
@@ -230,6 +235,8 @@ pub(crate) struct Inner {
     pub(crate) login_limiter: KeyedLimiter,
     pub(crate) api_limiters: Vec<KeyedLimiter>,
     pub(crate) api_clients: Vec<ApiClient>,
+    /// Per-consumer limiter of the trusted-gateway mode.
+    pub(crate) gateway_limiter: KeyedLimiter,
     dummy_password_hash: String,
 }
 
@@ -322,6 +329,7 @@ impl CodesService {
                 key_hash,
             });
         }
+        let config_gateway_per_minute = config.api.gateway.as_ref().map_or(1, |g| g.per_minute);
         // Compared against when the user name is unknown, so that a login
         // takes the same time whether or not the account exists.
         let dummy_password_hash = hash_password("not a real password, never matches")
@@ -342,6 +350,7 @@ impl CodesService {
                 metrics: Metrics::new(),
                 api_limiters,
                 api_clients,
+                gateway_limiter: KeyedLimiter::per_minute("gateway", config_gateway_per_minute),
                 dummy_password_hash,
             }),
         })
@@ -421,6 +430,13 @@ impl CodesService {
                 .iter()
                 .find(|c| &c.config.name == name)
                 .map(|c| c.config.daily_quota),
+            Channel::Gateway(_) => self
+                .inner
+                .config
+                .api
+                .gateway
+                .as_ref()
+                .map(|g| g.daily_quota),
             Channel::Portal { daily_quota, .. } => Some(*daily_quota),
             Channel::Cli => None,
         };
