@@ -485,3 +485,25 @@ fn sftp_offers_the_nistp_key_exchanges() {
             || names.last().unwrap().starts_with("ext-info-")
     );
 }
+
+/// Lot archives hold live codes: the directory is created 0700 and the
+/// archive and digest 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn lot_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("lots");
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-10-24T10:00:00Z"));
+    let svc = service_with(&db, lot_config(&dir, 3), &clock);
+    svc.run_lot_job().await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join(".staging")), 0o700);
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        assert_eq!(mode(&dir.join(&f)), 0o600, "{f}");
+    }
+}
