@@ -1,5 +1,6 @@
-//! HTTP API: `GET /api/v1/verify`, `GET /api/v1/generate/{short|test}` and
-//! the internal `GET /internal/api/v1/kpi`, `GET /metrics`, `GET /health`.
+//! HTTP API: `GET /api/v1/verify`, `GET /api/v1/generate/{short|test}`,
+//! `GET /api/v1/openapi.json` (this API's OpenAPI 3 document) and the
+//! internal `GET /internal/api/v1/kpi`, `GET /metrics`, `GET /health`.
 
 use std::net::SocketAddr;
 
@@ -299,11 +300,26 @@ async fn health(State(service): State<CodesService>) -> Response {
     }
 }
 
-/// Public API routes (verify and generate).
+/// The OpenAPI 3 document of this API, served at `/api/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+/// Public API routes (verify, generate, and the OpenAPI document).
 pub fn api_router(service: CodesService) -> Router {
     Router::new()
         .route("/api/v1/verify", get(verify))
         .route("/api/v1/generate/{kind}", get(generate))
+        .route("/api/v1/openapi.json", get(openapi))
         .with_state(service)
 }
 

@@ -70,6 +70,8 @@ pub struct Config {
     pub portal: PortalConfig,
     /// Retention and purge.
     pub retention: RetentionConfig,
+    /// Log output of `robert codes serve`.
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             qr: QrConfig::default(),
             portal: PortalConfig::default(),
             retention: RetentionConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -415,6 +418,37 @@ impl Default for PortalConfig {
             lockout_base_seconds: 60,
             lockout_max_seconds: 3600,
             login_per_minute: 20,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (colours only when stderr is a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// `[log]`: the service's log output (stderr).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `robert_codes=debug,info`
+    /// (`RUST_LOG` overrides it).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
         }
     }
 }

@@ -364,3 +364,74 @@ fn gateway_mode_needs_addresses() {
         toml::from_str("addresses = [\"10.0.0.5\"]\n").unwrap();
     assert_eq!(g.consumer_header, "X-Consumer-Username");
 }
+
+/// The service serves its OpenAPI document; it describes every route, its
+/// references resolve, and real answers use its property names.
+#[tokio::test]
+async fn openapi_document_is_served_and_matches_the_api() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    let (status, body) = http_get(addr, "/api/v1/openapi.json", &[]).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+    for path in [
+        "/api/v1/verify",
+        "/api/v1/generate/{kind}",
+        "/api/v1/openapi.json",
+        "/internal/api/v1/kpi",
+        "/metrics",
+        "/health",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} undocumented");
+    }
+    // Every $ref points at a schema.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "$ref" {
+                        out.push(x.as_str().unwrap().to_owned());
+                    }
+                    refs(x, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(doc["components"]["schemas"][name].is_object(), "{r}");
+    }
+    // Real answers carry exactly the documented properties.
+    let props = |schema: &str| -> std::collections::BTreeSet<String> {
+        doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let (_, body) = http_get(addr, "/api/v1/generate/short", &[("X-Api-Key", API_KEY)]).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let keys: std::collections::BTreeSet<String> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, props("GeneratedCode"));
+    let kpi = serde_json::to_value(
+        svc.kpi(
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let keys: std::collections::BTreeSet<String> =
+        kpi[0].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, props("KpiDay"));
+}
