@@ -211,8 +211,14 @@ pub enum LoginOutcome {
         /// The doctor.
         doctor: Box<Doctor>,
     },
-    /// Wrong user name or password, disabled account, or locked account.
+    /// Wrong user name or password, or disabled account.
     Failed,
+    /// The account is locked after repeated failures (whatever the
+    /// password), until this instant.
+    Locked {
+        /// End of the lock.
+        until: DateTime<Utc>,
+    },
     /// Too many attempts from this address.
     RateLimited,
 }
@@ -512,6 +518,14 @@ impl CodesService {
         Ok(limit.saturating_sub(used))
     }
 
+    /// When daily quotas start again: the next midnight in Paris.
+    pub fn quota_reset_at(&self) -> DateTime<Utc> {
+        let today = code::paris_date(self.now());
+        today
+            .succ_opt()
+            .map_or_else(|| self.now(), code::paris_midnight)
+    }
+
     /// Appends to the audit log; failures are logged, not returned.
     pub async fn audit(&self, actor: &str, action: &str, detail: &str) {
         let entry = AuditEntry {
@@ -626,7 +640,11 @@ impl CodesService {
         if locked {
             m.inc("robert_codes_portal_logins_total", &[("outcome", "locked")]);
             self.audit(&actor, "login_refused_locked", "").await;
-            return Ok(LoginOutcome::Failed);
+            let until = doctor
+                .locked_until
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .unwrap_or(now);
+            return Ok(LoginOutcome::Locked { until });
         }
         if !ok {
             let p = &self.inner.config.portal;
@@ -648,6 +666,14 @@ impl CodesService {
                     &format!("{secs} s after {failures} failures"),
                 )
                 .await;
+                m.inc(
+                    "robert_codes_portal_logins_total",
+                    &[("outcome", "failure")],
+                );
+                self.audit(&actor, "login_failed", "").await;
+                return Ok(LoginOutcome::Locked {
+                    until: DateTime::from_timestamp(until, 0).unwrap_or(now),
+                });
             }
             m.inc(
                 "robert_codes_portal_logins_total",
