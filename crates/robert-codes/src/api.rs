@@ -1,5 +1,6 @@
-//! HTTP API: `GET /api/v1/verify`, `GET /api/v1/generate/{short|test}` and
-//! the internal `GET /internal/api/v1/kpi`, `GET /metrics`, `GET /health`.
+//! HTTP API: `GET /api/v1/verify`, `GET /api/v1/generate/{short|test}`,
+//! `GET /api/v1/openapi.json` (this API's OpenAPI 3 document) and the
+//! internal `GET /internal/api/v1/kpi`, `GET /metrics`, `GET /health`.
 
 use std::net::SocketAddr;
 
@@ -131,8 +132,11 @@ fn iso(t: DateTime<Utc>) -> String {
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v.trim());
+    // `apikey` is the header of Kong's key-auth plugin, forwarded as is.
+    for name in ["x-api-key", "apikey"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(v.trim());
+        }
     }
     headers
         .get(header::AUTHORIZATION)
@@ -141,31 +145,74 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The consumer named by the trusted gateway, when `[api.gateway]` is set,
+/// the TCP peer is one of its addresses and the request carries the
+/// consumer header (and is not Kong's anonymous consumer).
+fn gateway_consumer(
+    service: &CodesService,
+    headers: &HeaderMap,
+    tcp_peer: Option<SocketAddr>,
+) -> Option<String> {
+    let gw = service.config().api.gateway.as_ref()?;
+    let peer = tcp_peer?.ip();
+    // An IPv4 gateway reaching a dual-stack listener shows as ::ffff:a.b.c.d.
+    let peer = match peer {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    if !gw.addresses.contains(&peer) {
+        return None;
+    }
+    if headers
+        .get("x-anonymous-consumer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return None;
+    }
+    let name = headers
+        .get(gw.consumer_header.as_str())?
+        .to_str()
+        .ok()?
+        .trim();
+    let printable = name.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    (!name.is_empty() && name.len() <= 128 && printable).then(|| name.to_owned())
+}
+
 async fn generate(
     State(service): State<CodesService>,
     Path(kind): Path<String>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let kind = match kind.as_str() {
         "short" => CodeKind::Short,
         "test" => CodeKind::Test,
         _ => return Err(ApiError::BadRequest("Unsupported code type".into())),
     };
-    let index = presented_key(&headers)
-        .and_then(|k| service.api_client(k))
-        .ok_or(ApiError::Unauthorized)?;
-    let client = &service.inner.api_clients[index].config;
-    if !service.inner.api_limiters[index].check(&client.name) {
-        service.metrics().inc(
-            "robert_codes_rate_limited_total",
-            &[("endpoint", "generate")],
-        );
-        return Err(ApiError::TooManyRequests("Too many requests"));
-    }
-    let issued = match service
-        .issue(kind, &Channel::Api(client.name.clone()))
-        .await
-    {
+    let headers = req.headers();
+    let channel = if let Some(index) = presented_key(headers).and_then(|k| service.api_client(k)) {
+        let client = &service.inner.api_clients[index].config;
+        if !service.inner.api_limiters[index].check(&client.name) {
+            service.metrics().inc(
+                "robert_codes_rate_limited_total",
+                &[("endpoint", "generate")],
+            );
+            return Err(ApiError::TooManyRequests("Too many requests"));
+        }
+        Channel::Api(client.name.clone())
+    } else if let Some(consumer) = gateway_consumer(&service, headers, peer(req.extensions())) {
+        if !service.inner.gateway_limiter.check(&consumer) {
+            service.metrics().inc(
+                "robert_codes_rate_limited_total",
+                &[("endpoint", "generate")],
+            );
+            return Err(ApiError::TooManyRequests("Too many requests"));
+        }
+        Channel::Gateway(consumer)
+    } else {
+        return Err(ApiError::Unauthorized);
+    };
+    let issued = match service.issue(kind, &channel).await {
         Ok(i) => i,
         Err(IssueError::QuotaExceeded) => {
             return Err(ApiError::TooManyRequests("Daily quota exceeded"));
@@ -253,11 +300,26 @@ async fn health(State(service): State<CodesService>) -> Response {
     }
 }
 
-/// Public API routes (verify and generate).
+/// The OpenAPI 3 document of this API, served at `/api/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+/// Public API routes (verify, generate, and the OpenAPI document).
 pub fn api_router(service: CodesService) -> Router {
     Router::new()
         .route("/api/v1/verify", get(verify))
         .route("/api/v1/generate/{kind}", get(generate))
+        .route("/api/v1/openapi.json", get(openapi))
         .with_state(service)
 }
 

@@ -229,14 +229,34 @@ pub async fn build_service(cfg: Config) -> Result<CodesService, CliError> {
     )?)
 }
 
-/// Installs a `tracing` subscriber (RUST_LOG, default `info`) unless one exists.
-pub fn init_logging() {
+/// Installs a `tracing` subscriber on stderr unless one exists: `[log]`
+/// format (text or JSON lines) and filter (`RUST_LOG` overrides it);
+/// colours only when stderr is a terminal.
+pub fn init_logging(cfg: &crate::config::LogConfig) {
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing::subscriber::set_global_default(log_subscriber(cfg, std::io::stderr, ansi));
+}
+
+/// The subscriber of [`init_logging`], writing to `writer`.
+pub fn log_subscriber<W>(
+    cfg: &crate::config::LogConfig,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(writer);
+    match cfg.format {
+        crate::config::LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
+        crate::config::LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
+    }
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
@@ -251,6 +271,59 @@ fn kind_arg(s: &str) -> CodeKind {
     }
 }
 
+/// "dd/mm/yyyy à HH:MM (heure de Paris)" in the letter's language.
+fn until_text(until: chrono::DateTime<chrono::Utc>, language: Language) -> String {
+    let (hhmm, date) = crate::portal::html::paris_time(until);
+    match language {
+        Language::French => format!("{date} à {hhmm} (heure de Paris)"),
+        Language::English => format!("{date} at {hhmm} (Paris time)"),
+    }
+}
+
+/// The end of validity of a stored code (used or not), read only.
+async fn stored_validity(
+    cfg: &Config,
+    kind: CodeKind,
+    code: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, CliError> {
+    let svc = build_service(cfg.clone()).await?;
+    let hashes = svc.inner.peppers.hash_candidates(kind, code);
+    let found = svc.store().code_validity(&hashes, kind).await?;
+    Ok(found.and_then(|(_, until)| chrono::DateTime::from_timestamp(until, 0)))
+}
+
+/// Why `robert codes lot` wrote nothing, in words an operator can act on.
+fn why_no_lot(lots: &crate::config::LotsConfig, today: NaiveDate) -> String {
+    if lots.schedule.is_empty() {
+        return "no lot written: the configuration has no [[lots.schedule]], so no daily volume \
+                of long codes is set. Add one, e.g.\n\n[[lots.schedule]]\nstart_date = 2026-01-01\n\
+                daily_volume = 1000\n"
+            .to_owned();
+    }
+    let last = today
+        .checked_add_days(chrono::Days::new(u64::from(
+            lots.days_ahead.saturating_sub(1),
+        )))
+        .unwrap_or(today);
+    let first_volume_day = lots
+        .schedule
+        .iter()
+        .filter(|e| e.daily_volume > 0)
+        .map(|e| e.start_date)
+        .min();
+    match first_volume_day {
+        None => "no lot written: every [[lots.schedule]] entry has daily_volume = 0".to_owned(),
+        Some(start) if start > last => format!(
+            "no lot written: the schedule's first volume starts on {start}, after the {} day(s) \
+             covered (lots.days_ahead: {today} to {last})",
+            lots.days_ahead
+        ),
+        Some(_) => format!(
+            "no lot written: every day from {today} to {last} already has its scheduled volume"
+        ),
+    }
+}
+
 /// Runs `robert codes …`. Output goes to `out` (stdout in the binary).
 pub async fn run(args: CodesArgs, out: &mut dyn std::io::Write) -> Result<ExitCode, CliError> {
     let cfg = load_config(&args)?;
@@ -259,12 +332,19 @@ pub async fn run(args: CodesArgs, out: &mut dyn std::io::Write) -> Result<ExitCo
     };
     match args.command {
         CodesCommand::Serve(s) => {
-            init_logging();
+            init_logging(&cfg.log);
             serve(cfg, s).await?;
         }
         CodesCommand::Lot => {
+            let lots_cfg = cfg.lots.clone();
             let svc = build_service(cfg).await?;
             let report = svc.run_lot_job().await?;
+            if report.lots.is_empty() {
+                w(
+                    out,
+                    why_no_lot(&lots_cfg, crate::code::paris_date(svc.now())),
+                )?;
+            }
             for l in &report.lots {
                 w(
                     out,
@@ -318,21 +398,44 @@ pub async fn run(args: CodesArgs, out: &mut dyn std::io::Write) -> Result<ExitCo
             };
             let (code, until) = match (&l.code, &l.issue) {
                 (Some(c), _) => {
-                    if classify(c) == Shape::Malformed {
+                    let Shape::Code(kind) = classify(c) else {
                         return Err(CliError::Usage(
                             "this is not a code the service issues".into(),
                         ));
-                    }
-                    (Zeroizing::new(c.clone()), l.valid_until.clone())
+                    };
+                    let until = match &l.valid_until {
+                        Some(v) => Some(v.clone()),
+                        // Look the code up (without consuming it) for its date.
+                        None => match stored_validity(&cfg, kind, c).await {
+                            Ok(Some(until)) => Some(until_text(until, language)),
+                            Ok(None) => {
+                                w(
+                                    out,
+                                    "note: this code is not in the database (unknown, or purged \
+                                     after expiry): the letter has no validity date; pass \
+                                     --valid-until to print one"
+                                        .to_owned(),
+                                )?;
+                                None
+                            }
+                            Err(e) => {
+                                w(
+                                    out,
+                                    format!(
+                                        "note: cannot look up the code's validity ({e}): the letter \
+                                         has no validity date; pass -c codes.toml or --valid-until"
+                                    ),
+                                )?;
+                                None
+                            }
+                        },
+                    };
+                    (Zeroizing::new(c.clone()), until)
                 }
                 (None, Some(kind)) => {
                     let svc = build_service(cfg.clone()).await?;
                     let issued = svc.issue(kind_arg(kind), &Channel::Cli).await?;
-                    let (hhmm, date) = crate::portal::html::paris_time(issued.validity.until);
-                    let until = match language {
-                        Language::French => format!("{date} à {hhmm} (heure de Paris)"),
-                        Language::English => format!("{date} at {hhmm} (Paris time)"),
-                    };
+                    let until = until_text(issued.validity.until, language);
                     (issued.code, Some(l.valid_until.clone().unwrap_or(until)))
                 }
                 (None, None) => return Err(CliError::Usage("give --code or --issue".into())),
@@ -348,8 +451,10 @@ pub async fn run(args: CodesArgs, out: &mut dyn std::io::Write) -> Result<ExitCo
             w(out, format!("wrote {}", l.out.display()))?;
         }
         CodesCommand::AddDoctor(a) => {
-            let password = read_password(a.password_file.as_deref())?;
+            // Configuration (peppers, database) first: never ask for a
+            // password only to fail afterwards.
             let svc = build_service(cfg).await?;
+            let password = read_password(a.password_file.as_deref())?;
             let display = a.display_name.clone().unwrap_or_else(|| a.username.clone());
             let id = svc
                 .add_doctor(&a.username, &display, &password, a.daily_quota)

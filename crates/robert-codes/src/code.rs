@@ -6,8 +6,17 @@ use chrono_tz::Europe::Paris;
 use rand::TryCryptoRng;
 use zeroize::Zeroizing;
 
-/// The 36 symbols of short and test codes: `0-9A-Z`, upper case.
+/// The 36 symbols a short or test code may hold when verified: `0-9A-Z`,
+/// upper case (the reference's alphabet, so codes it or an earlier version
+/// issued still verify).
 pub const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// The 31 symbols new short and test codes are drawn from: [`ALPHABET`]
+/// without `0`, `O`, `1`, `I` and `L`, which people misread when a code is
+/// read out or copied by hand (CWA dropped them from its phone-read codes
+/// for the same reason). Still upper-case alphanumerics, so the apps'
+/// 6-character input (`[A-Za-z0-9]{6}`) accepts every code.
+pub const UNAMBIGUOUS_ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
 /// Length of a short (doctor) code.
 pub const SHORT_LEN: usize = 6;
@@ -113,20 +122,22 @@ fn is_jws_shape(input: &str) -> bool {
 #[error("the operating system random generator failed")]
 pub struct RngFailure;
 
-/// Draws `len` symbols uniformly from [`ALPHABET`] (rejection sampling, no bias).
+/// Draws `len` symbols uniformly from [`UNAMBIGUOUS_ALPHABET`] (rejection
+/// sampling, no bias).
 pub fn random_symbols<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
     len: usize,
 ) -> Result<Zeroizing<String>, RngFailure> {
-    // 252 = 7 × 36: bytes at or above it are rejected so every symbol is equally likely.
-    const LIMIT: u8 = 252;
+    const N: u8 = 31;
+    // 248 = 8 × 31: bytes at or above it are rejected so every symbol is equally likely.
+    const LIMIT: u8 = N * 8;
     let mut out = Zeroizing::new(String::with_capacity(len));
     let mut buf = Zeroizing::new([0_u8; 32]);
     while out.len() < len {
         rng.try_fill_bytes(buf.as_mut()).map_err(|_| RngFailure)?;
         for &b in buf.iter() {
             if b < LIMIT && out.len() < len {
-                out.push(char::from(ALPHABET[usize::from(b % 36)]));
+                out.push(char::from(UNAMBIGUOUS_ALPHABET[usize::from(b % N)]));
             }
         }
     }
@@ -313,18 +324,39 @@ mod tests {
     #[test]
     fn symbols_cover_the_alphabet_roughly_uniformly() {
         let mut rng = rand::rngs::SysRng;
-        let mut counts = [0_u32; 36];
-        for _ in 0..3000 {
+        let mut counts = [0_u32; 31];
+        for _ in 0..2583 {
             for b in random_symbols(&mut rng, 12).unwrap().bytes() {
-                let i = ALPHABET.iter().position(|a| *a == b).unwrap();
+                let i = UNAMBIGUOUS_ALPHABET.iter().position(|a| *a == b).unwrap();
                 counts[i] += 1;
             }
         }
-        // 36 000 draws: 1000 expected per symbol; a symbol that is never
+        // 30 996 draws: 1000 expected per symbol; a symbol that is never
         // drawn (reference bug #3) or drawn twice as often would fail.
         for (i, c) in counts.iter().enumerate() {
             assert!((800..1200).contains(c), "symbol {i}: {c}");
         }
+    }
+
+    #[test]
+    fn new_codes_avoid_ambiguous_symbols_and_fit_the_apps_input() {
+        for b in b"0O1IL" {
+            assert!(!UNAMBIGUOUS_ALPHABET.contains(b));
+        }
+        assert!(UNAMBIGUOUS_ALPHABET.iter().all(|b| ALPHABET.contains(b)));
+        let mut rng = rand::rngs::SysRng;
+        for _ in 0..500 {
+            let c = generate(&mut rng, CodeKind::Short).unwrap();
+            // The Android app's short-code pattern: 6 alphanumerics.
+            assert!(
+                c.len() == 6 && c.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{}",
+                &*c
+            );
+            assert!(!c.bytes().any(|b| b"0O1IL".contains(&b)), "{}", &*c);
+        }
+        // Codes from the full alphabet (issued before) still classify.
+        assert_eq!(classify("0O1IL0"), Shape::Code(CodeKind::Short));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Config {
     pub portal: PortalConfig,
     /// Retention and purge.
     pub retention: RetentionConfig,
+    /// Log output of `robert codes serve`.
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             qr: QrConfig::default(),
             portal: PortalConfig::default(),
             retention: RetentionConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -190,6 +193,45 @@ pub struct ApiConfig {
     pub verify_unlimited_addresses: Vec<std::net::IpAddr>,
     /// Trusted callers of the generate endpoints. Empty: generation over the API is off.
     pub clients: Vec<ApiClientConfig>,
+    /// Trusted-gateway mode for the generate endpoints: an authenticating
+    /// gateway (Kong) in front of the service names the consumer in a
+    /// header. Unset (the default): only API keys are accepted.
+    pub gateway: Option<GatewayConfig>,
+}
+
+/// `[api.gateway]`: who may assert a consumer, and that consumer's limits.
+///
+/// A request to `/api/v1/generate/*` is accepted without an API key only
+/// when its **TCP peer** (never `X-Forwarded-For`) is one of `addresses` and
+/// it carries a non-empty `consumer_header`; the gateway must authenticate
+/// every request and set that header itself (Kong's key-auth and jwt
+/// plugins set `X-Consumer-Username` and overwrite a client's copy).
+/// Requests marked `X-Anonymous-Consumer: true` (Kong's anonymous
+/// fallback) are refused. Anyone else still needs an API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The gateway's addresses as seen by this service (TCP peer).
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Header naming the authenticated consumer.
+    #[serde(default = "default_consumer_header")]
+    pub consumer_header: String,
+    /// Codes each consumer may issue per Paris civil day.
+    #[serde(default = "default_gateway_daily_quota")]
+    pub daily_quota: u64,
+    /// Requests per minute per consumer (token bucket, burst = the same number).
+    #[serde(default = "default_gateway_per_minute")]
+    pub per_minute: u32,
+}
+
+fn default_consumer_header() -> String {
+    "X-Consumer-Username".into()
+}
+fn default_gateway_daily_quota() -> u64 {
+    10_000
+}
+fn default_gateway_per_minute() -> u32 {
+    600
 }
 
 impl Default for ApiConfig {
@@ -200,6 +242,7 @@ impl Default for ApiConfig {
             trust_forwarded_for: false,
             verify_unlimited_addresses: Vec::new(),
             clients: Vec::new(),
+            gateway: None,
         }
     }
 }
@@ -238,6 +281,12 @@ pub struct SftpConfig {
     /// Connection and transfer timeout in seconds.
     #[serde(default = "default_sftp_timeout")]
     pub timeout_seconds: u64,
+    /// Write each file as `<name>.part` and rename it when complete (the
+    /// default), so the recipient never picks up a partial file. Set to
+    /// `false` for drop folders that forbid rename: files are then written
+    /// under their final name, as the reference did, digest last.
+    #[serde(default = "default_true")]
+    pub atomic_rename: bool,
 }
 
 impl std::fmt::Debug for SftpConfig {
@@ -248,6 +297,7 @@ impl std::fmt::Debug for SftpConfig {
             .field("user", &self.user)
             .field("key_file", &self.key_file)
             .field("remote_dir", &self.remote_dir)
+            .field("atomic_rename", &self.atomic_rename)
             .finish_non_exhaustive()
     }
 }
@@ -276,6 +326,9 @@ fn default_remote_dir() -> String {
 }
 fn default_sftp_timeout() -> u64 {
     60
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Laboratory lots of long codes.
@@ -369,6 +422,37 @@ impl Default for PortalConfig {
     }
 }
 
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (colours only when stderr is a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// `[log]`: the service's log output (stderr).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `robert_codes=debug,info`
+    /// (`RUST_LOG` overrides it).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
 /// Retention.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -439,6 +523,19 @@ impl Config {
             }
             if c.per_minute == 0 {
                 return bad("api.clients[].per_minute must be positive");
+            }
+        }
+        if let Some(g) = &self.api.gateway {
+            if g.addresses.is_empty() {
+                return bad(
+                    "api.gateway.addresses must list the gateway's addresses (requests from anywhere else need an API key)",
+                );
+            }
+            if axum::http::HeaderName::from_bytes(g.consumer_header.as_bytes()).is_err() {
+                return bad("api.gateway.consumer_header is not a valid header name");
+            }
+            if g.per_minute == 0 {
+                return bad("api.gateway.per_minute must be positive");
             }
         }
         Ok(())

@@ -319,7 +319,7 @@ impl CodesService {
         let mut rng = rand::rngs::SysRng;
 
         // File names: a stamp unique in this run and in the output directory.
-        std::fs::create_dir_all(&cfg.output_dir).map_err(io_err(&cfg.output_dir))?;
+        create_private_dir(&cfg.output_dir)?;
         let mut at = match last_stamp {
             Some(prev) if *prev >= now => *prev + Duration::seconds(1),
             _ => now,
@@ -380,7 +380,7 @@ impl CodesService {
 
         // Write to a staging directory, then upload, then publish, then commit.
         let staging = cfg.output_dir.join(".staging");
-        std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        create_private_dir(&staging)?;
         let staged_archive = staging.join(&archive_name);
         let staged_digest = staging.join(&digest_name);
         let cleanup = |paths: &[&Path]| {
@@ -388,8 +388,9 @@ impl CodesService {
                 let _ = std::fs::remove_file(p);
             }
         };
+        // The archive holds live codes: readable by the service's user only.
         let write = |path: &Path, data: &[u8]| -> Result<(), LotError> {
-            let mut f = std::fs::File::create(path).map_err(io_err(path))?;
+            let mut f = private_file(path).map_err(io_err(path))?;
             f.write_all(data).map_err(io_err(path))?;
             f.sync_all().map_err(io_err(path))
         };
@@ -495,6 +496,47 @@ impl CodesService {
             }
         })
     }
+}
+
+/// Creates `path` (and missing parents) with mode 0700, as lots hold live
+/// codes. An existing directory keeps its mode, with a warning when others
+/// can read it.
+fn create_private_dir(path: &Path) -> Result<(), LotError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(io_err(path))?;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                dir = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the lots directory is readable by other users: lots hold live codes (chmod 700 it)"
+            );
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(path).map_err(io_err(path))
+    }
+}
+
+/// Creates (truncates) `path` with mode 0600.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)
 }
 
 #[cfg(test)]

@@ -36,7 +36,9 @@ impl std::fmt::Debug for Pepper {
 #[non_exhaustive]
 pub enum PepperError {
     /// No pepper is configured.
-    #[error("no pepper configured: at least one [[peppers]] entry is required")]
+    #[error(
+        "no pepper configured: at least one [[peppers]] entry is required (pass the configuration with -c codes.toml; `robert codes new-pepper` makes a secret)"
+    )]
     Missing,
     /// A pepper is shorter than [`MIN_PEPPER_LEN`] bytes.
     #[error("pepper {id:?} is too short: at least {MIN_PEPPER_LEN} bytes are required")]

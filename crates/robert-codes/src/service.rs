@@ -107,6 +107,9 @@ pub const MAX_KPI_DAYS: i64 = 100;
 pub enum Channel {
     /// A trusted API caller, by configured name.
     Api(String),
+    /// A consumer authenticated by the trusted gateway (`[api.gateway]`),
+    /// by the name the gateway gave.
+    Gateway(String),
     /// A doctor on the portal.
     Portal {
         /// Doctor id.
@@ -124,6 +127,7 @@ impl Channel {
     fn actor(&self) -> String {
         match self {
             Self::Api(name) => format!("api:{name}"),
+            Self::Gateway(name) => format!("gateway:{name}"),
             Self::Portal { username, .. } => format!("doctor:{username}"),
             Self::Cli => "cli".into(),
         }
@@ -132,6 +136,7 @@ impl Channel {
     fn label(&self) -> &'static str {
         match self {
             Self::Api(_) => "api",
+            Self::Gateway(_) => "gateway",
             Self::Portal { .. } => "portal",
             Self::Cli => "cli",
         }
@@ -206,8 +211,14 @@ pub enum LoginOutcome {
         /// The doctor.
         doctor: Box<Doctor>,
     },
-    /// Wrong user name or password, disabled account, or locked account.
+    /// Wrong user name or password, or disabled account.
     Failed,
+    /// The account is locked after repeated failures (whatever the
+    /// password), until this instant.
+    Locked {
+        /// End of the lock.
+        until: DateTime<Utc>,
+    },
     /// Too many attempts from this address.
     RateLimited,
 }
@@ -230,6 +241,8 @@ pub(crate) struct Inner {
     pub(crate) login_limiter: KeyedLimiter,
     pub(crate) api_limiters: Vec<KeyedLimiter>,
     pub(crate) api_clients: Vec<ApiClient>,
+    /// Per-consumer limiter of the trusted-gateway mode.
+    pub(crate) gateway_limiter: KeyedLimiter,
     dummy_password_hash: String,
 }
 
@@ -322,6 +335,7 @@ impl CodesService {
                 key_hash,
             });
         }
+        let config_gateway_per_minute = config.api.gateway.as_ref().map_or(1, |g| g.per_minute);
         // Compared against when the user name is unknown, so that a login
         // takes the same time whether or not the account exists.
         let dummy_password_hash = hash_password("not a real password, never matches")
@@ -342,6 +356,7 @@ impl CodesService {
                 metrics: Metrics::new(),
                 api_limiters,
                 api_clients,
+                gateway_limiter: KeyedLimiter::per_minute("gateway", config_gateway_per_minute),
                 dummy_password_hash,
             }),
         })
@@ -421,6 +436,13 @@ impl CodesService {
                 .iter()
                 .find(|c| &c.config.name == name)
                 .map(|c| c.config.daily_quota),
+            Channel::Gateway(_) => self
+                .inner
+                .config
+                .api
+                .gateway
+                .as_ref()
+                .map(|g| g.daily_quota),
             Channel::Portal { daily_quota, .. } => Some(*daily_quota),
             Channel::Cli => None,
         };
@@ -494,6 +516,14 @@ impl CodesService {
             .quota_used(&subject, paris_day_number(self.now()))
             .await?;
         Ok(limit.saturating_sub(used))
+    }
+
+    /// When daily quotas start again: the next midnight in Paris.
+    pub fn quota_reset_at(&self) -> DateTime<Utc> {
+        let today = code::paris_date(self.now());
+        today
+            .succ_opt()
+            .map_or_else(|| self.now(), code::paris_midnight)
     }
 
     /// Appends to the audit log; failures are logged, not returned.
@@ -610,7 +640,11 @@ impl CodesService {
         if locked {
             m.inc("robert_codes_portal_logins_total", &[("outcome", "locked")]);
             self.audit(&actor, "login_refused_locked", "").await;
-            return Ok(LoginOutcome::Failed);
+            let until = doctor
+                .locked_until
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .unwrap_or(now);
+            return Ok(LoginOutcome::Locked { until });
         }
         if !ok {
             let p = &self.inner.config.portal;
@@ -632,6 +666,14 @@ impl CodesService {
                     &format!("{secs} s after {failures} failures"),
                 )
                 .await;
+                m.inc(
+                    "robert_codes_portal_logins_total",
+                    &[("outcome", "failure")],
+                );
+                self.audit(&actor, "login_failed", "").await;
+                return Ok(LoginOutcome::Locked {
+                    until: DateTime::from_timestamp(until, 0).unwrap_or(now),
+                });
             }
             m.inc(
                 "robert_codes_portal_logins_total",

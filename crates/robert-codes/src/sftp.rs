@@ -1,6 +1,15 @@
 //! SFTP upload of lot files (codes-and-push.md §2.5): public-key
 //! authentication only, the server's host key pinned in the configuration,
-//! files written under a temporary name and renamed once complete.
+//! files written under a temporary name and renamed once complete (or, for
+//! drop folders that forbid rename, straight under their final name).
+//!
+//! Key exchange: russh's defaults (ML-KEM/X25519 hybrid, Curve25519,
+//! DH group exchange and DH groups 14–18) plus the three
+//! `ecdh-sha2-nistp256/384/521` exchanges, which were the only ones the
+//! reference's JSch client offered, so the laboratories' server (SI-DEP)
+//! is known to accept at least one of them. Ciphers, MACs and host-key
+//! algorithms are russh's defaults, which include the reference's pinned
+//! `aes256-ctr`, `hmac-sha2-256` and `ecdsa-sha2-nistp256`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,9 +89,37 @@ impl client::Handler for PinnedHostKey {
     }
 }
 
-/// Uploads `files` (name, bytes) into the configured remote directory.
-/// Each file is written as `<name>.part` and renamed when complete, so the
-/// recipient never sees a partial file.
+/// The key exchanges offered, most preferred first: russh's defaults with
+/// `ecdh-sha2-nistp256/384/521` inserted before the protocol extension
+/// markers (`ext-info-c`, strict kex), which must stay in the list.
+pub fn kex_algorithms() -> Vec<russh::kex::Name> {
+    let defaults = russh::Preferred::DEFAULT.kex;
+    let nistp = [
+        russh::kex::ECDH_SHA2_NISTP256,
+        russh::kex::ECDH_SHA2_NISTP384,
+        russh::kex::ECDH_SHA2_NISTP521,
+    ];
+    let is_marker = |n: &russh::kex::Name| {
+        let n = n.as_ref();
+        n.starts_with("ext-info-") || n.starts_with("kex-strict-")
+    };
+    let mut out: Vec<russh::kex::Name> =
+        defaults.iter().filter(|n| !is_marker(n)).copied().collect();
+    for n in nistp {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out.extend(defaults.iter().filter(|n| is_marker(n)).copied());
+    out
+}
+
+/// Uploads `files` (name, bytes) into the configured remote directory, in
+/// order. With `atomic_rename` (the default) each file is written as
+/// `<name>.part` and renamed when complete, so the recipient never sees a
+/// partial file; otherwise it is written under its final name (the
+/// reference's JSch `put`). On failure the file being written is removed
+/// (best effort), so no stale `.part` or truncated file stays behind.
 pub async fn upload(cfg: &SftpConfig, files: &[(&str, &[u8])]) -> Result<(), SftpError> {
     let timeout = Duration::from_secs(cfg.timeout_seconds.max(1));
     tokio::time::timeout(timeout, upload_inner(cfg, files))
@@ -115,6 +152,10 @@ async fn upload_inner(cfg: &SftpConfig, files: &[(&str, &[u8])]) -> Result<(), S
     };
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(cfg.timeout_seconds.max(1))),
+        preferred: russh::Preferred {
+            kex: kex_algorithms().into(),
+            ..russh::Preferred::default()
+        },
         ..client::Config::default()
     });
     let connect_err = |reason: String| SftpError::Connect {
@@ -153,27 +194,55 @@ async fn upload_inner(cfg: &SftpConfig, files: &[(&str, &[u8])]) -> Result<(), S
         .map_err(|e| connect_err(e.to_string()))?;
     let dir = cfg.remote_dir.trim_end_matches('/');
     for (name, data) in files {
-        let xfer = |reason: String| SftpError::Transfer {
-            file: (*name).to_owned(),
-            reason,
-        };
-        let part = format!("{dir}/{name}.part");
         let target = format!("{dir}/{name}");
-        let mut f = sftp
-            .create(part.clone())
-            .await
-            .map_err(|e| xfer(e.to_string()))?;
-        f.write_all(data).await.map_err(|e| xfer(e.to_string()))?;
-        f.flush().await.map_err(|e| xfer(e.to_string()))?;
-        f.shutdown().await.map_err(|e| xfer(e.to_string()))?;
-        drop(f);
-        sftp.rename(part, target)
-            .await
-            .map_err(|e| xfer(e.to_string()))?;
+        let written = if cfg.atomic_rename {
+            format!("{target}.part")
+        } else {
+            target.clone()
+        };
+        let result = write_file(&sftp, &written, data, cfg.atomic_rename.then_some(&target)).await;
+        if let Err(reason) = result {
+            // Leave nothing half-written behind (the drop folder may forbid
+            // this too: then there is nothing more we can do).
+            if let Err(e) = sftp.remove_file(written.clone()).await {
+                tracing::warn!(file = %written, error = %e, "could not remove the partial upload");
+            }
+            let _ = sftp.close().await;
+            let _ = session
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+            return Err(SftpError::Transfer {
+                file: (*name).to_owned(),
+                reason,
+            });
+        }
     }
     let _ = sftp.close().await;
     let _ = session
         .disconnect(russh::Disconnect::ByApplication, "", "en")
         .await;
+    Ok(())
+}
+
+/// Writes `data` to `path`, then renames it to `rename_to` if given.
+async fn write_file(
+    sftp: &SftpSession,
+    path: &str,
+    data: &[u8],
+    rename_to: Option<&String>,
+) -> Result<(), String> {
+    let mut f = sftp
+        .create(path.to_owned())
+        .await
+        .map_err(|e| e.to_string())?;
+    f.write_all(data).await.map_err(|e| e.to_string())?;
+    f.flush().await.map_err(|e| e.to_string())?;
+    f.shutdown().await.map_err(|e| e.to_string())?;
+    drop(f);
+    if let Some(target) = rename_to {
+        sftp.rename(path.to_owned(), target.clone())
+            .await
+            .map_err(|e| format!("{e} (renaming {path}; if the server forbids rename, set lots.sftp.atomic_rename = false)"))?;
+    }
     Ok(())
 }

@@ -19,3 +19,23 @@
   }
   tick();
 }());
+
+// Copy and print buttons (hidden until this script shows them).
+(function () {
+  "use strict";
+  var copy = document.getElementById("copy");
+  var status = document.getElementById("copy-status");
+  if (copy && navigator.clipboard && navigator.clipboard.writeText) {
+    copy.hidden = false;
+    copy.addEventListener("click", function () {
+      navigator.clipboard.writeText(copy.getAttribute("data-code")).then(function () {
+        if (status) { status.textContent = copy.getAttribute("data-copied-text") || "Copied"; }
+      });
+    });
+  }
+  var print = document.getElementById("print");
+  if (print && window.print) {
+    print.hidden = false;
+    print.addEventListener("click", function () { window.print(); });
+  }
+}());

@@ -1,5 +1,6 @@
 //! The doctor portal: log in, generate a short code, see it large with its
-//! expiry and a countdown. Server-rendered pages, plain forms, CSRF tokens on
+//! expiry, a countdown, its QR code, copy and print buttons; French with
+//! English beside it. Server-rendered pages, plain forms, CSRF tokens on
 //! every form, HttpOnly SameSite=Strict session cookies (Secure behind TLS),
 //! lockout with back-off, per-doctor daily quotas, an audit log without codes.
 
@@ -97,6 +98,26 @@ fn set_cookie(
         "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     );
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
+}
+
+/// Whether the browser says (in `Origin`, sent with form posts) that the
+/// page is plain HTTP on a host other than localhost, where browsers drop
+/// `Secure` cookies (they keep them on `http://localhost`).
+fn insecure_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(rest) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.rsplit_once(':').map_or(rest, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            rest
+        }
+    });
+    !matches!(host, "localhost" | "127.0.0.1" | "[::1]") && !host.ends_with(".localhost")
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -212,17 +233,31 @@ async fn login_submit(
     };
     // Double-submit token: the hidden field must match the cookie set with the form.
     let Some(expected) = cookie(&headers, LOGIN_CSRF_COOKIE) else {
+        if service.config().portal.cookie_secure && insecure_origin(&headers) {
+            // The browser dropped our Secure cookie: retrying cannot help.
+            return login_form(
+                &service,
+                StatusCode::FORBIDDEN,
+                Some(
+                    "Ce portail est ouvert en HTTP simple : le navigateur refuse ses cookies \
+                     sécurisés. Ouvrez-le en HTTPS, ou réglez portal.cookie_secure = false \
+                     (développement seulement). · This portal was opened over plain HTTP, so the \
+                     browser drops its Secure cookies: use HTTPS, or set \
+                     portal.cookie_secure = false (development only).",
+                ),
+            );
+        }
         return login_form(
             &service,
             StatusCode::FORBIDDEN,
-            Some("Session du formulaire expirée : recommencez."),
+            Some("Session du formulaire expirée : recommencez. · Form session expired: try again."),
         );
     };
     if !ct_eq(&expected, &form.csrf) {
         return login_form(
             &service,
             StatusCode::FORBIDDEN,
-            Some("Session du formulaire expirée : recommencez."),
+            Some("Session du formulaire expirée : recommencez. · Form session expired: try again."),
         );
     }
     match service
@@ -247,13 +282,29 @@ async fn login_submit(
             StatusCode::UNAUTHORIZED,
             Some(
                 "Identifiant ou mot de passe incorrect. Après plusieurs échecs, le compte est \
-                 bloqué quelques minutes.",
+                 bloqué quelques minutes. · Wrong user name or password. After several failures \
+                 the account is locked for a few minutes.",
             ),
         ),
+        Ok(LoginOutcome::Locked { until }) => {
+            let (hhmm, date) = html::paris_time(until);
+            login_form(
+                &service,
+                StatusCode::UNAUTHORIZED,
+                Some(&format!(
+                    "Compte bloqué après plusieurs échecs de connexion, jusqu'à {hhmm} (heure de \
+                     Paris, le {date}). Réessayez ensuite. · Account locked after several failed \
+                     logins, until {hhmm} (Paris time, {date}). Try again then."
+                )),
+            )
+        }
         Ok(LoginOutcome::RateLimited) => login_form(
             &service,
             StatusCode::TOO_MANY_REQUESTS,
-            Some("Trop de tentatives depuis cette adresse. Patientez une minute."),
+            Some(
+                "Trop de tentatives depuis cette adresse. Patientez une minute. · Too many \
+                 attempts from this address. Wait a minute.",
+            ),
         ),
         Err(e) => internal(e),
     }
@@ -289,6 +340,7 @@ async fn code_page(State(service): State<CodesService>, headers: HeaderMap) -> R
             left,
             daily_quota,
             service.config().codes.short_validity_minutes,
+            service.quota_reset_at(),
         ),
     )
 }
@@ -322,6 +374,16 @@ async fn code_submit(
     match service.issue(CodeKind::Short, &ch).await {
         Ok(issued) => {
             let left = service.quota_left(&ch, daily_quota).await.unwrap_or(0);
+            let link = crate::qr::deep_link(&service.config().qr.url_template, &issued.code);
+            let qr = match crate::qr::QrMatrix::encode(&link) {
+                // Inline in the page: drop the XML prolog.
+                Ok(m) => {
+                    let svg = m.to_svg(6, "QR code · TousAntiCovid");
+                    svg.find("<svg")
+                        .map_or(svg.clone(), |i| svg[i..].to_owned())
+                }
+                Err(e) => return internal(e),
+            };
             page(
                 StatusCode::OK,
                 html::code(
@@ -330,17 +392,32 @@ async fn code_submit(
                     service.now(),
                     &s.csrf,
                     left,
+                    &qr,
                 ),
             )
         }
-        Err(IssueError::QuotaExceeded) => page(
-            StatusCode::TOO_MANY_REQUESTS,
-            html::message(
-                "Quota atteint",
-                "Vous avez atteint le nombre maximal de codes pour aujourd'hui.",
-                Some(&s.csrf),
-            ),
-        ),
+        Err(IssueError::QuotaExceeded) => {
+            let reset = service.quota_reset_at();
+            let (hhmm, date) = html::paris_time(reset);
+            let wait = (reset - service.now()).num_minutes().max(0);
+            page(
+                StatusCode::TOO_MANY_REQUESTS,
+                html::message(
+                    "Quota atteint",
+                    &format!(
+                        "Vous avez atteint le nombre maximal de codes pour aujourd'hui. Le quota \
+                         repart à zéro à {hhmm} (heure de Paris, le {date}), dans {} h {:02} min. \
+                         · Daily quota reached: it resets at {hhmm} (Paris time, {date}), in {} h \
+                         {:02} min.",
+                        wait / 60,
+                        wait % 60,
+                        wait / 60,
+                        wait % 60
+                    ),
+                    Some(&s.csrf),
+                ),
+            )
+        }
         Err(e) => internal(e),
     }
 }

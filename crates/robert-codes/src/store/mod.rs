@@ -200,6 +200,15 @@ pub trait CodeStore: Send + Sync + std::fmt::Debug {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// The validity window `(available_from, valid_until)` (Unix seconds) of
+    /// the code of `kind` with one of `hashes`, used or not; read only (for
+    /// printing a letter).
+    async fn code_validity(
+        &self,
+        hashes: &[CodeHash],
+        kind: CodeKind,
+    ) -> Result<Option<(i64, i64)>, StoreError>;
+
     /// Atomically consumes the code: `true` iff one of `hashes` is an unused
     /// code of `kind` valid at `now`, which is now marked used.
     async fn burn(&self, hashes: &[CodeHash], kind: CodeKind, now: i64)

@@ -209,6 +209,31 @@ impl CodeStore for SqlStore {
         })
     }
 
+    async fn code_validity(
+        &self,
+        hashes: &[CodeHash],
+        kind: CodeKind,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT available_from, valid_until FROM submission_code WHERE kind = $1 \
+             AND code_hash IN ({}) LIMIT 1",
+            placeholders(2, hashes.len())
+        );
+        with_pool!(self, |p| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(kind.db_value());
+            for h in hashes {
+                q = q.bind(&h[..]);
+            }
+            match q.fetch_optional(p).await? {
+                Some(row) => Ok(Some((row.try_get(0)?, row.try_get(1)?))),
+                None => Ok(None),
+            }
+        })
+    }
+
     async fn burn(
         &self,
         hashes: &[CodeHash],

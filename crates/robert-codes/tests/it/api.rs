@@ -220,3 +220,218 @@ fn verify_route_never_fails_on_arbitrary_input() {
         })
         .unwrap();
 }
+
+/// GET from a chosen loopback source address (Linux routes all of
+/// 127.0.0.0/8 to `lo`), so tests can play the gateway and a stranger.
+async fn get_from(
+    source: &str,
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = sock.connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_owned();
+    (status, body)
+}
+
+/// Default mode: an API key is required; a gateway's consumer header alone
+/// is refused; Kong's `apikey` header carries a key like `X-Api-Key`.
+#[tokio::test]
+async fn generate_api_key_mode_ignores_gateway_headers() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    assert!(
+        svc.config().api.gateway.is_none(),
+        "API keys only by default"
+    );
+    let addr = serve(svc.router()).await;
+    let consumer = [("X-Consumer-Username", "doctor-portal")];
+    assert_eq!(
+        http_get(addr, "/api/v1/generate/short", &consumer).await.0,
+        401
+    );
+    assert_eq!(
+        get_from("127.0.0.2", addr, "/api/v1/generate/short", &consumer)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        http_get(addr, "/api/v1/generate/short", &[("apikey", "wrong")])
+            .await
+            .0,
+        401
+    );
+    let (status, body) = http_get(addr, "/api/v1/generate/short", &[("apikey", API_KEY)]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Trusted-gateway mode: the consumer header is honoured only from the
+/// configured gateway address (the TCP peer, not `X-Forwarded-For`), never
+/// for Kong's anonymous consumer, with a per-consumer daily quota; API
+/// keys keep working from anywhere.
+#[tokio::test]
+async fn generate_trusted_gateway_mode() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let mut cfg = config();
+    cfg.api.trust_forwarded_for = true;
+    cfg.api.gateway = Some(
+        toml::from_str(
+            "addresses = [\"127.0.0.2\"]\nconsumer_header = \"X-Consumer-Username\"\ndaily_quota = 2\nper_minute = 100\n",
+        )
+        .unwrap(),
+    );
+    let svc = service_with(&db, cfg, &clock);
+    let addr = serve(svc.router()).await;
+    let path = "/api/v1/generate/short";
+    let alice = [("X-Consumer-Username", "doctor-portal")];
+    // From the gateway: accepted, audited under the consumer's name.
+    let (status, body) = get_from("127.0.0.2", addr, path, &alice).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"].as_str().unwrap().len(), 6);
+    let audit = db.store.audit_entries(10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "issue_code" && e.actor == "gateway:doctor-portal")
+    );
+    // From anywhere else, even claiming the gateway in X-Forwarded-For: refused.
+    assert_eq!(get_from("127.0.0.1", addr, path, &alice).await.0, 401);
+    let spoof = [
+        ("X-Consumer-Username", "doctor-portal"),
+        ("X-Forwarded-For", "127.0.0.2"),
+    ];
+    assert_eq!(get_from("127.0.0.3", addr, path, &spoof).await.0, 401);
+    // From the gateway without a consumer, with an empty one, or anonymous: refused.
+    assert_eq!(get_from("127.0.0.2", addr, path, &[]).await.0, 401);
+    assert_eq!(
+        get_from("127.0.0.2", addr, path, &[("X-Consumer-Username", " ")])
+            .await
+            .0,
+        401
+    );
+    let anonymous = [
+        ("X-Consumer-Username", "anonymous"),
+        ("X-Anonymous-Consumer", "true"),
+    ];
+    assert_eq!(get_from("127.0.0.2", addr, path, &anonymous).await.0, 401);
+    // Per-consumer daily quota.
+    assert_eq!(get_from("127.0.0.2", addr, path, &alice).await.0, 200);
+    let (status, body) = get_from("127.0.0.2", addr, path, &alice).await;
+    assert_eq!(status, 429, "{body}");
+    let bob = [("X-Consumer-Username", "other-portal")];
+    assert_eq!(get_from("127.0.0.2", addr, path, &bob).await.0, 200);
+    // API keys keep working, from any address.
+    assert_eq!(
+        get_from("127.0.0.3", addr, path, &[("X-Api-Key", API_KEY)])
+            .await
+            .0,
+        200
+    );
+}
+
+#[test]
+fn gateway_mode_needs_addresses() {
+    let mut cfg = config();
+    cfg.api.gateway = Some(toml::from_str("addresses = []\n").unwrap());
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("api.gateway.addresses"), "{err}");
+    cfg.api.gateway = Some(
+        toml::from_str("addresses = [\"10.0.0.5\"]\nconsumer_header = \"bad header\"\n").unwrap(),
+    );
+    assert!(cfg.validate().is_err());
+    let g: robert_codes::config::GatewayConfig =
+        toml::from_str("addresses = [\"10.0.0.5\"]\n").unwrap();
+    assert_eq!(g.consumer_header, "X-Consumer-Username");
+}
+
+/// The service serves its OpenAPI document; it describes every route, its
+/// references resolve, and real answers use its property names.
+#[tokio::test]
+async fn openapi_document_is_served_and_matches_the_api() {
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    let (status, body) = http_get(addr, "/api/v1/openapi.json", &[]).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+    for path in [
+        "/api/v1/verify",
+        "/api/v1/generate/{kind}",
+        "/api/v1/openapi.json",
+        "/internal/api/v1/kpi",
+        "/metrics",
+        "/health",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} undocumented");
+    }
+    // Every $ref points at a schema.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "$ref" {
+                        out.push(x.as_str().unwrap().to_owned());
+                    }
+                    refs(x, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(doc["components"]["schemas"][name].is_object(), "{r}");
+    }
+    // Real answers carry exactly the documented properties.
+    let props = |schema: &str| -> std::collections::BTreeSet<String> {
+        doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let (_, body) = http_get(addr, "/api/v1/generate/short", &[("X-Api-Key", API_KEY)]).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let keys: std::collections::BTreeSet<String> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, props("GeneratedCode"));
+    let kpi = serde_json::to_value(
+        svc.kpi(
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let keys: std::collections::BTreeSet<String> =
+        kpi[0].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, props("KpiDay"));
+}

@@ -236,3 +236,182 @@ async fn letter_with_a_long_code() {
         assert!(decode_qr(&prefix.with_extension("png")).ends_with(code));
     }
 }
+
+/// `robert codes lot` without a `[[lots.schedule]]` says why nothing was
+/// written and how to fix it, instead of a bare "0 lot(s)".
+#[tokio::test]
+async fn lot_without_schedule_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}[lots]\noutput_dir = \"{}\"\n",
+            dir.path().join("lots").display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(run(&["-c", &cfg, "migrate"]).await.0, ExitCode::SUCCESS);
+    let (code, out) = run(&["-c", &cfg, "lot"]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.contains("no [[lots.schedule]]"), "{out}");
+    assert!(out.contains("daily_volume = 1000"), "{out}");
+    // A schedule that starts after the covered days.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}[[lots.schedule]]\nstart_date = 2999-01-01\ndaily_volume = 10\n"),
+    )
+    .unwrap();
+    let (_, out) = run(&["-c", &cfg, "lot"]).await;
+    assert!(out.contains("first volume starts on 2999-01-01"), "{out}");
+}
+
+/// `add-doctor` checks the configuration before asking for a password: with
+/// no configuration (no pepper) it fails on that, without touching the
+/// password source.
+#[tokio::test]
+async fn add_doctor_checks_configuration_before_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let argv = [
+        "robert",
+        "codes",
+        "--database-url",
+        &db,
+        "add-doctor",
+        "dr",
+        "--password-file",
+        "/nonexistent/password",
+    ];
+    let Cmd::Codes(a) = Top::try_parse_from(argv).unwrap().cmd;
+    let mut out = Vec::new();
+    let err = cli::run(a, &mut out).await.unwrap_err().to_string();
+    assert!(err.contains("pepper"), "{err}");
+    assert!(
+        !err.contains("password"),
+        "asked for the password first: {err}"
+    );
+}
+
+/// A letter for a long code from a lot prints the code's validity date,
+/// looked up in the database (without consuming the code).
+#[tokio::test]
+async fn long_code_letter_prints_its_validity() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let lots = dir.path().join("lots");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}[lots]\noutput_dir = \"{}\"\ndays_ahead = 1\n[[lots.schedule]]\nstart_date = 2020-01-01\ndaily_volume = 1\n",
+            lots.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(run(&["-c", &cfg, "migrate"]).await.0, ExitCode::SUCCESS);
+    let (_, out) = run(&["-c", &cfg, "lot"]).await;
+    assert!(out.contains("1 lot(s) written"), "{out}");
+    let archive = std::fs::read_dir(&lots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tgz"))
+        .unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(archive).unwrap(),
+    ));
+    let mut csv = String::new();
+    std::io::Read::read_to_string(
+        &mut tar.entries().unwrap().next().unwrap().unwrap(),
+        &mut csv,
+    )
+    .unwrap();
+    let row = csv.lines().nth(1).unwrap();
+    let code = row.split(',').nth(1).unwrap().trim_matches('"').to_owned();
+    assert_eq!(code.len(), 36);
+    let pdf = dir.path().join("l.pdf");
+    let (c, out) = run(&[
+        "-c",
+        &cfg,
+        "letter",
+        "--code",
+        &code,
+        "-o",
+        &pdf.display().to_string(),
+    ])
+    .await;
+    assert_eq!(c, ExitCode::SUCCESS, "{out}");
+    let bytes = std::fs::read(&pdf).unwrap();
+    let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
+    assert!(has(b"valable jusqu"), "no validity line");
+    assert!(has(b"23:59"), "long codes end at 23:59 Paris");
+    // Unknown code: a note, no validity line.
+    let (_, out) = run(&[
+        "-c",
+        &cfg,
+        "letter",
+        "--code",
+        "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "-o",
+        &pdf.display().to_string(),
+    ])
+    .await;
+    assert!(out.contains("not in the database"), "{out}");
+    // The lookup did not consume the code.
+    let svc = cli::build_service(robert_codes::Config::load(Path::new(&cfg)).unwrap())
+        .await
+        .unwrap();
+    assert!(svc.verify(&code).await.unwrap().valid);
+}
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `[log] format = "json"`: one JSON object per line, no colour codes; text
+/// logs carry no colour codes when not on a terminal.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let cfg: robert_codes::Config =
+        toml::from_str("[log]\nformat = \"json\"\nfilter = \"info\"\n").unwrap();
+    let buf = Captured::default();
+    let w = buf.clone();
+    tracing::subscriber::with_default(
+        cli::log_subscriber(&cfg.log, move || w.clone(), true),
+        || {
+            tracing::info!(days = 3, "lot written");
+        },
+    );
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().next().expect("one line");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["fields"]["message"], "lot written");
+    assert_eq!(v["fields"]["days"], 3);
+    assert!(!text.contains('\u{1b}'));
+    let text_cfg = robert_codes::config::LogConfig::default();
+    let buf = Captured::default();
+    let w = buf.clone();
+    tracing::subscriber::with_default(
+        cli::log_subscriber(&text_cfg, move || w.clone(), false),
+        || {
+            tracing::warn!("plain");
+        },
+    );
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("plain") && !text.contains('\u{1b}'),
+        "{text:?}"
+    );
+}

@@ -219,9 +219,14 @@ both_backends!(failed_upload_leaves_no_codes_and_no_files, |db| {
 });
 
 fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    keygen_type(dir, name, "ed25519")
+}
+
+/// An OpenSSH key pair of `kind` (`ed25519`, `ecdsa` = P-256).
+fn keygen_type(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
     let path = dir.join(name);
     let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
         .arg(&path)
         .status()
         .expect("ssh-keygen (openssh-client) is needed");
@@ -254,6 +259,12 @@ impl Drop for Sshd {
 /// Starts `sshd` on a free loopback port with its own host key and an
 /// authorized client key; `None` (with a message) when sshd is absent.
 fn start_sshd(dir: &Path, host_key: &Path, authorized: &str) -> Option<Sshd> {
+    start_sshd_with(dir, host_key, authorized, "Subsystem sftp internal-sftp\n")
+}
+
+/// [`start_sshd`] with `extra` sshd_config lines (which must include the
+/// `Subsystem sftp` line).
+fn start_sshd_with(dir: &Path, host_key: &Path, authorized: &str, extra: &str) -> Option<Sshd> {
     let sshd = Path::new("/usr/sbin/sshd");
     if !sshd.exists() {
         skip_or_fail(
@@ -276,7 +287,7 @@ fn start_sshd(dir: &Path, host_key: &Path, authorized: &str) -> Option<Sshd> {
         format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n\
+             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n{extra}\
              LogLevel ERROR\n",
             host_key.display(),
             dir.join("sshd.pid").display(),
@@ -360,4 +371,139 @@ async fn sftp_upload_to_local_openssh_server() {
     assert_eq!(db.store.count_long_codes(midnight).await.unwrap(), 3);
     assert_eq!(files_in(remote.path()).len(), 2);
     db.finish().await;
+}
+
+/// SI-DEP's server accepts what the reference's JSch client offered: key
+/// exchange `ecdh-sha2-nistp256/384/521` only, ciphers `aes256-ctr` /
+/// `aes256-cbc`, MAC `hmac-sha2-256`, host key `ecdsa-sha2-nistp256`
+/// (codes-and-push.md §2.5). An sshd restricted to that list, and to each
+/// of the three key exchanges alone, accepts our upload.
+#[tokio::test]
+async fn sftp_upload_to_sshd_limited_to_the_reference_algorithms() {
+    let keys = tempfile::tempdir().unwrap();
+    let (client_key, client_pub) = keygen(keys.path(), "client");
+    let (host_key, host_pub) = keygen_type(keys.path(), "host", "ecdsa");
+    assert!(host_pub.starts_with("ecdsa-sha2-nistp256 "), "{host_pub}");
+    for kex in [
+        "ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521",
+        "ecdh-sha2-nistp256",
+        "ecdh-sha2-nistp384",
+        "ecdh-sha2-nistp521",
+    ] {
+        let extra = format!(
+            "KexAlgorithms {kex}\nCiphers aes256-ctr,aes256-cbc\nMACs hmac-sha2-256\n\
+             HostKeyAlgorithms ecdsa-sha2-nistp256\nSubsystem sftp internal-sftp\n"
+        );
+        let Some(sshd) = start_sshd_with(keys.path(), &host_key, &client_pub, &extra) else {
+            return;
+        };
+        let remote = tempfile::tempdir().unwrap();
+        let cfg = sftp_config(
+            sshd.port,
+            &client_key,
+            &host_pub,
+            &remote.path().display().to_string(),
+        );
+        robert_codes::sftp::upload(&cfg, &[("a.tgz", b"archive"), ("a.sha256", b"digest")])
+            .await
+            .unwrap_or_else(|e| panic!("kex {kex}: {e}"));
+        assert_eq!(
+            files_in(remote.path()),
+            vec!["a.sha256", "a.tgz"],
+            "kex {kex}"
+        );
+        assert_eq!(
+            std::fs::read(remote.path().join("a.tgz")).unwrap(),
+            b"archive"
+        );
+    }
+}
+
+/// A drop folder that forbids rename (`internal-sftp -P rename,posix-rename`,
+/// a common write-only setting): the default `.part` + rename upload fails
+/// with a message naming the option and leaves no stale `.part`; with
+/// `atomic_rename = false` the files are written under their final names.
+#[tokio::test]
+async fn sftp_drop_folder_that_forbids_rename() {
+    let keys = tempfile::tempdir().unwrap();
+    let (client_key, client_pub) = keygen(keys.path(), "client");
+    let (host_key, host_pub) = keygen(keys.path(), "host");
+    let Some(sshd) = start_sshd_with(
+        keys.path(),
+        &host_key,
+        &client_pub,
+        "Subsystem sftp internal-sftp -P rename,posix-rename\n",
+    ) else {
+        return;
+    };
+    let remote = tempfile::tempdir().unwrap();
+    let mut cfg = sftp_config(
+        sshd.port,
+        &client_key,
+        &host_pub,
+        &remote.path().display().to_string(),
+    );
+    assert!(cfg.atomic_rename, "rename is the default");
+    let files: [(&str, &[u8]); 2] = [("b.tgz", b"archive"), ("b.sha256", b"digest")];
+    let err = robert_codes::sftp::upload(&cfg, &files).await.unwrap_err();
+    assert!(
+        matches!(&err, SftpError::Transfer { file, .. } if file == "b.tgz"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("atomic_rename"), "{err}");
+    assert!(
+        files_in(remote.path()).is_empty(),
+        "no stale .part: {:?}",
+        files_in(remote.path())
+    );
+    cfg.atomic_rename = false;
+    robert_codes::sftp::upload(&cfg, &files).await.unwrap();
+    assert_eq!(files_in(remote.path()), vec!["b.sha256", "b.tgz"]);
+    assert_eq!(
+        std::fs::read(remote.path().join("b.sha256")).unwrap(),
+        b"digest"
+    );
+}
+
+#[test]
+fn sftp_offers_the_nistp_key_exchanges() {
+    let names: Vec<String> = robert_codes::sftp::kex_algorithms()
+        .iter()
+        .map(|n| AsRef::<str>::as_ref(n).to_owned())
+        .collect();
+    for n in [
+        "ecdh-sha2-nistp256",
+        "ecdh-sha2-nistp384",
+        "ecdh-sha2-nistp521",
+        "curve25519-sha256",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+    }
+    // The protocol markers stay last.
+    assert!(
+        names.last().unwrap().starts_with("kex-strict-")
+            || names.last().unwrap().starts_with("ext-info-")
+    );
+}
+
+/// Lot archives hold live codes: the directory is created 0700 and the
+/// archive and digest 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn lot_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("lots");
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-10-24T10:00:00Z"));
+    let svc = service_with(&db, lot_config(&dir, 3), &clock);
+    svc.run_lot_job().await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join(".staging")), 0o700);
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        assert_eq!(mode(&dir.join(&f)), 0o600, "{f}");
+    }
 }

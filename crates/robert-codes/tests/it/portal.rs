@@ -336,3 +336,144 @@ async fn malformed_portal_requests_get_4xx_pages() {
     .await;
     assert_eq!(r.status, 303);
 }
+
+/// A locked account is told it is locked and until when, even with the
+/// right password (the reference's wording "mot de passe incorrect" sent
+/// doctors hunting for a password that was right).
+#[tokio::test]
+async fn locked_account_is_told_until_when() {
+    let p = portal(config()).await;
+    for _ in 0..4 {
+        let r = try_login(&p, "wrong password!").await;
+        assert!(r.body.contains("Identifiant ou mot de passe incorrect"));
+    }
+    // The fifth failure locks for 60 s: 10:01 UTC = 11:01 Paris.
+    let r = try_login(&p, "wrong password!").await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body.contains("Compte bloqué") && r.body.contains("11:01"),
+        "{}",
+        r.body
+    );
+    let r = try_login(&p, PW).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("jusqu&#39;à 11:01"), "{}", r.body);
+    assert!(r.body.contains("Account locked") && r.body.contains("lang=\"en\""));
+    assert!(r.cookie("robert_codes_session").is_none());
+}
+
+/// Plain HTTP on a host other than localhost with `Secure` cookies: the
+/// browser drops the form's cookie, so instead of "form session expired"
+/// forever the page says what to do.
+#[tokio::test]
+async fn plain_http_with_secure_cookies_says_what_to_do() {
+    let mut cfg = config();
+    cfg.portal.cookie_secure = true;
+    let p = portal(cfg).await;
+    let (_, field) = login_form(&p).await;
+    let body = format!(
+        "csrf={field}&username=dr.martin&password={}",
+        encode_query(PW)
+    );
+    // What a browser sends after dropping the Secure cookie.
+    let r = http(
+        p.addr,
+        "POST",
+        "/portal/login",
+        &[FORM, ("Origin", "http://192.168.1.20:8087")],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("HTTPS") && r.body.contains("portal.cookie_secure = false"),
+        "{}",
+        r.body
+    );
+    // On http://localhost browsers keep Secure cookies: the usual message.
+    let r = http(
+        p.addr,
+        "POST",
+        "/portal/login",
+        &[FORM, ("Origin", "http://localhost:8087")],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(!r.body.contains("cookie_secure"), "{}", r.body);
+    assert!(r.body.contains("Session du formulaire expirée"));
+}
+
+/// The code page shows the code's QR (the app's deep link), copy and print
+/// buttons and English beside French; the quota page says when the quota
+/// resets.
+#[tokio::test]
+async fn code_page_has_qr_copy_print_and_quota_reset() {
+    let p = portal(config()).await;
+    let cookie = format!("robert_codes_session={}", login(&p).await);
+    let r = http(p.addr, "GET", "/portal/code", &[("Cookie", &cookie)], "").await;
+    // 10:00 UTC = 11:00 Paris: the quota resets at midnight Paris.
+    assert_eq!(
+        element_text(&r.body, "quota-reset").as_deref(),
+        Some("00:00")
+    );
+    assert!(r.body.contains("lang=\"en\"") && r.body.contains("Generate a code"));
+    let form = format!("csrf={}", csrf_of(&r.body));
+    let r = http(
+        p.addr,
+        "POST",
+        "/portal/code",
+        &[FORM, ("Cookie", &cookie)],
+        &form,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let code = element_text(&r.body, "code").unwrap();
+    let link = robert_codes::qr::deep_link(&p.svc.config().qr.url_template, &code);
+    let svg = robert_codes::qr::QrMatrix::encode(&link)
+        .unwrap()
+        .to_svg(6, "QR code · TousAntiCovid");
+    let svg = &svg[svg.find("<svg").unwrap()..];
+    assert!(
+        r.body.contains(svg),
+        "the page's QR is the code's deep link"
+    );
+    assert!(
+        r.body
+            .contains(&format!("id=\"copy\" data-code=\"{code}\""))
+    );
+    assert!(r.body.contains("id=\"print\""));
+    assert!(r.body.contains("Copy the code"));
+    // Quota of 2: the second code, then the reset time.
+    http(
+        p.addr,
+        "POST",
+        "/portal/code",
+        &[FORM, ("Cookie", &cookie)],
+        &form,
+    )
+    .await;
+    let r = http(
+        p.addr,
+        "POST",
+        "/portal/code",
+        &[FORM, ("Cookie", &cookie)],
+        &form,
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert!(
+        r.body.contains("repart à zéro à 00:00") && r.body.contains("dans 13 h 00 min"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("resets at 00:00"));
+    let r = http(p.addr, "GET", "/portal/code", &[("Cookie", &cookie)], "").await;
+    assert!(
+        !r.body.contains("id=\"generate\""),
+        "no button once the quota is used"
+    );
+    assert!(r.body.contains("Daily quota reached"));
+    let js = http(p.addr, "GET", "/portal/static/countdown.js", &[], "").await;
+    assert!(js.body.contains("clipboard") && js.body.contains("window.print"));
+}
