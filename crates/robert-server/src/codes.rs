@@ -6,12 +6,11 @@
 //! JSON) counts as invalid, which `/report` answers with 401, as the
 //! reference does.
 //!
-//! In a one-process deployment the code service runs in the same process:
-//! [`CodesClient::use_local`] then sends verifications to it directly
-//! instead of over HTTP. The server's own calls then no longer come from
-//! loopback, so the code service needs no exemption from its verify rate
-//! limit, and a client reaching `/api/v1/verify` from loopback (through a
-//! local reverse proxy, say) is limited like any other.
+//! When the code service runs in the same process,
+//! [`CodesClient::use_local`] can send verifications to it directly instead
+//! of over HTTP, so that the server's own calls need no loopback exemption
+//! from the code service's verify rate limit. (`robert serve
+//! --codes-config` does not use it yet: it still verifies over loopback.)
 
 use std::future::Future;
 use std::pin::Pin;
