@@ -447,11 +447,13 @@ impl Default for PushConfig {
 /// JWT signature algorithm.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum JwtAlgorithm {
-    /// ECDSA P-256 with SHA-256 (default).
-    #[default]
+    /// ECDSA P-256 with SHA-256 (smaller, faster tokens; only for consumers
+    /// you configure yourself).
     ES256,
-    /// RSA PKCS#1 v1.5 with SHA-256, the reference's algorithm (for consumers
-    /// that only verify RS256).
+    /// RSA PKCS#1 v1.5 with SHA-256 (default): the reference's algorithm, the
+    /// only one its consumers verify (the analytics server accepts nothing
+    /// else, and CNAM was set up for the reference's RSA key).
+    #[default]
     RS256,
 }
 
@@ -459,18 +461,21 @@ pub enum JwtAlgorithm {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
-    /// Signature algorithm of every token: `ES256` or `RS256`.
+    /// Signature algorithm of every token: `RS256` (default) or `ES256`.
     pub algorithm: JwtAlgorithm,
     /// `kid` header of the declaration token (`robert.jwt.declare.public-kid`).
     pub declaration_kid: String,
-    /// PKCS#8 private key (PEM file) signing `declarationToken`. Empty with
-    /// ES256: a key generated into the key store on first start.
+    /// PKCS#8 private key signing `declarationToken`: a PEM file, or a file
+    /// holding the reference's base64 DER value
+    /// (`robert.jwt.declare.private-key`). Empty: a key of the configured
+    /// algorithm generated into the key store on first start.
     pub declaration_key_file: PathBuf,
-    /// PKCS#8 private key (PEM file) signing `analyticsToken`. Empty with
-    /// ES256: generated into the key store.
+    /// PKCS#8 private key signing `analyticsToken`
+    /// (`robert.jwt.analytics.token.private-key`). Empty: generated into the
+    /// key store.
     pub analytics_key_file: PathBuf,
-    /// PKCS#8 private key (PEM file) signing `reportValidationToken`. Empty
-    /// with ES256: generated into the key store.
+    /// PKCS#8 private key signing `reportValidationToken`
+    /// (`robert.jwt.privatekey`). Empty: generated into the key store.
     pub report_key_file: PathBuf,
     /// Lifetime of the analytics token in minutes (`robert.jwt.analytics.token.lifetime`);
     /// `exp` is one minute more, as in the reference.
@@ -482,7 +487,7 @@ pub struct JwtConfig {
 impl Default for JwtConfig {
     fn default() -> Self {
         Self {
-            algorithm: JwtAlgorithm::ES256,
+            algorithm: JwtAlgorithm::RS256,
             declaration_kid: "robert-declaration".into(),
             declaration_key_file: PathBuf::new(),
             analytics_key_file: PathBuf::new(),
@@ -699,15 +704,6 @@ impl Config {
         if let Err(e) = self.batch.settings() {
             return Err(ConfigError::Invalid(e.to_string()));
         }
-        if self.jwt.algorithm == JwtAlgorithm::RS256
-            && (self.jwt.declaration_key_file.as_os_str().is_empty()
-                || self.jwt.analytics_key_file.as_os_str().is_empty()
-                || self.jwt.report_key_file.as_os_str().is_empty())
-        {
-            return bad(
-                "jwt.algorithm = \"RS256\" needs jwt.declaration_key_file, jwt.analytics_key_file and jwt.report_key_file",
-            );
-        }
         Ok(())
     }
 }
@@ -828,8 +824,8 @@ mod tests {
         assert!(e.to_string().contains("bundle_days"), "{e}");
         let e = Config::load(None, env(&[("ROBERT_BATCH__RISK_THRESHOLD", "-1.0")])).unwrap_err();
         assert!(e.to_string().contains("batch"), "{e}");
-        let e = Config::load(None, env(&[("ROBERT_JWT__ALGORITHM", "RS256")])).unwrap_err();
-        assert!(e.to_string().contains("RS256"), "{e}");
+        let e = Config::load(None, env(&[("ROBERT_JWT__ALGORITHM", "HS256")])).unwrap_err();
+        assert!(e.to_string().contains("algorithm"), "{e}");
     }
 
     #[test]

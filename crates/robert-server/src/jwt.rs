@@ -6,9 +6,12 @@
 //! | `analyticsToken` | `/status` | `iss = "robert-server"`, `iat` (truncated to the minute), `exp = iat + lifetime + 60 s` |
 //! | `reportValidationToken` | `/report` | `iat`, `exp = iat + lifetime` |
 //!
-//! Signatures are ES256 (ECDSA P-256 / SHA-256, RFC 7518 §3.4) by default,
-//! or RS256 (RSASSA-PKCS1-v1_5 / SHA-256, the reference's choice, signed
-//! with blinding) when configured. The algorithm is fixed by configuration:
+//! Signatures are RS256 (RSASSA-PKCS1-v1_5 / SHA-256, signed with blinding)
+//! by default, the reference's algorithm and the only one its consumers
+//! verify (the analytics server is hard-wired to RS256), or ES256 (ECDSA
+//! P-256 / SHA-256, RFC 7518 §3.4) when configured. Keys are PKCS#8, PEM or
+//! base64 DER as the reference's `robert.jwt.*.private-key`, or generated
+//! into the key store. The algorithm is fixed by configuration:
 //! a signer never emits, and [`verify`] never accepts, another one (no
 //! `alg` negotiation, no `none`).
 //!
@@ -47,7 +50,9 @@ pub enum JwtError {
     #[error("JWT key {0}: not a PKCS#8 private key for the configured algorithm")]
     InvalidKey(String),
     /// No key is available for a token.
-    #[error("no {0} JWT key: configure jwt.{0}_key_file or let the key store generate one (ES256)")]
+    #[error(
+        "no {0} JWT key: configure jwt.{0}_key_file or let the key store generate one (`robert keys init`)"
+    )]
     MissingKey(&'static str),
     /// A token is malformed, uses another algorithm, or its signature is wrong.
     #[error("invalid token: {0}")]
@@ -98,6 +103,18 @@ impl JwtSigner {
         let key = p256::ecdsa::SigningKey::from_slice(scalar)
             .map_err(|_| JwtError::InvalidKey("scalar".into()))?;
         Ok(Self::new(Key::Es256(key), kid))
+    }
+
+    /// An RS256 signer from a PKCS#8 DER RSA private key (as the key store
+    /// holds it).
+    pub fn rs256_from_der(der: &[u8], kid: Option<&str>) -> Result<Self, JwtError> {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let k = rsa::PrivateKey::from_pkcs8_der(der)
+            .map_err(|_| JwtError::InvalidKey("generated RS256 key".into()))?;
+        Ok(Self::new(
+            Key::Rs256(Box::new(rsa::pkcs1v15::SigningKey::<Sha256>::new(k))),
+            kid,
+        ))
     }
 
     /// A signer from a PKCS#8 private key, PEM or base64 DER (the reference's
@@ -309,36 +326,46 @@ impl fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Builds the signers: from the configured key files, else (ES256 only)
-    /// from the key store's generated keys.
+    /// Builds the signers: from the configured key files, else from the key
+    /// store's generated keys of the configured algorithm.
     pub fn from_config(cfg: &JwtConfig, generated: &JwtKeySet) -> Result<Self, JwtError> {
+        type Stored<'a> = (
+            &'a Option<zeroize::Zeroizing<[u8; 32]>>,
+            &'a Option<zeroize::Zeroizing<Vec<u8>>>,
+        );
         let load = |file: &Path,
-                    stored: &Option<zeroize::Zeroizing<[u8; 32]>>,
+                    (es256, rs256): Stored<'_>,
                     kid: Option<&str>,
                     name: &'static str|
          -> Result<JwtSigner, JwtError> {
             if !file.as_os_str().is_empty() {
                 return JwtSigner::from_file(file, cfg.algorithm, kid);
             }
-            match (cfg.algorithm, stored) {
-                (JwtAlgorithm::ES256, Some(s)) => JwtSigner::es256_from_scalar(s, kid),
+            match (cfg.algorithm, es256, rs256) {
+                (JwtAlgorithm::ES256, Some(s), _) => JwtSigner::es256_from_scalar(s, kid),
+                (JwtAlgorithm::RS256, _, Some(der)) => JwtSigner::rs256_from_der(der, kid),
                 _ => Err(JwtError::MissingKey(name)),
             }
         };
         Ok(Self {
             declaration: load(
                 &cfg.declaration_key_file,
-                &generated.declaration,
+                (&generated.declaration, &generated.declaration_rsa),
                 Some(&cfg.declaration_kid),
                 "declaration",
             )?,
             analytics: load(
                 &cfg.analytics_key_file,
-                &generated.analytics,
+                (&generated.analytics, &generated.analytics_rsa),
                 None,
                 "analytics",
             )?,
-            report: load(&cfg.report_key_file, &generated.report, None, "report")?,
+            report: load(
+                &cfg.report_key_file,
+                (&generated.report, &generated.report_rsa),
+                None,
+                "report",
+            )?,
             analytics_lifetime_secs: i64::try_from(cfg.analytics_lifetime_mins.saturating_mul(60))
                 .unwrap_or(i64::MAX / 2),
             report_lifetime_secs: i64::try_from(cfg.report_lifetime_secs).unwrap_or(i64::MAX / 2),
@@ -421,7 +448,11 @@ mod tests {
         let mut set = crate::keystore::KeySet::default();
         let d = robert_core::time::UtcDate::new(2024, 1, 1).unwrap();
         set.fill_missing(d, d, true, &mut rand::rng());
-        Tokens::from_config(&JwtConfig::default(), &set.jwt).unwrap()
+        let cfg = JwtConfig {
+            algorithm: JwtAlgorithm::ES256,
+            ..JwtConfig::default()
+        };
+        Tokens::from_config(&cfg, &set.jwt).unwrap()
     }
 
     #[test]
@@ -488,6 +519,134 @@ mod tests {
             claims,
             serde_json::json!({"iat": 1_700_000_000i64, "exp": 1_700_000_300i64})
         );
+    }
+
+    /// One RSA key for the RS256 tests, generated once (it is slow).
+    fn rsa_der() -> &'static [u8] {
+        static DER: std::sync::OnceLock<zeroize::Zeroizing<Vec<u8>>> = std::sync::OnceLock::new();
+        DER.get_or_init(|| crate::keystore::generate_rsa_jwt_key(&mut rand::rng()).unwrap())
+    }
+
+    fn split(token: &str) -> (&str, Vec<u8>) {
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        (signed, URL_SAFE_NO_PAD.decode(sig).unwrap())
+    }
+
+    /// The default is RS256 and the generated key store keys sign with it.
+    #[test]
+    fn rs256_is_the_default_and_uses_generated_keys() {
+        assert_eq!(JwtConfig::default().algorithm, JwtAlgorithm::RS256);
+        let mut set = JwtKeySet::default();
+        assert!(matches!(
+            Tokens::from_config(&JwtConfig::default(), &set),
+            Err(JwtError::MissingKey("declaration"))
+        ));
+        let der = zeroize::Zeroizing::new(rsa_der().to_vec());
+        set.declaration_rsa = Some(der.clone());
+        set.analytics_rsa = Some(der.clone());
+        set.report_rsa = Some(der);
+        let t = Tokens::from_config(&JwtConfig::default(), &set).unwrap();
+        let tok = t.report_validation(1_700_000_000);
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(tok.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], "RS256");
+        let claims = verify(&tok, JwtAlgorithm::RS256, &t.report.public_key_pem()).unwrap();
+        assert_eq!(claims["exp"], 1_700_000_300i64);
+    }
+
+    /// Our RS256 tokens verify with an implementation that is not ours:
+    /// ring (BoringSSL's RSA code) with the public key it derives itself
+    /// from the private key, and, when installed, the `openssl` command with
+    /// the PEM we publish for consumers (`robert keys show-public --jwt`).
+    #[test]
+    fn rs256_tokens_verify_with_independent_verifiers() {
+        let der = rsa_der();
+        let s = JwtSigner::rs256_from_der(der, Some("TousAntiCovidKID")).unwrap();
+        let tok = s.sign_claims(&DeclarationClaims {
+            jti: "974bfa9074e2d99ede452331ad23be6a67f94565496aa19ef1fef1263cf30cdd",
+            iat: 1_651_000_000,
+            iss: "tac",
+            notification_date_timestamp: 3_860_000_100,
+            last_contact_date_timestamp: 3_859_948_800,
+        });
+        let (signed, sig) = split(&tok);
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(der).unwrap();
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            ring::signature::KeyPair::public_key(&pair)
+                .as_ref()
+                .to_vec(),
+        );
+        public.verify(signed.as_bytes(), &sig).unwrap();
+        let mut tampered = signed.as_bytes().to_vec();
+        tampered[signed.len() - 1] ^= 1;
+        assert!(public.verify(&tampered, &sig).is_err());
+        // openssl, with the published SubjectPublicKeyInfo PEM.
+        let dir = std::env::temp_dir().join(format!("robert-jwt-openssl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pub.pem"), s.public_key_pem()).unwrap();
+        std::fs::write(dir.join("data"), signed).unwrap();
+        std::fs::write(dir.join("sig"), &sig).unwrap();
+        match std::process::Command::new("openssl")
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig",
+                "data",
+            ])
+            .current_dir(&dir)
+            .output()
+        {
+            Ok(out) => assert!(
+                out.status.success()
+                    && String::from_utf8_lossy(&out.stdout).contains("Verified OK"),
+                "openssl: {out:?}"
+            ),
+            Err(e) => eprintln!("skipped the openssl check: {e}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A token as the reference issued it (jjwt: header `{"type":"JWT",
+    /// "kid":…,"alg":"RS256"}`, key given as base64 PKCS#8 DER in
+    /// `robert.jwt.declare.private-key`), signed by ring, verifies with our
+    /// verifier and the public key of the same configured key.
+    #[test]
+    fn reference_style_rs256_tokens_verify_with_ours() {
+        let der = rsa_der();
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(der).unwrap();
+        let header = br#"{"type":"JWT","kid":"TousAntiCovidKID","alg":"RS256"}"#;
+        let claims = br#"{"jti":"abc","iat":1651000000,"iss":"tac","notificationDateTimestamp":3860000100,"lastContactDateTimestamp":3859948800}"#;
+        let signed = format!("{}.{}", b64url(header), b64url(claims));
+        let mut sig = vec![0; pair.public().modulus_len()];
+        pair.sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            signed.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        let token = format!("{signed}.{}", b64url(&sig));
+        // The key in the reference's configuration format.
+        let b64 = robert_core::b64::encode(der);
+        let ours = JwtSigner::from_pkcs8(&b64, JwtAlgorithm::RS256, None, "test").unwrap();
+        let got = verify(&token, JwtAlgorithm::RS256, &ours.public_key_pem()).unwrap();
+        assert_eq!(got["iss"], "tac");
+        assert_eq!(got["notificationDateTimestamp"], 3_860_000_100u64);
+        // Pinned algorithm: not accepted as ES256; a flipped byte fails.
+        assert!(verify(&token, JwtAlgorithm::ES256, &ours.public_key_pem()).is_err());
+        let mut bad = token.clone().into_bytes();
+        let i = signed.len() + 5;
+        bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+        let bad = String::from_utf8(bad).unwrap();
+        assert!(verify(&bad, JwtAlgorithm::RS256, &ours.public_key_pem()).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::http_client::ClientBuildError;
 use crate::jwt::{JwtError, Tokens};
 use crate::keystore::file::{FileKeyStore, KdfParams, PASSPHRASE_ENV, resolve_passphrase};
 use crate::keystore::pkcs11::{PIN_ENV, Pkcs11KeyStore, Pkcs11Settings, resolve_pin};
-use crate::keystore::{KeyRing, KeyStore, KeyStoreError, SecretSource, admin};
+use crate::keystore::{GeneratedJwtKeys, KeyRing, KeyStore, KeyStoreError, SecretSource, admin};
 use crate::push::PushClient;
 use crate::state::{AppState, StateParts};
 
@@ -84,12 +84,17 @@ pub async fn check_kek(
     }
 }
 
-/// Whether the configured JWT keys need generated ES256 keys in the store.
-pub fn needs_generated_jwt_keys(config: &Config) -> bool {
-    config.jwt.algorithm == JwtAlgorithm::ES256
-        && (config.jwt.declaration_key_file.as_os_str().is_empty()
-            || config.jwt.analytics_key_file.as_os_str().is_empty()
-            || config.jwt.report_key_file.as_os_str().is_empty())
+/// Which JWT keys the key store must generate: those of the configured
+/// algorithm, unless every token's key comes from a file.
+pub fn needs_generated_jwt_keys(config: &Config) -> GeneratedJwtKeys {
+    let all_files = !(config.jwt.declaration_key_file.as_os_str().is_empty()
+        || config.jwt.analytics_key_file.as_os_str().is_empty()
+        || config.jwt.report_key_file.as_os_str().is_empty());
+    match (all_files, config.jwt.algorithm) {
+        (true, _) => GeneratedJwtKeys::None,
+        (false, JwtAlgorithm::ES256) => GeneratedJwtKeys::Es256,
+        (false, JwtAlgorithm::RS256) => GeneratedJwtKeys::Rs256,
+    }
 }
 
 /// KDF parameters for new key stores, from the configuration.
@@ -197,8 +202,8 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
                 .unwrap_or("-"),
         ));
     } else {
-        if with_jwt {
-            let r = admin::init_jwt_only(ks.as_ref())?;
+        if with_jwt != GeneratedJwtKeys::None {
+            let r = admin::init_jwt_only(ks.as_ref(), with_jwt)?;
             if !r.is_empty() {
                 notes.push(format!("generated JWT keys: {}", r.join(", ")));
             }

@@ -178,6 +178,9 @@ impl Backend {
         config.batch.risk_threshold = knobs.risk_threshold;
         // Durability across power loss is pointless here.
         config.store.sqlite_full_sync = false;
+        // No token consumer to please, and RSA key generation would cost
+        // about a second per run: the generated ES256 keys sign the tokens.
+        config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
         let store = robert_store::open(&robert_store::default_sqlite_url(&dir), &config.store)
             .await
             .map_err(|e| backend_err("server store", e))?;

@@ -101,6 +101,8 @@ verify_burst = 10000
         config.captcha.mode = CaptchaMode::AcceptAny;
         config.codes.url = format!("http://{addr}");
         config.codes.timeout_ms = 5000;
+        // The generated ES256 keys sign the tokens (RSA key generation is slow).
+        config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
         let server_clock = Arc::new(robert_server::clock::ManualClock::at_ntp(t));
         let mut set = KeySet::default();
         let today = UtcDate::of(t);

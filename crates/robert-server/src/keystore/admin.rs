@@ -15,7 +15,7 @@ use robert_core::time::UtcDate;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::{KeySet, KeyStore, KeyStoreError, SharedKek, SharedRegistrationKey};
+use super::{GeneratedJwtKeys, KeySet, KeyStore, KeyStoreError, SharedKek, SharedRegistrationKey};
 
 /// What an administrative command changed (never key bytes).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -68,8 +68,9 @@ fn load_or_empty(store: &dyn KeyStore) -> Result<KeySet, KeyStoreError> {
     }
 }
 
-/// `keys init`: creates K_G, the KEK, the registration key pair, the ES256
-/// JWT keys (when `with_jwt`) and K_S for `today..=today+future_days`. On an
+/// `keys init`: creates K_G, the KEK, the registration key pair, the JWT
+/// keys of the configured algorithm (`jwt`) and K_S for
+/// `today..=today+future_days`. On an
 /// existing store only missing keys are added. The KEK and the registration
 /// key are created by the store ([`KeyStore::generate_kek`]): inside the
 /// token for a PKCS#11 store.
@@ -77,7 +78,7 @@ pub fn init(
     store: &dyn KeyStore,
     today: UtcDate,
     future_days: u32,
-    with_jwt: bool,
+    jwt: GeneratedJwtKeys,
 ) -> Result<KeyReport, KeyStoreError> {
     let mut set = load_or_empty(store)?;
     let mut added = Vec::new();
@@ -92,9 +93,12 @@ pub fn init(
     added.extend(set.fill_missing(
         today,
         today.add_days(i64::from(future_days)),
-        with_jwt,
+        jwt == GeneratedJwtKeys::Es256,
         &mut rand::rng(),
     ));
+    if jwt == GeneratedJwtKeys::Rs256 {
+        added.extend(set.fill_missing_rsa_jwt(&mut rand::rng())?);
+    }
     if !added.is_empty() || !store.exists() {
         store.save(&set)?;
     }
@@ -108,21 +112,30 @@ pub fn init(
     )
 }
 
-/// Adds the ES256 JWT keys to an existing store if they are missing.
-/// Returns what was added.
-pub fn init_jwt_only(store: &dyn KeyStore) -> Result<Vec<String>, KeyStoreError> {
+/// Adds the JWT keys of `jwt`'s algorithm to an existing store if they are
+/// missing. Returns what was added.
+pub fn init_jwt_only(
+    store: &dyn KeyStore,
+    jwt: GeneratedJwtKeys,
+) -> Result<Vec<String>, KeyStoreError> {
     let mut set = store.load()?;
     let mut added = Vec::new();
     let mut rng = rand::rng();
-    for (slot, name) in [
-        (&mut set.jwt.declaration, "JWT declaration key"),
-        (&mut set.jwt.analytics, "JWT analytics key"),
-        (&mut set.jwt.report, "JWT report key"),
-    ] {
-        if slot.is_none() {
-            *slot = Some(ServerKeyPair::generate(&mut rng).to_scalar_bytes());
-            added.push(name.to_owned());
+    match jwt {
+        GeneratedJwtKeys::None => {}
+        GeneratedJwtKeys::Es256 => {
+            for (slot, name) in [
+                (&mut set.jwt.declaration, "JWT declaration key"),
+                (&mut set.jwt.analytics, "JWT analytics key"),
+                (&mut set.jwt.report, "JWT report key"),
+            ] {
+                if slot.is_none() {
+                    *slot = Some(ServerKeyPair::generate(&mut rng).to_scalar_bytes());
+                    added.push(name.to_owned());
+                }
+            }
         }
+        GeneratedJwtKeys::Rs256 => added.extend(set.fill_missing_rsa_jwt(&mut rng)?),
     }
     if !added.is_empty() {
         store.save(&set)?;
@@ -409,6 +422,15 @@ pub fn migrate(
             entries.push(Entry::J(kind, k));
         }
     }
+    for (kind, slot) in [
+        (JwtKind::Declaration, source.jwt.declaration_rsa),
+        (JwtKind::Analytics, source.jwt.analytics_rsa),
+        (JwtKind::Report, source.jwt.report_rsa),
+    ] {
+        if let Some(k) = slot {
+            entries.push(Entry::JR(kind, k));
+        }
+    }
     merge(to, entries, force)
 }
 
@@ -426,6 +448,7 @@ enum Entry {
     K(SharedKek),
     R(SharedRegistrationKey),
     J(JwtKind, Zeroizing<[u8; 32]>),
+    JR(JwtKind, Zeroizing<Vec<u8>>),
 }
 
 /// Puts `new` in `slot`: unchanged if `same`, refused if different and not
@@ -514,6 +537,16 @@ fn merge(
                     JwtKind::Declaration => (&mut set.jwt.declaration, "JWT declaration key"),
                     JwtKind::Analytics => (&mut set.jwt.analytics, "JWT analytics key"),
                     JwtKind::Report => (&mut set.jwt.report, "JWT report key"),
+                };
+                place(slot, k, |a, b| Ok(a == b), name.into(), force, &mut report)?;
+            }
+            Entry::JR(kind, k) => {
+                let (slot, name) = match kind {
+                    JwtKind::Declaration => {
+                        (&mut set.jwt.declaration_rsa, "JWT declaration key (RS256)")
+                    }
+                    JwtKind::Analytics => (&mut set.jwt.analytics_rsa, "JWT analytics key (RS256)"),
+                    JwtKind::Report => (&mut set.jwt.report_rsa, "JWT report key (RS256)"),
                 };
                 place(slot, k, |a, b| Ok(a == b), name.into(), force, &mut report)?;
             }

@@ -15,6 +15,7 @@
 //!   0x01 K_G (16/24/32)       0x02 KEK (32)          0x03 registration private scalar (32)
 //!   0x04 K_S: day (4, BE, days since 1970-01-01, signed) ‖ key (24)
 //!   0x05/0x06/0x07 ES256 JWT key scalar (32): declaration / analytics / report
+//!   0x08/0x09/0x0A RS256 JWT key, PKCS#8 DER: declaration / analytics / report
 //! ```
 //!
 //! The header is authenticated (GCM AAD), so the KDF parameters cannot be
@@ -54,6 +55,9 @@ const T_KS: u8 = 0x04;
 const T_JWT_DECL: u8 = 0x05;
 const T_JWT_ANALYTICS: u8 = 0x06;
 const T_JWT_REPORT: u8 = 0x07;
+const T_JWT_DECL_RSA: u8 = 0x08;
+const T_JWT_ANALYTICS_RSA: u8 = 0x09;
+const T_JWT_REPORT_RSA: u8 = 0x0A;
 
 /// Environment variable holding the key store passphrase.
 pub const PASSPHRASE_ENV: &str = "ROBERT_KEYSTORE_PASSPHRASE";
@@ -369,13 +373,24 @@ impl KeyStore for FileKeyStore {
 
 fn push_entry(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.push(tag);
-    // Every value is at most 28 bytes.
+    // Every value is at most a few KiB (an RSA-2048 PKCS#8 key is ~1.2 KiB).
     out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(0).to_be_bytes());
     out.extend_from_slice(value);
 }
 
 fn encode_payload(keys: &KeySet) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
-    let mut out = Zeroizing::new(Vec::with_capacity(64 + keys.server_keys.len() * 31));
+    // Sized up front: a reallocation would leave key bytes in freed memory.
+    let rsa_len: usize = [
+        &keys.jwt.declaration_rsa,
+        &keys.jwt.analytics_rsa,
+        &keys.jwt.report_rsa,
+    ]
+    .iter()
+    .filter_map(|k| k.as_ref().map(|k| k.len() + 3))
+    .sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        256 + keys.server_keys.len() * 31 + rsa_len,
+    ));
     out.push(PAYLOAD_VERSION);
     if let Some(k) = &keys.key_g {
         push_entry(&mut out, T_KG, k.expose_secret());
@@ -407,6 +422,15 @@ fn encode_payload(keys: &KeySet) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
             push_entry(&mut out, tag, k.as_ref());
         }
     }
+    for (tag, slot) in [
+        (T_JWT_DECL_RSA, &keys.jwt.declaration_rsa),
+        (T_JWT_ANALYTICS_RSA, &keys.jwt.analytics_rsa),
+        (T_JWT_REPORT_RSA, &keys.jwt.report_rsa),
+    ] {
+        if let Some(k) = slot {
+            push_entry(&mut out, tag, k.as_slice());
+        }
+    }
     Ok(out)
 }
 
@@ -415,6 +439,13 @@ fn scalar(v: &[u8]) -> Result<Zeroizing<[u8; 32]>, &'static str> {
     // Check it is a valid P-256 scalar.
     ServerKeyPair::from_scalar_bytes(&arr).map_err(|_| "bad JWT key")?;
     Ok(Zeroizing::new(arr))
+}
+
+fn rsa_der(v: &[u8]) -> Result<Zeroizing<Vec<u8>>, &'static str> {
+    if !super::check_rsa_jwt_key(v) {
+        return Err("bad RS256 JWT key");
+    }
+    Ok(Zeroizing::new(v.to_vec()))
 }
 
 fn decode_payload(p: &[u8]) -> Result<KeySet, &'static str> {
@@ -454,6 +485,9 @@ fn decode_payload(p: &[u8]) -> Result<KeySet, &'static str> {
             T_JWT_DECL => set.jwt.declaration = Some(scalar(value)?),
             T_JWT_ANALYTICS => set.jwt.analytics = Some(scalar(value)?),
             T_JWT_REPORT => set.jwt.report = Some(scalar(value)?),
+            T_JWT_DECL_RSA => set.jwt.declaration_rsa = Some(rsa_der(value)?),
+            T_JWT_ANALYTICS_RSA => set.jwt.analytics_rsa = Some(rsa_der(value)?),
+            T_JWT_REPORT_RSA => set.jwt.report_rsa = Some(rsa_der(value)?),
             _ => return Err("unknown entry (written by a newer version?)"),
         }
     }

@@ -6,7 +6,7 @@
 //! | K_G | AES-256 | encrypts the country code into the ECC |
 //! | registration key pair | P-256 | ECDH with the apps at `/register` |
 //! | KEK | AES-256-GCM | wraps each registration's K_A and K_A_Tuples at rest |
-//! | JWT keys (optional) | P-256 | ES256 signatures of the tokens, when not configured from files |
+//! | JWT keys (optional) | RSA-2048 or P-256 | RS256 (default) or ES256 signatures of the tokens, when not configured from files |
 //!
 //! A [`KeyStore`] persists a [`KeySet`]. Two implementations:
 //! [`file::FileKeyStore`], a passphrase-encrypted file (Argon2id +
@@ -141,19 +141,60 @@ pub struct KeySet {
     pub kek: Option<SharedKek>,
     /// The registration key pair: in memory (file store) or a token key.
     pub registration: Option<SharedRegistrationKey>,
-    /// ES256 JWT signing keys (P-256 scalars) generated on first start.
+    /// JWT signing keys generated on first start (RS256 and/or ES256).
     pub jwt: JwtKeySet,
 }
 
-/// Generated ES256 signing keys, one per token kind.
+/// Generated JWT signing keys, one per token kind and algorithm: ES256 keys
+/// as P-256 scalars, RS256 keys as PKCS#8 DER (RSA-2048).
 #[derive(Clone, Default)]
 pub struct JwtKeySet {
-    /// Signs `declarationToken`.
+    /// ES256: signs `declarationToken`.
     pub declaration: Option<Zeroizing<[u8; 32]>>,
-    /// Signs `analyticsToken`.
+    /// ES256: signs `analyticsToken`.
     pub analytics: Option<Zeroizing<[u8; 32]>>,
-    /// Signs `reportValidationToken`.
+    /// ES256: signs `reportValidationToken`.
     pub report: Option<Zeroizing<[u8; 32]>>,
+    /// RS256: signs `declarationToken` (PKCS#8 DER).
+    pub declaration_rsa: Option<Zeroizing<Vec<u8>>>,
+    /// RS256: signs `analyticsToken` (PKCS#8 DER).
+    pub analytics_rsa: Option<Zeroizing<Vec<u8>>>,
+    /// RS256: signs `reportValidationToken` (PKCS#8 DER).
+    pub report_rsa: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Which JWT keys the key store must generate for a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeneratedJwtKeys {
+    /// Every token key comes from a file.
+    None,
+    /// ES256 keys (P-256 scalars).
+    Es256,
+    /// RS256 keys (RSA-2048, PKCS#8 DER).
+    Rs256,
+}
+
+/// Size of generated RS256 keys (the reference's `jwt_keygen` made 2048-bit keys).
+pub const RSA_JWT_BITS: usize = 2048;
+
+/// A new RSA private key for RS256 tokens, as PKCS#8 DER.
+pub fn generate_rsa_jwt_key(rng: &mut impl CryptoRng) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let key = rsa::PrivateKey::new(rng, RSA_JWT_BITS).map_err(|e| KeyStoreError::InvalidKey {
+        what: "generated RSA JWT key".into(),
+        reason: e.to_string(),
+    })?;
+    let der = key.to_pkcs8_der().map_err(|e| KeyStoreError::InvalidKey {
+        what: "generated RSA JWT key".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Zeroizing::new(der.as_bytes().to_vec()))
+}
+
+/// Checks that `der` is a PKCS#8 RSA private key (for loading a store).
+pub fn check_rsa_jwt_key(der: &[u8]) -> bool {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    rsa::PrivateKey::from_pkcs8_der(der).is_ok()
 }
 
 impl fmt::Debug for KeySet {
@@ -225,6 +266,26 @@ impl KeySet {
             }
         }
         added
+    }
+
+    /// Adds the three RS256 JWT keys if they are missing (RSA-2048; about a
+    /// second of CPU in all). Returns what was added.
+    pub fn fill_missing_rsa_jwt(
+        &mut self,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<String>, KeyStoreError> {
+        let mut added = Vec::new();
+        for (slot, name) in [
+            (&mut self.jwt.declaration_rsa, "JWT declaration key (RS256)"),
+            (&mut self.jwt.analytics_rsa, "JWT analytics key (RS256)"),
+            (&mut self.jwt.report_rsa, "JWT report key (RS256)"),
+        ] {
+            if slot.is_none() {
+                *slot = Some(generate_rsa_jwt_key(rng)?);
+                added.push(name.to_owned());
+            }
+        }
+        Ok(added)
     }
 
     /// Deletes K_S of days before `keep_from`. Returns the deleted dates.

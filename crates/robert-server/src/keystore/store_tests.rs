@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::admin::{self, ImportItem};
 use super::file::{FileKeyStore, KdfParams};
 use super::pkcs11::{Pkcs11KeyStore, Pkcs11Settings, testing};
-use super::{KeyOpError, KeyRing, KeySet, KeyStore, KeyStoreError};
+use super::{GeneratedJwtKeys, JwtKeySet, KeyOpError, KeyRing, KeySet, KeyStore, KeyStoreError};
 
 /// Cheap Argon2id parameters.
 const TEST_PARAMS: KdfParams = KdfParams {
@@ -108,10 +108,29 @@ fn day(s: &str) -> UtcDate {
     s.parse().unwrap()
 }
 
+/// RS256 keys, generated once per process (RSA key generation is slow).
+fn rsa_keys() -> JwtKeySet {
+    static KEYS: std::sync::OnceLock<JwtKeySet> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut s = KeySet::default();
+        s.fill_missing_rsa_jwt(&mut rand::rng()).unwrap();
+        s.jwt
+    })
+    .clone()
+}
+
+fn with_rsa(set: &mut KeySet) {
+    let rsa = rsa_keys();
+    set.jwt.declaration_rsa = rsa.declaration_rsa;
+    set.jwt.analytics_rsa = rsa.analytics_rsa;
+    set.jwt.report_rsa = rsa.report_rsa;
+}
+
 fn sample() -> KeySet {
     let mut set = KeySet::default();
     let d = day("2024-01-31");
     set.fill_missing(d, d.add_days(2), true, &mut rand::rng());
+    with_rsa(&mut set);
     set
 }
 
@@ -136,6 +155,11 @@ fn round_trip(f: &Fixture) {
     assert_eq!(back.jwt.declaration, set.jwt.declaration);
     assert_eq!(back.jwt.analytics, set.jwt.analytics);
     assert_eq!(back.jwt.report, set.jwt.report);
+    // RS256 keys (PKCS#8 DER, ~1.2 KiB) too, in either store.
+    assert!(back.jwt.declaration_rsa.is_some());
+    assert_eq!(back.jwt.declaration_rsa, set.jwt.declaration_rsa);
+    assert_eq!(back.jwt.analytics_rsa, set.jwt.analytics_rsa);
+    assert_eq!(back.jwt.report_rsa, set.jwt.report_rsa);
     // Saving what was loaded changes nothing; dropping a day deletes it.
     store.save(&back).unwrap();
     let mut back = store.load().unwrap();
@@ -163,7 +187,7 @@ fn round_trip(f: &Fixture) {
 
 fn generation_is_shared(f: &Fixture) {
     let (a, b) = (f.open(), f.open());
-    admin::init(a.as_ref(), day("2024-05-01"), 1, false).unwrap();
+    admin::init(a.as_ref(), day("2024-05-01"), 1, GeneratedJwtKeys::None).unwrap();
     let g = b.generation();
     assert!(g.is_some());
     assert_eq!(a.generation(), g);
@@ -186,7 +210,7 @@ fn generation_is_shared(f: &Fixture) {
 fn init_rotate_show(f: &Fixture) {
     let s = f.open();
     let s = s.as_ref();
-    let r = admin::init(s, day("2024-03-10"), 5, true).unwrap();
+    let r = admin::init(s, day("2024-03-10"), 5, GeneratedJwtKeys::Es256).unwrap();
     assert_eq!(r.added.len(), 3 + 6 + 3);
     assert_eq!(
         r.server_key_range,
@@ -200,7 +224,7 @@ fn init_rotate_show(f: &Fixture) {
     );
     assert_eq!(r.registration_public_key.as_deref(), Some(pk.as_str()));
     // Idempotent.
-    let again = admin::init(s, day("2024-03-10"), 5, true).unwrap();
+    let again = admin::init(s, day("2024-03-10"), 5, GeneratedJwtKeys::Es256).unwrap();
     assert!(again.added.is_empty());
     assert_eq!(again.kek_check_value, r.kek_check_value);
     let r = admin::rotate(s, day("2024-04-01"), 2, 10).unwrap();
@@ -362,13 +386,15 @@ fn ring_operations_are_byte_exact(f: &Fixture) {
 
 fn migrate_from_a_file_store(f: &Fixture) {
     let (src, dir) = f.other_file("migrate");
-    admin::init(&src, day("2024-06-01"), 2, true).unwrap();
-    let src_set = src.load().unwrap();
+    admin::init(&src, day("2024-06-01"), 2, GeneratedJwtKeys::Es256).unwrap();
+    let mut src_set = src.load().unwrap();
+    with_rsa(&mut src_set);
+    src.save(&src_set).unwrap();
     // A registration made under the old store.
     let wrapped = src_set.kek.as_ref().unwrap().wrap(&[0x33; 32]).unwrap();
     let to = f.open();
     let r = admin::migrate(&src, to.as_ref(), false).unwrap();
-    assert_eq!(r.added.len(), 3 + 3 + 3, "{r:?}");
+    assert_eq!(r.added.len(), 3 + 3 + 3 + 3, "{r:?}");
     let ring = KeyRing::from_set(to.load().unwrap()).unwrap();
     assert_eq!(*ring.kek().unwrap(&wrapped).unwrap(), [0x33; 32]);
     assert_eq!(
@@ -377,9 +403,10 @@ fn migrate_from_a_file_store(f: &Fixture) {
     );
     assert_eq!(ring.server_keys(), &src_set.server_keys);
     assert_eq!(ring.jwt().report, src_set.jwt.report);
+    assert_eq!(ring.jwt().report_rsa, src_set.jwt.report_rsa);
     // Again: nothing changes.
     let r = admin::migrate(&src, to.as_ref(), false).unwrap();
     assert!(r.added.is_empty() && r.replaced.is_empty());
-    assert_eq!(r.unchanged.len(), 9);
+    assert_eq!(r.unchanged.len(), 12);
     std::fs::remove_dir_all(dir).unwrap();
 }

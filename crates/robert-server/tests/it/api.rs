@@ -105,7 +105,7 @@ async fn status_not_at_risk() {
         );
         let claims = jwt::verify(
             r.json["analyticsToken"].as_str().unwrap(),
-            JwtAlgorithm::ES256,
+            JwtAlgorithm::RS256,
             &jwt_pem(&app, "analytics"),
         )
         .unwrap();
@@ -345,7 +345,7 @@ async fn at_risk_status_tokens_and_kpis() {
         );
         let claims = jwt::verify(
             r.json["declarationToken"].as_str().unwrap(),
-            JwtAlgorithm::ES256,
+            JwtAlgorithm::RS256,
             &jwt_pem(&app, "declaration"),
         )
         .unwrap();
@@ -452,7 +452,7 @@ async fn report_stores_everything_after_checking_the_code() {
         assert_eq!(r.json["message"], "Successful operation");
         let claims = jwt::verify(
             r.json["reportValidationToken"].as_str().unwrap(),
-            JwtAlgorithm::ES256,
+            JwtAlgorithm::RS256,
             &jwt_pem(&app, "report"),
         )
         .unwrap();

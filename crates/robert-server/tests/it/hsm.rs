@@ -40,6 +40,16 @@ async fn register_status_report_and_batch_with_keys_in_softhsm() {
         .replace(KeyRing::from_set(store.load().unwrap()).unwrap());
     let ring = app.state.keys.get();
     assert!(ring.kek().in_memory().is_none() && ring.registration().in_memory().is_none());
+    // RS256 (the default) signs with the RSA keys read back from the token.
+    assert!(ring.jwt().report_rsa.is_some());
+    let tokens = robert_server::jwt::Tokens::from_config(
+        &robert_server::config::JwtConfig::default(),
+        ring.jwt(),
+    )
+    .unwrap();
+    let token = tokens.report_validation(1_700_000_000);
+    let pem = tokens.signers()[2].1.public_key_pem();
+    robert_server::jwt::verify(&token, robert_server::config::JwtAlgorithm::RS256, &pem).unwrap();
 
     // Both phones register (ECDH in the token) a day ago and open their bundles.
     app.set_now(today_noon().minus(86_400));

@@ -456,7 +456,7 @@ fn token_claims(app: &TestApp, token: &str) -> Value {
         .find(|(n, _)| *n == "declaration")
         .map(|(_, s)| s.public_key_pem())
         .unwrap();
-    robert_server::jwt::verify(token, robert_server::config::JwtAlgorithm::ES256, &pem).unwrap()
+    robert_server::jwt::verify(token, robert_server::config::JwtAlgorithm::RS256, &pem).unwrap()
 }
 
 /// Asserts lastContactDate and the token's lastContactDateTimestamp are

@@ -196,8 +196,12 @@ pub async fn start_stubs() -> Stubs {
     }
 }
 
-/// A key set with K_S from 40 days before to 30 days after `today`.
+/// A key set with K_S from 40 days before to 30 days after `today`, and
+/// JWT keys of both algorithms (the RS256 ones generated once per test
+/// binary: RSA key generation takes a while).
 pub fn test_keys(today: UtcDate) -> KeySet {
+    static RSA: std::sync::OnceLock<robert_server::keystore::JwtKeySet> =
+        std::sync::OnceLock::new();
     let mut set = KeySet::default();
     set.fill_missing(
         today.add_days(-40),
@@ -205,6 +209,14 @@ pub fn test_keys(today: UtcDate) -> KeySet {
         true,
         &mut rand::rng(),
     );
+    let rsa = RSA.get_or_init(|| {
+        let mut s = KeySet::default();
+        s.fill_missing_rsa_jwt(&mut rand::rng()).unwrap();
+        s.jwt
+    });
+    set.jwt.declaration_rsa = rsa.declaration_rsa.clone();
+    set.jwt.analytics_rsa = rsa.analytics_rsa.clone();
+    set.jwt.report_rsa = rsa.report_rsa.clone();
     set
 }
 

@@ -37,7 +37,9 @@ pub(crate) struct KeysArgs {
 #[derive(Debug, clap::Subcommand)]
 enum KeysCommand {
     /// Create the key store, or add whatever it lacks: K_G, KEK, the
-    /// registration key pair, ES256 JWT keys and K_S for today and the next days.
+    /// registration key pair, the JWT keys of `jwt.algorithm` (RSA-2048 for
+    /// RS256, the default; P-256 for ES256) unless they come from files,
+    /// and K_S for today and the next days.
     Init {
         #[command(flatten)]
         common: ConfigArgs,

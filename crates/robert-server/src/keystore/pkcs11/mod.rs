@@ -7,6 +7,7 @@
 //! | `federation-key` | secret key, generic | extractable | K_G, read into memory |
 //! | `server-key-YYYYMMDD` | secret key, generic (24 bytes) | extractable | K_S of that UTC day, read into memory |
 //! | `jwt-declaration-key`, `jwt-analytics-key`, `jwt-report-key` | secret key, generic (32 bytes) | extractable | ES256 token keys, read into memory |
+//! | `jwt-declaration-rsa-key`, `jwt-analytics-rsa-key`, `jwt-report-rsa-key` | secret key, generic (PKCS#8 DER of an RSA-2048 key, ~1.2 KiB) | extractable | RS256 token keys, read into memory |
 //! | `robert-keystore-generation` | data object | 8 random bytes, replaced at every save | change detection |
 //!
 //! The labels follow the reference's keystore aliases. The KEK and the
@@ -62,6 +63,9 @@ const KEY_S: &str = "server-key-";
 const JWT_DECLARATION: &str = "jwt-declaration-key";
 const JWT_ANALYTICS: &str = "jwt-analytics-key";
 const JWT_REPORT: &str = "jwt-report-key";
+const JWT_DECLARATION_RSA: &str = "jwt-declaration-rsa-key";
+const JWT_ANALYTICS_RSA: &str = "jwt-analytics-rsa-key";
+const JWT_REPORT_RSA: &str = "jwt-report-rsa-key";
 const GENERATION: &str = "robert-keystore-generation";
 
 /// DER of the OID prime256v1 (CKA_EC_PARAMS).
@@ -234,12 +238,29 @@ fn extractable_values(keys: &KeySet) -> BTreeMap<String, Zeroizing<Vec<u8>>> {
             out.insert(name.to_owned(), Zeroizing::new(k.to_vec()));
         }
     }
+    for (name, slot) in [
+        (JWT_DECLARATION_RSA, &keys.jwt.declaration_rsa),
+        (JWT_ANALYTICS_RSA, &keys.jwt.analytics_rsa),
+        (JWT_REPORT_RSA, &keys.jwt.report_rsa),
+    ] {
+        if let Some(k) = slot {
+            out.insert(name.to_owned(), k.clone());
+        }
+    }
     out
 }
 
 fn is_extractable_name(name: &str) -> bool {
-    matches!(name, KEY_G | JWT_DECLARATION | JWT_ANALYTICS | JWT_REPORT)
-        || parse_day(name).is_some()
+    matches!(
+        name,
+        KEY_G
+            | JWT_DECLARATION
+            | JWT_ANALYTICS
+            | JWT_REPORT
+            | JWT_DECLARATION_RSA
+            | JWT_ANALYTICS_RSA
+            | JWT_REPORT_RSA
+    ) || parse_day(name).is_some()
 }
 
 impl Pkcs11KeyStore {
@@ -550,6 +571,17 @@ impl KeyStore for Pkcs11KeyStore {
                     };
                     *slot = Some(arr);
                 }
+                JWT_DECLARATION_RSA | JWT_ANALYTICS_RSA | JWT_REPORT_RSA => {
+                    if !super::check_rsa_jwt_key(&value) {
+                        return Err(bad(name));
+                    }
+                    let slot = match name.as_str() {
+                        JWT_DECLARATION_RSA => &mut set.jwt.declaration_rsa,
+                        JWT_ANALYTICS_RSA => &mut set.jwt.analytics_rsa,
+                        _ => &mut set.jwt.report_rsa,
+                    };
+                    *slot = Some(Zeroizing::new(value.to_vec()));
+                }
                 _ => {}
             }
         }
@@ -732,7 +764,8 @@ mod tests {
             return;
         };
         let store = open(&settings);
-        crate::keystore::admin::init(&store, today(), 1, true).unwrap();
+        crate::keystore::admin::init(&store, today(), 1, crate::keystore::GeneratedJwtKeys::Es256)
+            .unwrap();
         let index = store.run_index().unwrap();
         let kek = index.secret[KEK][0].handle;
         let reg = index.private[REGISTRATION][0].handle;
@@ -847,9 +880,11 @@ mod tests {
             label_prefix: "site-b/".into(),
             ..settings
         });
-        crate::keystore::admin::init(&a, today(), 0, false).unwrap();
+        crate::keystore::admin::init(&a, today(), 0, crate::keystore::GeneratedJwtKeys::None)
+            .unwrap();
         assert!(a.exists() && !b.exists());
-        crate::keystore::admin::init(&b, today(), 0, false).unwrap();
+        crate::keystore::admin::init(&b, today(), 0, crate::keystore::GeneratedJwtKeys::None)
+            .unwrap();
         let (ka, kb) = (a.load().unwrap(), b.load().unwrap());
         assert_ne!(
             ka.kek.as_ref().unwrap().check_value().unwrap(),
