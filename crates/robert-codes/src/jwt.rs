@@ -202,8 +202,9 @@ impl JwtVerifier {
     }
 }
 
-/// Test helpers: sign ES256 tokens (used by this crate's tests and by
-/// callers that need fixtures, e.g. the server's report tests).
+/// Test helpers: sign ES256 tokens (this crate's tests and callers that need
+/// fixtures; feature `testing`, never in a production build).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing {
     use base64::Engine as _;
     use p256::ecdsa::signature::Signer as _;

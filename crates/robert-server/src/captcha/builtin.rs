@@ -353,6 +353,7 @@ impl BuiltinCaptcha {
     }
 
     /// Test hook: the answer of a challenge, without consuming it.
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     pub fn peek_answer(&self, id: &str) -> Option<String> {
         self.lock()

@@ -29,6 +29,7 @@
 //! between leaves a key missing (run the command again), never two.
 
 mod keys;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 mod token;
