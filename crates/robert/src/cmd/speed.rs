@@ -21,6 +21,8 @@ use robert_core::time::{Epoch, ServiceStart};
 use robert_core::tuples::{self, BundleSpan};
 use serde::Serialize;
 
+mod instructions;
+
 /// Arguments of `robert speed`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SpeedArgs {
@@ -30,6 +32,23 @@ pub(crate) struct SpeedArgs {
     /// Measurement time per operation, in milliseconds.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     millis: u64,
+    /// Count instructions per operation under `valgrind --tool=callgrind`
+    /// instead of timing: the same figure on every run, whatever the load.
+    #[arg(long)]
+    instructions: bool,
+    /// With --instructions: fail (exit 1) when an operation takes more than
+    /// 10 % more instructions than in this baseline file.
+    #[arg(long, value_name = "FILE", requires = "instructions")]
+    check: Option<std::path::PathBuf>,
+    /// With --instructions: write the counts to this baseline file.
+    #[arg(long, value_name = "FILE", requires = "instructions")]
+    write: Option<std::path::PathBuf>,
+    /// Internal (the instruction counter's child run): run only this operation.
+    #[arg(long, hide = true)]
+    only: Option<String>,
+    /// Internal: run the operation exactly this many calls, untimed.
+    #[arg(long, hide = true, requires = "only")]
+    calls: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +98,23 @@ fn measure(
     }
 }
 
+/// One hot path: `f` performs `per_call` operations.
+struct Op<'a> {
+    name: &'static str,
+    what: &'static str,
+    per_call: u64,
+    f: Box<dyn FnMut() + 'a>,
+}
+
+fn op<'a>(name: &'static str, what: &'static str, per_call: u64, f: impl FnMut() + 'a) -> Op<'a> {
+    Op {
+        name,
+        what,
+        per_call,
+        f: Box::new(f),
+    }
+}
+
 /// Runs `robert speed`.
 pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
     let budget = Duration::from_millis(args.millis);
@@ -100,85 +136,6 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         .map(|i| Ebid::encrypt(&k_s, Epoch(epoch.0 + i % 96), IdA::from_u64(u64::from(i))))
         .collect::<Result<_, _>>()?;
     let mut blocks: Vec<u64> = batch.iter().map(|e| u64::from_be_bytes(e.0)).collect();
-
-    let mut results = vec![
-        measure(
-            "skinny-decrypt",
-            "SKINNY-64-192, one block",
-            budget,
-            1,
-            || {
-                black_box(cipher.decrypt_u64(black_box(0x0123_4567_89ab_cdef)));
-            },
-        ),
-        measure(
-            "skinny-decrypt-batch",
-            "SKINNY-64-192, per block in batches of 1024",
-            budget,
-            1024,
-            || {
-                cipher.decrypt_batch(black_box(&mut blocks));
-            },
-        ),
-        measure(
-            "ebid-generate",
-            "EBID = SKINNY(K_S, epoch ‖ ID_A)",
-            budget,
-            1,
-            || {
-                black_box(Ebid::encrypt(&k_s, black_box(epoch), black_box(id_a)).ok());
-            },
-        ),
-        measure(
-            "ebid-decrypt-batch",
-            "EBID → (epoch, ID_A), per EBID in batches of 1024",
-            budget,
-            1024,
-            || {
-                black_box(ebid::decrypt_batch(&k_s, black_box(&batch)));
-            },
-        ),
-        measure(
-            "ecc-encode",
-            "ECC = AES-256(K_G, EBID ‖ 0)[0] ⊕ CC",
-            budget,
-            1,
-            || {
-                black_box(Ecc::encrypt(&k_g, black_box(&ebid), CountryCode::FRANCE));
-            },
-        ),
-    ];
-    results.push(measure(
-        "hello-verify",
-        "parse HELLO + ECC decode + EBID decrypt + MAC check (keyed K_A)",
-        budget,
-        1,
-        || {
-            let h = Hello::from_bytes(black_box(&hello)).ok();
-            if let Some(h) = h {
-                let cc = h.ecc.decrypt(&k_g, &h.ebid);
-                let content = h.ebid.decrypt(&k_s);
-                let ok = cc == CountryCode::FRANCE && content.epoch == epoch && h.verify_mac(&k_a);
-                black_box(ok);
-            }
-        },
-    ));
-    results.push(measure(
-        "hello-verify-cold-key",
-        "the same, with K_A set up per HELLO (HMAC key schedule included)",
-        budget,
-        1,
-        || {
-            if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
-                let key = KeyA::from_bytes(black_box([0x42; 32]));
-                let cc = h.ecc.decrypt(&k_g, &h.ebid);
-                let content = h.ebid.decrypt(&k_s);
-                black_box(
-                    cc == CountryCode::FRANCE && content.epoch == epoch && h.verify_mac(&key),
-                );
-            }
-        },
-    ));
     let span = BundleSpan {
         from: epoch,
         days: 4,
@@ -188,22 +145,115 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
     })
     .tuples
     .len();
-    results.push(measure(
-        "bundle-4-days",
-        "tuple bundle, 4 days from 00:00 (384 tuples): EBIDs + ECCs + JSON + AES-256-GCM",
-        budget,
-        1,
-        || {
-            let from = BundleSpan {
-                from: Epoch(epoch.0 - epoch.index_in_day()),
-                days: 4,
-            };
-            let b = tuples::generate(id_a, from, &start, &k_g, CountryCode::FRANCE, |_| {
-                Some(&k_s)
-            });
-            black_box(b.seal(&k_t, &mut rng));
-        },
-    ));
+
+    let mut ops = vec![
+        op("skinny-decrypt", "SKINNY-64-192, one block", 1, || {
+            black_box(cipher.decrypt_u64(black_box(0x0123_4567_89ab_cdef)));
+        }),
+        op(
+            "skinny-decrypt-batch",
+            "SKINNY-64-192, per block in batches of 1024",
+            1024,
+            || {
+                cipher.decrypt_batch(black_box(&mut blocks));
+            },
+        ),
+        op(
+            "ebid-generate",
+            "EBID = SKINNY(K_S, epoch ‖ ID_A)",
+            1,
+            || {
+                black_box(Ebid::encrypt(&k_s, black_box(epoch), black_box(id_a)).ok());
+            },
+        ),
+        op(
+            "ebid-decrypt-batch",
+            "EBID → (epoch, ID_A), per EBID in batches of 1024",
+            1024,
+            || {
+                black_box(ebid::decrypt_batch(&k_s, black_box(&batch)));
+            },
+        ),
+        op(
+            "ecc-encode",
+            "ECC = AES-256(K_G, EBID ‖ 0)[0] ⊕ CC",
+            1,
+            || {
+                black_box(Ecc::encrypt(&k_g, black_box(&ebid), CountryCode::FRANCE));
+            },
+        ),
+        op(
+            "hello-verify",
+            "parse HELLO + ECC decode + EBID decrypt + MAC check (keyed K_A)",
+            1,
+            || {
+                let h = Hello::from_bytes(black_box(&hello)).ok();
+                if let Some(h) = h {
+                    let cc = h.ecc.decrypt(&k_g, &h.ebid);
+                    let content = h.ebid.decrypt(&k_s);
+                    let ok =
+                        cc == CountryCode::FRANCE && content.epoch == epoch && h.verify_mac(&k_a);
+                    black_box(ok);
+                }
+            },
+        ),
+        op(
+            "hello-verify-cold-key",
+            "the same, with K_A set up per HELLO (HMAC key schedule included)",
+            1,
+            || {
+                if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
+                    let key = KeyA::from_bytes(black_box([0x42; 32]));
+                    let cc = h.ecc.decrypt(&k_g, &h.ebid);
+                    let content = h.ebid.decrypt(&k_s);
+                    black_box(
+                        cc == CountryCode::FRANCE && content.epoch == epoch && h.verify_mac(&key),
+                    );
+                }
+            },
+        ),
+        op(
+            "bundle-4-days",
+            "tuple bundle, 4 days from 00:00 (384 tuples): EBIDs + ECCs + JSON + AES-256-GCM",
+            1,
+            || {
+                let from = BundleSpan {
+                    from: Epoch(epoch.0 - epoch.index_in_day()),
+                    days: 4,
+                };
+                let b = tuples::generate(id_a, from, &start, &k_g, CountryCode::FRANCE, |_| {
+                    Some(&k_s)
+                });
+                black_box(b.seal(&k_t, &mut rng));
+            },
+        ),
+    ];
+
+    if let Some(only) = &args.only {
+        if only == "skinny-backend" {
+            // What the instruction counter's children run on.
+            println!("{}", skinny::backend_name());
+            return Ok(ExitCode::SUCCESS);
+        }
+        // A child run of --instructions: exactly `calls` calls, untimed.
+        let Some(o) = ops.iter_mut().find(|o| o.name == only.as_str()) else {
+            anyhow::bail!("no operation named {only}");
+        };
+        for _ in 0..args.calls.unwrap_or(1) {
+            (o.f)();
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.instructions {
+        let names: Vec<(&'static str, &'static str, u64)> =
+            ops.iter().map(|o| (o.name, o.what, o.per_call)).collect();
+        return instructions::run(&names, &args);
+    }
+
+    let results: Vec<Measurement> = ops
+        .iter_mut()
+        .map(|o| measure(o.name, o.what, budget, o.per_call, &mut o.f))
+        .collect();
     let report = Report {
         skinny_backend: skinny::backend_name(),
         cpu_threads: std::thread::available_parallelism()
