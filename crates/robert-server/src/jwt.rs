@@ -642,7 +642,7 @@ mod tests {
         assert_eq!(got["notificationDateTimestamp"], 3_860_000_100u64);
         // Pinned algorithm: not accepted as ES256; a flipped byte fails.
         assert!(verify(&token, JwtAlgorithm::ES256, &ours.public_key_pem()).is_err());
-        let mut bad = token.clone().into_bytes();
+        let mut bad = token.into_bytes();
         let i = signed.len() + 5;
         bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
         let bad = String::from_utf8(bad).unwrap();
