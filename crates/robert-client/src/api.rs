@@ -244,6 +244,7 @@ pub(crate) fn error_for(endpoint: Endpoint, status: http::StatusCode, body: &[u8
         (_, 430) => ClientError::RegistrationDropped,
         (Endpoint::Register, 401) => ClientError::CaptchaRejected,
         (Endpoint::Report, 401) => ClientError::InvalidCode { message },
+        (Endpoint::Report, 503) => ClientError::ReportLater { message },
         (_, 400) => ClientError::BadRequest { message },
         (_, 404) => ClientError::NotFound,
         (_, code) => ClientError::Http {
@@ -316,6 +317,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            error_for(Endpoint::Report, s(503), br#"{"message":"retry later"}"#),
+            ClientError::ReportLater { .. }
+        ));
         match error_for(Endpoint::Status, s(400), br#"{"message":"Invalid data"}"#) {
             ClientError::BadRequest { message } => {
                 assert_eq!(message.as_deref(), Some("Invalid data"));

@@ -38,6 +38,16 @@ pub enum ClientError {
         /// The server's message, e.g. "Unrecognized token of length: 6".
         message: Option<String>,
     },
+    /// `/report` answered 503: the server cannot check codes right now (its
+    /// code service is down). The code is not used: the same report can be
+    /// sent again later.
+    #[error(
+        "the server cannot check codes right now; your code is not used: try again in a few minutes"
+    )]
+    ReportLater {
+        /// The server's message.
+        message: Option<String>,
+    },
     /// This phone has already reported a positive test: like the apps, the
     /// SDK sends one report per registration (a second would burn a second
     /// code for nothing).

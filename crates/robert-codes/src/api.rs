@@ -1,4 +1,5 @@
-//! HTTP API: `GET /api/v1/verify`, `GET /api/v1/generate/{short|test}`,
+//! HTTP API: `GET /api/v1/verify`, `POST /api/v1/claim{,/confirm,/release}`
+//! (two-phase use, for ROBERT's `/report`), `GET /api/v1/generate/{short|test}`,
 //! `GET /api/v1/openapi.json` (this API's OpenAPI 3 document) and the
 //! internal `GET /internal/api/v1/kpi`, `GET /metrics`, `GET /health`.
 
@@ -8,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -90,19 +91,7 @@ async fn verify(
     req: Request,
 ) -> Result<Response, ApiError> {
     let client = client_address(&service, req.headers(), peer(req.extensions()));
-    let exempt = client.parse::<std::net::IpAddr>().is_ok_and(|ip| {
-        service
-            .config()
-            .api
-            .verify_unlimited_addresses
-            .contains(&ip)
-    });
-    if !exempt && !service.inner.verify_limiter.check(&client) {
-        service
-            .metrics()
-            .inc("robert_codes_rate_limited_total", &[("endpoint", "verify")]);
-        return Err(ApiError::TooManyRequests("Too many requests"));
-    }
+    check_verify_limit(&service, &client, "verify")?;
     let code = query.ok().and_then(|Query(p)| p.code).unwrap_or_default();
     let outcome = service
         .verify(&code)
@@ -115,6 +104,125 @@ async fn verify(
         }),
     )
         .into_response())
+}
+
+/// Body of the two-phase use endpoints (`/api/v1/claim`, `…/confirm`,
+/// `…/release`).
+#[derive(Deserialize)]
+struct ClaimParams {
+    code: String,
+    /// The report's identity: 64 hex digits (a hash of the report).
+    key: String,
+}
+
+impl ClaimParams {
+    fn parse(
+        body: Result<Json<Self>, axum::extract::rejection::JsonRejection>,
+    ) -> Result<(String, zeroize::Zeroizing<[u8; 32]>), ApiError> {
+        let Json(p) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(p.key.as_bytes(), &mut key[..])
+            .map_err(|_| ApiError::BadRequest("key: expected 64 hex digits".into()))?;
+        Ok((p.code, key))
+    }
+}
+
+/// `POST /api/v1/claim`: verifies a code and holds it for one report
+/// (`{"valid": bool}`); rate limited like `/api/v1/verify`.
+async fn claim(
+    State(service): State<CodesService>,
+    headers: HeaderMap,
+    ConnectInfoOpt(peer): ConnectInfoOpt,
+    body: Result<Json<ClaimParams>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let client = client_address(&service, &headers, peer);
+    check_verify_limit(&service, &client, "claim")?;
+    let (code, key) = ClaimParams::parse(body)?;
+    let outcome = service
+        .claim(&code, &key)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(no_store(Json(VerifyBody {
+        valid: outcome.valid,
+    })))
+}
+
+#[derive(Serialize)]
+struct SettledBody {
+    done: bool,
+}
+
+/// `POST /api/v1/claim/confirm`: the report is stored, the code is used
+/// (`{"done": bool}`).
+async fn claim_confirm(
+    State(service): State<CodesService>,
+    body: Result<Json<ClaimParams>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (code, key) = ClaimParams::parse(body)?;
+    let done = service
+        .confirm(&code, &key)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(no_store(Json(SettledBody { done })))
+}
+
+/// `POST /api/v1/claim/release`: the report could not be stored, the code
+/// is usable again (`{"done": bool}`).
+async fn claim_release(
+    State(service): State<CodesService>,
+    body: Result<Json<ClaimParams>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (code, key) = ClaimParams::parse(body)?;
+    let done = service
+        .release(&code, &key)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(no_store(Json(SettledBody { done })))
+}
+
+fn no_store(body: impl IntoResponse) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        body,
+    )
+        .into_response()
+}
+
+/// The TCP peer, when the server was started with connection info.
+struct ConnectInfoOpt(Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConnectInfoOpt {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer(&parts.extensions)))
+    }
+}
+
+/// The per-address verify limit, shared by `/api/v1/verify` and
+/// `/api/v1/claim` (both tell whether a code exists).
+fn check_verify_limit(
+    service: &CodesService,
+    client: &str,
+    endpoint: &'static str,
+) -> Result<(), ApiError> {
+    let exempt = client.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+        service
+            .config()
+            .api
+            .verify_unlimited_addresses
+            .contains(&ip)
+    });
+    if !exempt && !service.inner.verify_limiter.check(client) {
+        service
+            .metrics()
+            .inc("robert_codes_rate_limited_total", &[("endpoint", endpoint)]);
+        return Err(ApiError::TooManyRequests("Too many requests"));
+    }
+    Ok(())
 }
 
 /// The reference's generation response.
@@ -290,8 +398,8 @@ async fn metrics(State(service): State<CodesService>) -> Response {
 }
 
 async fn health(State(service): State<CodesService>) -> Response {
-    // A cheap query proves the database answers.
-    match service.store().quota_used(&[0; 32], 0).await {
+    // A trivial query proves the database answers.
+    match service.store().ping().await {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
@@ -318,6 +426,9 @@ async fn openapi() -> Response {
 pub fn api_router(service: CodesService) -> Router {
     Router::new()
         .route("/api/v1/verify", get(verify))
+        .route("/api/v1/claim", post(claim))
+        .route("/api/v1/claim/confirm", post(claim_confirm))
+        .route("/api/v1/claim/release", post(claim_release))
         .route("/api/v1/generate/{kind}", get(generate))
         .route("/api/v1/openapi.json", get(openapi))
         .with_state(service)

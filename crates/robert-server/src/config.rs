@@ -420,15 +420,23 @@ impl Default for ExternalCaptchaConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CodesConfig {
-    /// Base URL; the server calls `GET {url}/api/v1/verify?code=…`
-    /// (`submission.code.server.url`).
+    /// Base URL (`submission.code.server.url`); the server calls
+    /// `POST {url}/api/v1/claim` then `…/claim/confirm` or `…/claim/release`,
+    /// or, on a service without them, `GET {url}/api/v1/verify?code=…`.
     pub url: String,
     /// Whether to verify tokens at all. `false` (the reference's
     /// `disable-check-token`, development only) accepts every token and logs
     /// a warning at start.
     pub check_token: bool,
-    /// Request timeout in milliseconds; a timeout answers 401.
+    /// Request timeout in milliseconds; a failure or timeout of the service
+    /// answers 503 at `/report` (the apps retry), never 401.
     pub timeout_ms: u64,
+    /// Whether readiness (`/actuator/health/readiness`) goes DOWN while the
+    /// service does not answer. Default `true`: a node that cannot take
+    /// declarations says so. Set `false` if the load balancer should keep
+    /// sending `/status` and `/register` to nodes during a code-service
+    /// outage (reports then get 503 one by one).
+    pub in_readiness: bool,
 }
 
 impl Default for CodesConfig {
@@ -437,6 +445,7 @@ impl Default for CodesConfig {
             url: "http://localhost:8087".into(),
             check_token: true,
             timeout_ms: 5000,
+            in_readiness: true,
         }
     }
 }

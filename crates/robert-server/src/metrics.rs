@@ -18,6 +18,9 @@
 //! | `robert_http_connections_open`, `robert_http_connections_max` | gauge | – (see [`crate::connections`]) |
 //! | `robert_http_connections_accepted_total`, `robert_http_connections_evicted_total`, `robert_http_connection_cap_waits_total`, `robert_http_header_timeouts_total`, `robert_http_slow_bodies_total` | counter | – |
 //! | `robert_report_code_checks_limited_total` | counter | – (reports refused with 429: too many codes tried by one client) |
+//! | `robert_report_codes_unavailable_total` | counter | – (reports answered 503: the submission-code service failed or timed out) |
+//! | `robert_report_code_settle_failed_total` | counter | – (holds on a code that could not be confirmed or released after the report) |
+//! | `robert_codes_up` | gauge | – (1 if the submission-code service answered the last readiness probe) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -128,6 +131,9 @@ pub struct Metrics {
     report_hellos_total: AtomicU64,
     report_rssi_out_of_range_total: AtomicU64,
     report_code_checks_limited_total: AtomicU64,
+    report_codes_unavailable_total: AtomicU64,
+    report_code_settle_failed_total: AtomicU64,
+    codes_up: AtomicU64,
     key_days_ahead: AtomicU64,
     batch_ok: AtomicU64,
     batch_failed: AtomicU64,
@@ -175,6 +181,9 @@ impl Metrics {
             report_hellos_total: AtomicU64::new(0),
             report_rssi_out_of_range_total: AtomicU64::new(0),
             report_code_checks_limited_total: AtomicU64::new(0),
+            report_codes_unavailable_total: AtomicU64::new(0),
+            report_code_settle_failed_total: AtomicU64::new(0),
+            codes_up: AtomicU64::new(1),
             key_days_ahead: AtomicU64::new(0),
             batch_ok: AtomicU64::new(0),
             batch_failed: AtomicU64::new(0),
@@ -226,6 +235,23 @@ impl Metrics {
     pub fn observe_code_checks_limited(&self) {
         self.report_code_checks_limited_total
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a report answered 503 because the code service failed.
+    pub fn observe_codes_unavailable(&self) {
+        self.report_codes_unavailable_total
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a hold on a code that could not be settled after a report.
+    pub fn observe_code_settle_failed(&self) {
+        self.report_code_settle_failed_total
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records whether the code service answered the last probe.
+    pub fn set_codes_up(&self, up: bool) {
+        self.codes_up.store(u64::from(up), Ordering::Relaxed);
     }
 
     /// Sets the number of K_S days held after today.
@@ -313,6 +339,16 @@ impl Metrics {
                 "Reports refused with 429: too many submission codes tried by one client.",
                 &self.report_code_checks_limited_total,
             ),
+            (
+                "robert_report_codes_unavailable_total",
+                "Reports answered 503: the submission-code service failed or timed out.",
+                &self.report_codes_unavailable_total,
+            ),
+            (
+                "robert_report_code_settle_failed_total",
+                "Holds on a submission code that could not be confirmed or released after a report.",
+                &self.report_code_settle_failed_total,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -330,6 +366,11 @@ impl Metrics {
                 "robert_captcha_outstanding",
                 "Outstanding built-in captchas.",
                 &self.captcha_outstanding,
+            ),
+            (
+                "robert_codes_up",
+                "1 if the submission-code service answered the last readiness probe.",
+                &self.codes_up,
             ),
         ] {
             let _ = writeln!(

@@ -201,11 +201,21 @@ fn serve_with_no_configuration_then_batch() {
         body.contains("\"serviceStartDate\":\"2020-06-01\""),
         "{body}"
     );
-    let (status, _) = http(
+    // No code service is configured or running: the server says so at
+    // start, and readiness is DOWN (it cannot take declarations).
+    assert!(
+        text.contains("the submission-code service does not answer"),
+        "{text}"
+    );
+    let (status, body) = http(
         &addr,
         "GET /actuator/health/readiness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
-    assert_eq!(status, 200);
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("submission-code service unavailable"),
+        "{body}"
+    );
     // KPIs and metrics are on the internal listener only.
     for path in ["/metrics", "/internal/api/v2/kpis"] {
         let get = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -330,6 +340,7 @@ fn serve_with_the_code_service_inside() {
              [[api.clients]]\nname = \"test\"\n\
              key_sha256 = \"62af8704764faf8ea82fc61ce9c4c3908b6cb97d463a634e9e587d7c885db0ef\"\n\
              daily_quota = 10\nper_minute = 10\n\
+             [api]\nverify_per_second = 1\nverify_burst = 3\n\
              [portal]\nenabled = true\ncookie_secure = false\n",
             d.join("codes.db").display()
         ),
@@ -353,13 +364,63 @@ fn serve_with_the_code_service_inside() {
         .to_owned();
     assert_eq!(code.len(), 6, "{code}");
 
-    // /report verifies the code against the embedded service: accepted once.
+    // A server killed after taking the hold on the code and before storing
+    // the report (issue 11 item 6): the code is held, not spent. Here the
+    // hold is taken as /report would take it, then the report "dies".
     let report = format!(r#"{{"token":"{code}","contacts":[]}}"#);
+    let key = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"robert-server/v1/report-claim");
+        h.update(report.as_bytes());
+        hex::encode(h.finalize())
+    };
+    let (status, body) = post_json(
+        &addr,
+        "/api/v1/claim",
+        &format!(r#"{{"code":"{code}","key":"{key}"}}"#),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"valid":true}"#));
+    // Another report cannot use the held code...
+    let other = format!(r#"{{"token":"{code}", "contacts":[]}}"#);
+    let (status, _) = post_json(&addr, "/api/v6/report", &other);
+    assert_eq!(status, 401, "held for the interrupted report");
+    // ...but the app's retry of the interrupted report goes through, once.
     let (status, body) = post_json(&addr, "/api/v6/report", &report);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"success\":true"), "{body}");
     let (status, _) = post_json(&addr, "/api/v6/report", &report);
     assert_eq!(status, 401, "a code is usable once");
+
+    // The server reaches the code service in process, so loopback has no
+    // exemption from its verify limit (here 1/s, burst 3): a guess loop on
+    // /api/v1/verify from this host is limited like any other client.
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| {
+            http(
+                &addr,
+                "GET /api/v1/verify?code=ZZZZZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .0
+        })
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // ...while /report still verifies (its own per-client limit aside).
+    let (status, body) = http(
+        &addr,
+        "GET /api/v1/generate/short HTTP/1.1\r\nHost: x\r\nx-api-key: test-key\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    let code = serde_json::from_str::<Value>(&body).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = post_json(
+        &addr,
+        "/api/v6/report",
+        &format!(r#"{{"token":"{code}","contacts":[]}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
 
     // The portal shares the public listener; both services' KPIs and
     // metrics share the internal one, and only it.

@@ -183,11 +183,33 @@ pub struct PurgeCutoffs {
     pub kpi_before_day: i64,
 }
 
+/// What a claim holds: a code or a JWT.
+#[derive(Debug, Clone, Copy)]
+pub enum UseTarget<'a> {
+    /// A code of `kind` whose hash is one of `hashes` (one per pepper).
+    Code {
+        /// The candidate hashes.
+        hashes: &'a [CodeHash],
+        /// The code's kind.
+        kind: CodeKind,
+    },
+    /// A JWT, by the hash of its `jti`.
+    Jwt {
+        /// Hash of the `jti` claim.
+        jti_hash: &'a [u8; 32],
+        /// The token's expiry (Unix seconds), kept for the purge.
+        expires_at: i64,
+    },
+}
+
 /// Storage of codes, lots, doctors, sessions, quotas and KPIs.
 #[async_trait]
 pub trait CodeStore: Send + Sync + std::fmt::Debug {
     /// Creates or upgrades the schema.
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A trivial round trip: whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores one code; `false` if its hash already exists. Counts it as issued.
     async fn insert_code(&self, code: &NewCode) -> Result<bool, StoreError>;
@@ -221,6 +243,33 @@ pub trait CodeStore: Send + Sync + std::fmt::Debug {
         now: i64,
         expires_at: i64,
     ) -> Result<bool, StoreError>;
+
+    /// Holds the code or JWT for one report until `until` (two-phase use):
+    /// `true` iff it is unused, valid at `now`, and not held by another
+    /// unexpired claim. A claim with the same `key` (the same report,
+    /// retried) takes the hold again. Of concurrent claims with different
+    /// keys exactly one succeeds.
+    async fn claim(
+        &self,
+        target: UseTarget<'_>,
+        key: &[u8; 32],
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Turns the claim made with `key` into a use (counted in the KPIs):
+    /// `true` iff that claim still holds the code (even past `until`, as
+    /// long as nobody claimed or used it since).
+    async fn confirm(
+        &self,
+        target: UseTarget<'_>,
+        key: &[u8; 32],
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Drops the claim made with `key`; the code is usable again. `true`
+    /// iff there was such a claim.
+    async fn release(&self, target: UseTarget<'_>, key: &[u8; 32]) -> Result<bool, StoreError>;
 
     /// Number of long codes whose validity starts at `available_from`.
     async fn count_long_codes(&self, available_from: i64) -> Result<u64, StoreError>;

@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{
     AuditEntry, CodeStore, Doctor, KPI_KIND_JWT, KpiRow, NewCode, NewDoctor, NewLot, PurgeCutoffs,
-    PurgeReport, StoreError,
+    PurgeReport, StoreError, UseTarget,
 };
 use crate::code::CodeKind;
 use crate::pepper::CodeHash;
@@ -151,6 +151,13 @@ impl CodeStore for SqlStore {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |p| {
+            sqlx::query("SELECT 1").execute(p).await?;
+            Ok(())
+        })
+    }
+
     async fn insert_code(&self, code: &NewCode) -> Result<bool, StoreError> {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -249,7 +256,7 @@ impl CodeStore for SqlStore {
         let sql = format!(
             "UPDATE submission_code SET used_at = $1 \
              WHERE kind = $2 AND used_at IS NULL AND available_from <= $1 AND valid_until >= $1 \
-             AND code_hash IN ({})",
+             AND (claimed_until IS NULL OR claimed_until < $1) AND code_hash IN ({})",
             placeholders(3, hashes.len())
         );
         with_pool!(self, |p| {
@@ -288,7 +295,10 @@ impl CodeStore for SqlStore {
             let mut tx = p.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO jwt_used (jti_hash, used_at, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (jti_hash) DO NOTHING",
+                 ON CONFLICT (jti_hash) DO UPDATE SET used_at = excluded.used_at, \
+                 claim_key = NULL, claimed_until = NULL \
+                 WHERE jwt_used.claimed_until IS NOT NULL \
+                 AND jwt_used.claimed_until < excluded.used_at",
             )
             .bind(&jti_hash[..])
             .bind(now)
@@ -312,6 +322,163 @@ impl CodeStore for SqlStore {
             }
             Ok(inserted)
         })
+    }
+
+    async fn claim(
+        &self,
+        target: UseTarget<'_>,
+        key: &[u8; 32],
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        // As in `burn`, one statement decides: the row changes only if no
+        // other unexpired claim holds it.
+        let claimed = match target {
+            UseTarget::Code { hashes, kind } => {
+                if hashes.is_empty() {
+                    return Ok(false);
+                }
+                let sql = format!(
+                    "UPDATE submission_code SET claim_key = $3, claimed_until = $4 \
+                     WHERE kind = $2 AND used_at IS NULL AND available_from <= $1 \
+                     AND valid_until >= $1 \
+                     AND (claimed_until IS NULL OR claimed_until < $1 OR claim_key = $3) \
+                     AND code_hash IN ({})",
+                    placeholders(5, hashes.len())
+                );
+                with_pool!(self, |p| {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(now)
+                        .bind(kind.db_value())
+                        .bind(&key[..])
+                        .bind(until);
+                    for h in hashes {
+                        q = q.bind(&h[..]);
+                    }
+                    q.execute(p).await?.rows_affected()
+                })
+            }
+            UseTarget::Jwt {
+                jti_hash,
+                expires_at,
+            } => with_pool!(self, |p| {
+                sqlx::query(
+                    "INSERT INTO jwt_used (jti_hash, used_at, expires_at, claim_key, claimed_until) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti_hash) DO UPDATE SET \
+                     used_at = excluded.used_at, claim_key = excluded.claim_key, \
+                     claimed_until = excluded.claimed_until \
+                     WHERE jwt_used.claimed_until IS NOT NULL \
+                     AND (jwt_used.claimed_until < excluded.used_at \
+                     OR jwt_used.claim_key = excluded.claim_key)",
+                )
+                .bind(&jti_hash[..])
+                .bind(now)
+                .bind(expires_at)
+                .bind(&key[..])
+                .bind(until)
+                .execute(p)
+                .await?
+                .rows_affected()
+            }),
+        };
+        Ok(claimed == 1)
+    }
+
+    async fn confirm(
+        &self,
+        target: UseTarget<'_>,
+        key: &[u8; 32],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (sql, kpi_kind) = match target {
+            UseTarget::Code { hashes, kind } => {
+                if hashes.is_empty() {
+                    return Ok(false);
+                }
+                (
+                    format!(
+                        "UPDATE submission_code SET used_at = $1, claim_key = NULL, \
+                         claimed_until = NULL \
+                         WHERE kind = $2 AND used_at IS NULL AND claim_key = $3 \
+                         AND code_hash IN ({})",
+                        placeholders(4, hashes.len())
+                    ),
+                    kind.db_value(),
+                )
+            }
+            UseTarget::Jwt { .. } => (
+                "UPDATE jwt_used SET used_at = $1, claim_key = NULL, claimed_until = NULL \
+                 WHERE claim_key = $2 AND claimed_until IS NOT NULL AND jti_hash = $3"
+                    .to_owned(),
+                KPI_KIND_JWT,
+            ),
+        };
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now);
+            let q = match target {
+                UseTarget::Code { hashes, kind } => {
+                    let mut q = q.bind(kind.db_value()).bind(&key[..]);
+                    for h in hashes {
+                        q = q.bind(&h[..]);
+                    }
+                    q
+                }
+                UseTarget::Jwt { jti_hash, .. } => q.bind(&key[..]).bind(&jti_hash[..]),
+            };
+            let confirmed = q.execute(&mut *tx).await?.rows_affected() == 1;
+            if confirmed {
+                sqlx::query(KPI_UPSERT)
+                    .bind(day_number(now))
+                    .bind(kpi_kind)
+                    .bind(0_i64)
+                    .bind(1_i64)
+                    .bind(0_i64)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(confirmed)
+        })
+    }
+
+    async fn release(&self, target: UseTarget<'_>, key: &[u8; 32]) -> Result<bool, StoreError> {
+        let released = match target {
+            UseTarget::Code { hashes, kind } => {
+                if hashes.is_empty() {
+                    return Ok(false);
+                }
+                let sql = format!(
+                    "UPDATE submission_code SET claim_key = NULL, claimed_until = NULL \
+                     WHERE kind = $1 AND used_at IS NULL AND claim_key = $2 \
+                     AND code_hash IN ({})",
+                    placeholders(3, hashes.len())
+                );
+                with_pool!(self, |p| {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(kind.db_value())
+                        .bind(&key[..]);
+                    for h in hashes {
+                        q = q.bind(&h[..]);
+                    }
+                    q.execute(p).await?.rows_affected()
+                })
+            }
+            UseTarget::Jwt { jti_hash, .. } => with_pool!(self, |p| {
+                sqlx::query(
+                    "DELETE FROM jwt_used WHERE jti_hash = $1 AND claim_key = $2 \
+                     AND claimed_until IS NOT NULL",
+                )
+                .bind(&jti_hash[..])
+                .bind(&key[..])
+                .execute(p)
+                .await?
+                .rows_affected()
+            }),
+        };
+        Ok(released == 1)
     }
 
     async fn count_long_codes(&self, available_from: i64) -> Result<u64, StoreError> {

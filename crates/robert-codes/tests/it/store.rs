@@ -362,3 +362,157 @@ impl NowTs for ManualClock {
         self.now().timestamp()
     }
 }
+
+fn jwt_for(clock: &ManualClock, jti: &str) -> String {
+    testing::sign(
+        &testing::signing_key(7),
+        r#"{"alg":"ES256","kid":"K1","typ":"JWT"}"#,
+        &format!(
+            r#"{{"iss":"SIDEP","iat":{},"jti":"{jti}"}}"#,
+            clock.now_ts() - 60
+        ),
+    )
+}
+
+both_backends!(a_claim_holds_a_code_for_one_report_until_settled, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let (a, b) = ([0xAA; 32], [0xBB; 32]);
+    for kind in [CodeKind::Short, CodeKind::Test] {
+        // Held: nobody else can use it, the same report can take it again.
+        let released = svc.issue(kind, &Channel::Cli).await.unwrap().code;
+        assert!(svc.claim(&released, &a).await.unwrap().valid);
+        assert!(!svc.claim(&released, &b).await.unwrap().valid, "held by a");
+        assert!(!svc.verify(&released).await.unwrap().valid, "held by a");
+        assert!(svc.claim(&released, &a).await.unwrap().valid, "a retried");
+        assert!(!svc.release(&released, &b).await.unwrap(), "not b's hold");
+        assert!(!svc.confirm(&released, &b).await.unwrap(), "not b's hold");
+        // Released: usable again, by anyone.
+        assert!(svc.release(&released, &a).await.unwrap());
+        assert!(!svc.release(&released, &a).await.unwrap(), "once");
+        assert!(svc.verify(&released).await.unwrap().valid);
+        assert!(!svc.claim(&released, &a).await.unwrap().valid, "used");
+
+        // Confirmed: used.
+        let confirmed = svc.issue(kind, &Channel::Cli).await.unwrap().code;
+        assert!(svc.claim(&confirmed, &a).await.unwrap().valid);
+        assert!(svc.confirm(&confirmed, &a).await.unwrap());
+        assert!(!svc.confirm(&confirmed, &a).await.unwrap(), "once");
+        assert!(!svc.claim(&confirmed, &a).await.unwrap().valid, "used");
+        assert!(!svc.claim(&confirmed, &b).await.unwrap().valid, "used");
+        assert!(!svc.verify(&confirmed).await.unwrap().valid, "used");
+        assert!(!svc.release(&confirmed, &a).await.unwrap(), "used");
+    }
+    // Two codes used (one verified, one confirmed) per kind, in the KPIs.
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap();
+    let kpi = svc.kpi(day, day).await.unwrap();
+    assert_eq!(kpi[0].nb_short_codes_used, 2);
+    assert_eq!(kpi[0].nb_test_codes_used, 2);
+
+    // A JWT: the same rules on its jti.
+    let token = jwt_for(&clock, "lab-7");
+    assert!(svc.claim(&token, &a).await.unwrap().valid);
+    assert!(!svc.claim(&token, &b).await.unwrap().valid, "held by a");
+    assert!(!svc.verify(&token).await.unwrap().valid, "held by a");
+    assert!(svc.claim(&token, &a).await.unwrap().valid, "a retried");
+    assert!(svc.release(&token, &a).await.unwrap());
+    assert!(svc.claim(&token, &b).await.unwrap().valid, "free again");
+    assert!(!svc.confirm(&token, &a).await.unwrap(), "b's hold");
+    assert!(svc.confirm(&token, &b).await.unwrap());
+    assert!(!svc.claim(&token, &b).await.unwrap().valid, "used");
+    assert!(!svc.verify(&token).await.unwrap().valid, "used");
+    assert!(!svc.release(&token, &b).await.unwrap(), "used");
+    assert_eq!(
+        svc.metrics()
+            .get("submission_claim_settled_total", "outcome=\"confirmed\""),
+        3
+    );
+});
+
+both_backends!(an_unsettled_claim_expires, |db| {
+    // What a server killed between claim and confirm leaves behind.
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let hold = chrono::Duration::seconds(robert_codes::service::CLAIM_HOLD_SECS);
+    let (a, b) = ([1; 32], [2; 32]);
+    let taken = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap().code;
+    let kept = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap().code;
+    let token = jwt_for(&clock, "lab-8");
+    for code in [&taken, &kept, &token] {
+        assert!(svc.claim(code, &a).await.unwrap().valid);
+    }
+    clock.set(utc("2026-01-10T10:00:00Z") + hold);
+    assert!(
+        !svc.claim(&taken, &b).await.unwrap().valid,
+        "last held second"
+    );
+    assert!(!svc.verify(&taken).await.unwrap().valid, "last held second");
+    clock.advance(chrono::Duration::seconds(1));
+    // Expired: another report takes it, the first can no longer confirm.
+    assert!(svc.claim(&taken, &b).await.unwrap().valid);
+    assert!(!svc.confirm(&taken, &a).await.unwrap());
+    assert!(svc.confirm(&taken, &b).await.unwrap());
+    // Expired but untouched: the late confirm still uses it.
+    assert!(svc.confirm(&kept, &a).await.unwrap());
+    assert!(!svc.verify(&kept).await.unwrap().valid);
+    // An expired hold on a JWT: a plain verify takes it.
+    assert!(svc.verify(&token).await.unwrap().valid);
+    assert!(!svc.confirm(&token, &a).await.unwrap());
+});
+
+both_backends!(fifty_concurrent_claims_hold_exactly_one, |db| {
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    let token = jwt_for(&clock, "lab-9");
+    for code in [
+        svc.issue(CodeKind::Short, &Channel::Cli)
+            .await
+            .unwrap()
+            .code
+            .to_string(),
+        token,
+    ] {
+        let tasks: Vec<_> = (0..50u8)
+            .map(|i| {
+                let body =
+                    serde_json::json!({"code": code, "key": hex::encode([i; 32])}).to_string();
+                tokio::spawn(async move {
+                    http(
+                        addr,
+                        "POST",
+                        "/api/v1/claim",
+                        &[("Content-Type", "application/json")],
+                        &body,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut held = 0;
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            held += usize::from(v["valid"] == serde_json::Value::Bool(true));
+        }
+        assert_eq!(held, 1, "on {}", db.backend);
+    }
+    // Malformed bodies are 400s, not 500s.
+    for body in [
+        "",
+        "{}",
+        r#"{"code":"x","key":"zz"}"#,
+        r#"{"code":"x","key":"00"}"#,
+    ] {
+        let r = http(
+            addr,
+            "POST",
+            "/api/v1/claim/confirm",
+            &[("Content-Type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+    }
+});

@@ -23,7 +23,7 @@ use super::dto::{
 use super::error::ApiError;
 use super::extract::{ApiJson, Client, json_body, parse_json};
 use crate::captcha::{CaptchaError, CaptchaKind};
-use crate::codes::Verification;
+use crate::codes::{Settlement, Verification};
 use crate::keystore::{KeyEncryptionKey, KeyOpError, KeyRing};
 use crate::state::AppState;
 
@@ -296,6 +296,9 @@ pub(super) async fn delete_history(
 
 // -------------------------------------------------------------------- report
 
+/// `Retry-After` of a 503 while the submission-code service is unavailable.
+const CODES_RETRY_AFTER_SECS: u64 = 30;
+
 /// `POST /api/v6/report`.
 ///
 /// At most `limits.max_concurrent_reports` reports are processed at once.
@@ -308,6 +311,15 @@ pub(super) async fn report(
     req: Request,
 ) -> Result<Response, ApiError> {
     let bytes = json_body(req, &state).await?;
+    // The report's identity for the two-phase use of its code: the same
+    // report retried (after a crash, a timeout) takes its own hold back.
+    let report_key: [u8; 32] = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"robert-server/v1/report-claim");
+        h.update(&bytes);
+        h.finalize().into()
+    };
     let _slot = state
         .report_slots
         .acquire()
@@ -345,17 +357,45 @@ pub(super) async fn report(
             retry_after_secs: wait,
         });
     }
-    match state.codes.verify(&token).await {
-        Verification::Valid | Verification::Skipped => {}
-        Verification::Invalid | Verification::Unavailable => {
+    // The code is held, not spent, until the report is stored: a crash in
+    // between leaves a hold that expires (codes.rs).
+    let verification = state.codes.claim(&token, &report_key).await;
+    match verification {
+        Verification::Held | Verification::Valid | Verification::Skipped => {}
+        Verification::Invalid => {
             return Err(ApiError::Unauthorized(format!(
                 "Unrecognized token of length: {}",
                 token.encode_utf16().count()
             )));
         }
+        Verification::Unavailable => {
+            state.metrics.observe_codes_unavailable();
+            return Err(ApiError::RetryLater {
+                message: "The submission-code service is unavailable: retry later".into(),
+                retry_after_secs: CODES_RETRY_AFTER_SECS,
+            });
+        }
     }
     let now = state.clock.now_ntp();
-    state.store.insert_contacts(&contacts, now).await?;
+    let stored = state.store.insert_contacts(&contacts, now).await;
+    if verification == Verification::Held {
+        let settled = state
+            .codes
+            .settle(&token, &report_key, stored.is_ok())
+            .await;
+        if settled != Settlement::Done {
+            // Stored but not confirmed: the hold expires and the code could
+            // serve once more (a duplicate report, harmless to scoring);
+            // not stored and not released: the hold expires in ten minutes.
+            tracing::warn!(
+                stored = stored.is_ok(),
+                outcome = ?settled,
+                "could not settle the hold on a submission code"
+            );
+            state.metrics.observe_code_settle_failed();
+        }
+    }
+    stored?;
     state
         .metrics
         .observe_report(contacts.len(), hellos, rssi_out_of_range);
@@ -517,17 +557,24 @@ pub(super) async fn health() -> Response {
     Json(serde_json::json!({"status": "UP"})).into_response()
 }
 
-/// `GET /actuator/health/readiness`: the store answers and today's K_S exists.
+/// `GET /actuator/health/readiness`: the store answers, today's K_S exists
+/// and the submission-code service answers (unless `codes.in_readiness` is
+/// off).
 pub(super) async fn readiness(State(state): State<AppState>) -> Response {
     let today = UtcDate::of(state.clock.now_ntp());
     let store_ok = state.store.app_config().await.is_ok();
     let key_ok = state.keys.get().server_key(today).is_some();
-    if store_ok && key_ok {
+    let codes_ok = state.codes.probe().await;
+    state.metrics.set_codes_up(codes_ok);
+    if store_ok && key_ok && codes_ok {
         return Json(serde_json::json!({"status": "UP"})).into_response();
     }
-    let detail = match (store_ok, key_ok) {
-        (false, _) => "database unavailable",
-        (true, _) => "no server key (K_S) for today",
+    let detail = if !store_ok {
+        "database unavailable"
+    } else if !key_ok {
+        "no server key (K_S) for today"
+    } else {
+        "submission-code service unavailable"
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,

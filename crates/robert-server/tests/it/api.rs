@@ -472,17 +472,30 @@ async fn report_stores_everything_after_checking_the_code() {
             r.json,
             json!({"message": "Unrecognized token of length: 36"})
         );
-        // Unknown, failing and timing-out code services: 401.
-        for token in ["nope", "boom-boom", "slow-code"] {
+        // An unknown code: 401.
+        let r = app
+            .post("/api/v6/report", &json!({"token": "nope", "contacts": []}))
+            .await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.message(), "Unrecognized token of length: 4");
+        // A failing or timing-out code service is not a bad code: 503 with
+        // Retry-After (the apps retry), counted.
+        for token in ["boom-boom", "slow-code"] {
             let r = app
                 .post("/api/v6/report", &json!({"token": token, "contacts": []}))
                 .await;
-            assert_eq!(r.status, 401, "{token}");
+            assert_eq!(r.status, 503, "{token}");
             assert_eq!(
                 r.message(),
-                format!("Unrecognized token of length: {}", token.len())
+                "The submission-code service is unavailable: retry later"
             );
+            assert_eq!(r.headers["retry-after"], "30");
         }
+        let metrics = String::from_utf8(app.get("/metrics").await.bytes).unwrap();
+        assert!(
+            metrics.contains("robert_report_codes_unavailable_total 2"),
+            "{metrics}"
+        );
         // An empty token reaches the service and fails; an empty list is valid.
         assert_eq!(
             app.post("/api/v6/report", &json!({"token": "", "contacts": []}))
@@ -970,4 +983,129 @@ async fn date_header_follows_the_server_clock() {
     // TestApp's clock stands at 2024-03-14T12:00:00Z.
     assert_eq!(date, "Thu, 14 Mar 2024 12:00:00 GMT");
     app.cleanup().await;
+}
+
+/// A code-service outage is visible: readiness goes DOWN (unless
+/// `codes.in_readiness = false`), `robert_codes_up` drops to 0, and a
+/// report gets 503, not the 401 of a bad code.
+#[tokio::test]
+async fn a_code_service_outage_marks_readiness_down() {
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    let app = TestApp::with(robert_store::Backend::Sqlite, "codes-down", |c| {
+        c.codes.url = "http://127.0.0.1:9".into();
+    })
+    .await
+    .unwrap();
+    let r = app.get("/actuator/health/readiness").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json,
+        json!({"status": "DOWN", "detail": "submission-code service unavailable"})
+    );
+    let metrics = String::from_utf8(app.get("/metrics").await.bytes).unwrap();
+    assert!(metrics.contains("robert_codes_up 0"), "{metrics}");
+    let r = app
+        .post(
+            "/api/v6/report",
+            &json!({"token": valid_code(), "contacts": []}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{:?}", r.json);
+    app.cleanup().await;
+
+    let app = TestApp::with(robert_store::Backend::Sqlite, "codes-down-kept", |c| {
+        c.codes.url = "http://127.0.0.1:9".into();
+        c.codes.in_readiness = false;
+    })
+    .await
+    .unwrap();
+    assert_eq!(app.get("/actuator/health/readiness").await.status, 200);
+    app.cleanup().await;
+}
+
+/// A code service that records what `/report` asks of it.
+#[derive(Debug, Default)]
+struct RecordingCodes {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl robert_server::codes::LocalCodeService for RecordingCodes {
+    fn verify<'a>(
+        &'a self,
+        _code: &'a str,
+    ) -> robert_server::codes::BoxFuture<'a, robert_server::codes::Verification> {
+        self.calls.lock().unwrap().push("verify".into());
+        Box::pin(async { robert_server::codes::Verification::Valid })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        code: &'a str,
+        key: &'a [u8; 32],
+    ) -> robert_server::codes::BoxFuture<'a, robert_server::codes::Verification> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("claim {code} {}", hex::encode(key)));
+        Box::pin(async { robert_server::codes::Verification::Held })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        code: &'a str,
+        key: &'a [u8; 32],
+        confirm: bool,
+    ) -> robert_server::codes::BoxFuture<'a, robert_server::codes::Settlement> {
+        let action = if confirm { "confirm" } else { "release" };
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{action} {code} {}", hex::encode(key)));
+        Box::pin(async { robert_server::codes::Settlement::Done })
+    }
+
+    fn ready(&self) -> robert_server::codes::BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+}
+
+/// `/report` holds the code, stores the report, then confirms; when the
+/// report cannot be stored it releases the code, which stays usable
+/// (issue 11 item 6: a failure must not burn the patient's code).
+#[tokio::test]
+async fn report_holds_the_code_and_confirms_only_once_stored() {
+    use sha2::Digest as _;
+    // PostgreSQL: closing its pool makes the next write fail at once.
+    let Some(app) = TestApp::new(robert_store::Backend::Postgres, "two-phase").await else {
+        return;
+    };
+    let codes = std::sync::Arc::new(RecordingCodes::default());
+    assert!(app.state.codes.use_local(codes.clone()));
+    let body = json!({"token": "valid-code-12", "contacts": [contact(1)]});
+    let key = hex::encode(
+        sha2::Sha256::new()
+            .chain_update(b"robert-server/v1/report-claim")
+            .chain_update(body.to_string().as_bytes())
+            .finalize(),
+    );
+    assert_eq!(app.post("/api/v6/report", &body).await.status, 200);
+    assert_eq!(
+        *codes.calls.lock().unwrap(),
+        vec![
+            format!("claim valid-code-12 {key}"),
+            format!("confirm valid-code-12 {key}")
+        ]
+    );
+    // The database goes away: the report fails, the code is released.
+    codes.calls.lock().unwrap().clear();
+    app.state.store.close().await;
+    let r = app.post("/api/v6/report", &body).await;
+    assert_eq!(r.status, 500, "{:?}", r.json);
+    assert_eq!(
+        *codes.calls.lock().unwrap(),
+        vec![
+            format!("claim valid-code-12 {key}"),
+            format!("release valid-code-12 {key}")
+        ]
+    );
 }

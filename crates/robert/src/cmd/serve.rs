@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use robert_server::clock::{OffsetClock, SharedClock};
-use robert_server::config::{CodesConfig, Config, LogFormat};
+use robert_server::config::{Config, LogFormat};
 use robert_server::serve;
 
 /// Arguments of `robert serve`.
@@ -186,18 +186,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(path) => Some(embedded_codes(path).await?),
             None => None,
         };
-        let (main, internal) = serve::bind(&config).await?;
-        if codes.is_some() && config.codes.url == CodesConfig::default().url {
-            let mut addr = main.local_addr().context("cannot read the listen address")?;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            config.codes.url = format!("http://{addr}");
-        }
         let clock = clock(&config);
         let startup = serve::prepare(config, clock)
             .await
             .context("cannot start the server")?;
+        // Listen only once ready: the key store exists when the port opens.
+        let (main, internal) = serve::bind(&startup.state.config).await?;
         for w in &startup.warnings {
             tracing::warn!("{w}");
         }
@@ -205,6 +199,19 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("{n}");
         }
         let state = startup.state;
+        if let Some(c) = &codes {
+            // /report claims and settles codes by a call, not over loopback.
+            state
+                .codes
+                .use_local(Arc::new(super::embedded_codes::InProcess(c.clone())));
+        } else if !state.codes.probe().await {
+            tracing::warn!(
+                url = %state.config.codes.url,
+                "the submission-code service does not answer: /report answers 503 and \
+                 readiness is DOWN until it does (for local use, run the service inside \
+                 the server: --codes-config {DEV_CODES_CONFIG})"
+            );
+        }
         tracing::info!(
             address = %main.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             internal = %internal.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "public listener".into()),
@@ -237,10 +244,10 @@ fn limit_text(l: Option<u64>) -> String {
 }
 
 /// Builds the submission-code service for a one-process deployment. The
-/// server's own verify calls come from loopback, so loopback is exempt from
-/// the verify rate limit.
+/// server reaches it in process ([`super::embedded_codes`]), so no address
+/// is exempt from its verify rate limit.
 async fn embedded_codes(path: &std::path::Path) -> anyhow::Result<robert_codes::CodesService> {
-    let mut cfg = robert_codes::Config::load(path).with_context(|| {
+    let cfg = robert_codes::Config::load(path).with_context(|| {
         format!(
             "cannot load the code service configuration {} (for local use, start from \
              {DEV_CODES_CONFIG}: SQLite, plain HTTP, works as is; for production, \
@@ -253,14 +260,6 @@ async fn embedded_codes(path: &std::path::Path) -> anyhow::Result<robert_codes::
     if let Some(dir) = sqlite_dir(&cfg.database_url) {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
-    }
-    for ip in [
-        std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::Ipv6Addr::LOCALHOST.into(),
-    ] {
-        if !cfg.api.verify_unlimited_addresses.contains(&ip) {
-            cfg.api.verify_unlimited_addresses.push(ip);
-        }
     }
     tracing::info!(
         "the submission-code service runs inside the server (its own listen addresses are ignored)"
