@@ -61,6 +61,12 @@ pub enum CliError {
     /// Bad usage.
     #[error("{0}")]
     Usage(String),
+    /// Standard output was closed before the command finished
+    /// (`robert codes … | head -1`). The command stops there rather than
+    /// issue codes nobody will read; the binary exits quietly with status 0
+    /// (the reader chose to stop reading, which is not a failure).
+    #[error("standard output closed")]
+    OutputClosed,
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
@@ -328,7 +334,13 @@ fn why_no_lot(lots: &crate::config::LotsConfig, today: NaiveDate) -> String {
 pub async fn run(args: CodesArgs, out: &mut dyn std::io::Write) -> Result<ExitCode, CliError> {
     let cfg = load_config(&args)?;
     let w = |out: &mut dyn std::io::Write, s: String| {
-        writeln!(out, "{s}").map_err(io("cannot write output"))
+        writeln!(out, "{s}").map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                CliError::OutputClosed
+            } else {
+                io("cannot write output")(e)
+            }
+        })
     };
     match args.command {
         CodesCommand::Serve(s) => {

@@ -61,7 +61,8 @@ class Server:
             "ROBERT_KEYS__ARGON2_ITERATIONS": "1",
         })
         e.update(env or {})
-        cmd = (prefix or []) + [binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", self.dir]
+        cmd = (prefix or []) + [binary, "serve", "--bind", "127.0.0.1:0",
+                                      "--internal-bind", "127.0.0.1:0", "--data-dir", self.dir]
         self.proc = subprocess.Popen(cmd, env=e, stderr=subprocess.PIPE, text=True)
         self.addr = None
         deadline = time.time() + 30

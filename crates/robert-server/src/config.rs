@@ -104,9 +104,12 @@ pub struct ServerConfig {
     /// progress finish for at most this many seconds, then closes every
     /// connection (those without a request in progress at once).
     pub shutdown_grace_secs: u64,
-    /// A separate address for the internal endpoints (`/internal/api/v2/kpis`,
-    /// `/metrics`). Empty: they are served on `bind` too (protect them at the
-    /// network level).
+    /// Address of the internal endpoints (`/internal/api/v2/kpis`,
+    /// `/metrics`, and the embedded code service's KPIs and metrics), which
+    /// have no authentication. Default [`DEFAULT_INTERNAL_BIND`] (loopback),
+    /// so a default install never exposes them; [`INTERNAL_ON_PUBLIC`]
+    /// (`"public"`) serves them on `bind` instead, as the reference served
+    /// its KPIs (protect them at the network level then).
     pub internal_bind: String,
     /// Reverse proxies whose `X-Forwarded-For` is believed: for a request
     /// from one of these addresses, the client (for the per-client limits)
@@ -127,13 +130,31 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             open_files_limit: 0,
             shutdown_grace_secs: 5,
-            internal_bind: String::new(),
+            internal_bind: DEFAULT_INTERNAL_BIND.into(),
             trusted_proxies: Vec::new(),
         }
     }
 }
 
+/// Default `server.internal_bind`: loopback, so that the unauthenticated KPI
+/// and metrics endpoints are reachable only from the machine itself, on
+/// port 8081, the reference's management port (Spring actuator, where its
+/// Prometheus scraped), which clashes with none of the other ROBERT ports
+/// (8086 API, 8087/8088 code service, 9090 crypto, 9096 push).
+pub const DEFAULT_INTERNAL_BIND: &str = "127.0.0.1:8081";
+
+/// `server.internal_bind` value that serves the internal endpoints on the
+/// public listener (`bind`), the behaviour before they had their own.
+pub const INTERNAL_ON_PUBLIC: &str = "public";
+
 impl ServerConfig {
+    /// The address of the internal listener, or `None` when the internal
+    /// endpoints are served on `bind` (`internal_bind = "public"`).
+    pub fn internal_address(&self) -> Option<&str> {
+        let a = self.internal_bind.trim();
+        (!a.eq_ignore_ascii_case(INTERNAL_ON_PUBLIC)).then_some(a)
+    }
+
     /// The effective database URL.
     pub fn database_url(&self) -> String {
         if self.database_url.is_empty() {
@@ -692,6 +713,22 @@ impl Config {
         }
         if self.server.header_read_timeout_secs == 0 {
             return bad("server.header_read_timeout_secs must be at least 1");
+        }
+        match self.server.internal_address() {
+            Some("") => {
+                return bad(&format!(
+                    "server.internal_bind is empty: give the address of the internal endpoints \
+                     (KPIs, metrics), e.g. \"{DEFAULT_INTERNAL_BIND}\", or \"{INTERNAL_ON_PUBLIC}\" \
+                     to serve them on server.bind"
+                ));
+            }
+            Some(a) if a == self.server.bind.trim() && !a.ends_with(":0") => {
+                return bad(&format!(
+                    "server.internal_bind is server.bind ({a}): use \"{INTERNAL_ON_PUBLIC}\" to \
+                     serve the internal endpoints on the public listener, or another address"
+                ));
+            }
+            _ => {}
         }
         if self.server.max_connections == 0 {
             return bad("server.max_connections must be at least 1");

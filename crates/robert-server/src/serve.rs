@@ -262,6 +262,13 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
             "codes.check_token = false: /report accepts any token. For tests and demos only".into(),
         );
     }
+    if config.server.internal_address().is_none() {
+        warnings.push(format!(
+            "server.internal_bind = \"public\": /metrics and /internal/api/v2/kpis are served \
+             without authentication on {}; restrict them at the network level",
+            config.server.bind
+        ));
+    }
     if config.server.clock_offset_secs != 0 {
         warnings.push(format!(
             "the server clock is shifted by {} s (server.clock_offset_secs): testing only",
@@ -411,18 +418,25 @@ pub fn spawn_periodic_batch(state: AppState, every: Duration) -> tokio::task::Jo
     })
 }
 
-/// Binds the configured listeners.
+/// Binds the configured listeners: `server.bind`, and `server.internal_bind`
+/// unless it is `"public"` (then the second listener is `None`).
 pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), ServeError> {
-    let bind = |addr: String| async move {
-        TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })
+    let bind = |addr: &str, key: &str| {
+        let addr = addr.trim().to_owned();
+        let key = key.to_owned();
+        async move {
+            TcpListener::bind(&addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: format!("{addr} ({key})"),
+                    source,
+                })
+        }
     };
-    let main = bind(config.server.bind.clone()).await?;
-    let internal = if config.server.internal_bind.trim().is_empty() {
-        None
-    } else {
-        Some(bind(config.server.internal_bind.clone()).await?)
+    let main = bind(&config.server.bind, "server.bind").await?;
+    let internal = match config.server.internal_address() {
+        None => None,
+        Some(a) => Some(bind(a, "server.internal_bind").await?),
     };
     Ok((main, internal))
 }
@@ -439,7 +453,8 @@ pub struct ExtraRoutes {
 }
 
 /// Serves the API until `shutdown` resolves. With an internal listener the
-/// KPI and metrics endpoints are served there only.
+/// KPI and metrics endpoints are served there only; with `None` they are
+/// served on `main` too (what `server.internal_bind = "public"` asks for).
 pub async fn run(
     state: AppState,
     main: TcpListener,

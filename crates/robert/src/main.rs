@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod out;
 mod cmd;
 
 /// ROBERT: the proximity-tracing protocol of StopCovid / TousAntiCovid.
@@ -56,11 +58,16 @@ fn main() -> ExitCode {
         Command::Score(args) => cmd::score::run(args),
         Command::Speed(args) => cmd::speed::run(args),
     };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
+    let output = out::finish();
+    match (result, output) {
+        (Err(err), _) => {
             eprintln!("robert: error: {err:#}");
             ExitCode::from(2)
         }
+        (Ok(_), Err(e)) => {
+            eprintln!("robert: error: cannot write to standard output: {e}");
+            ExitCode::from(2)
+        }
+        (Ok(code), Ok(())) => code,
     }
 }

@@ -51,7 +51,13 @@ fn robert_with(args: &[&str], envs: &[(&str, &str)], cwd: &Path, stdin: &str) ->
 fn start_server(bind: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Server {
     let server = Server(
         Command::new(env!("CARGO_BIN_EXE_robert"))
-            .args([&["serve", "--bind", bind][..], args].concat())
+            .args(
+                [
+                    &["serve", "--bind", bind, "--internal-bind", "127.0.0.1:0"][..],
+                    args,
+                ]
+                .concat(),
+            )
             .env_remove("ROBERT_CLOCK_OFFSET")
             .env_remove("ROBERT_CONFIG")
             .env_remove("ROBERT_CODES_CONFIG")

@@ -185,7 +185,8 @@ fn http(addr: &str, request: &str) -> (u16, String) {
 #[test]
 fn serve_with_no_configuration_then_batch() {
     let d = dir("serve");
-    let (mut child, addr, text) = spawn_serve(&d, &[]);
+    let (mut child, addr, internal, text) =
+        spawn_listening_at(serve_command(&[]).arg("--data-dir").arg(&d));
     assert!(
         text.contains("keystore.pass") && text.contains("Protect it"),
         "{text}"
@@ -215,6 +216,13 @@ fn serve_with_no_configuration_then_batch() {
         body.contains("submission-code service unavailable"),
         "{body}"
     );
+    // KPIs and metrics are on the internal listener only.
+    for path in ["/metrics", "/internal/api/v2/kpis"] {
+        let get = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(http(&addr, &get).0, 404, "public {path}");
+        assert_eq!(http(&internal, &get).0, 200, "internal {path}");
+    }
+    assert!(internal.starts_with("127.0.0.1:"), "{internal}");
     // SIGTERM: a clean shutdown, exit 0.
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -255,24 +263,38 @@ fn spawn_serve_with(
     spawn_listening(cmd)
 }
 
-/// `robert serve` on a free loopback port, JSON logs, a fast key store.
+/// `robert serve` on free loopback ports (the internal listener at the
+/// default's address, 127.0.0.1, with a free port), JSON logs, a fast key
+/// store.
 fn serve_command(extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_robert"));
-    cmd.args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
-        .env("ROBERT_LOG__FORMAT", "json")
-        .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
-        .env_remove("ROBERT_CODES_CONFIG")
-        .env_remove("ROBERT_CONFIG")
-        .env_remove("ROBERT_CLOCK_OFFSET")
-        .env_remove("RUST_LOG");
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--internal-bind",
+        "127.0.0.1:0",
+    ])
+    .args(extra)
+    .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
+    .env("ROBERT_LOG__FORMAT", "json")
+    .env_remove("ROBERT_KEYSTORE_PASSPHRASE")
+    .env_remove("ROBERT_CODES_CONFIG")
+    .env_remove("ROBERT_CONFIG")
+    .env_remove("ROBERT_CLOCK_OFFSET")
+    .env_remove("RUST_LOG");
     cmd
 }
 
 /// Spawns a `robert serve` command logging JSON and waits for its
 /// "listening" line: the child, its address and the log lines before it.
 fn spawn_listening(mut cmd: Command) -> (std::process::Child, String, String) {
+    let (child, addr, _, log) = spawn_listening_at(&mut cmd);
+    (child, addr, log)
+}
+
+/// [`spawn_listening`], also returning the internal listener's address.
+fn spawn_listening_at(cmd: &mut Command) -> (std::process::Child, String, String, String) {
     let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
@@ -282,9 +304,10 @@ fn spawn_listening(mut cmd: Command) -> (std::process::Child, String, String) {
         let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         if v["fields"]["message"] == "ROBERT server listening" {
             let addr = v["fields"]["address"].as_str().unwrap().to_owned();
+            let internal = v["fields"]["internal"].as_str().unwrap().to_owned();
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            return (child, addr, log.join("\n"));
+            return (child, addr, internal, log.join("\n"));
         }
         log.push(line);
     }
@@ -324,7 +347,11 @@ fn serve_with_the_code_service_inside() {
     )
     .unwrap();
     let codes_arg = codes.to_str().unwrap().to_owned();
-    let (mut child, addr, _) = spawn_serve(&d, &["--codes-config", &codes_arg]);
+    let (mut child, addr, internal, _) = spawn_listening_at(
+        serve_command(&["--codes-config", &codes_arg])
+            .arg("--data-dir")
+            .arg(&d),
+    );
 
     let (status, body) = http(
         &addr,
@@ -395,23 +422,24 @@ fn serve_with_the_code_service_inside() {
     );
     assert_eq!(status, 200, "{body}");
 
-    // The portal and the code service's metrics share the listener.
+    // The portal shares the public listener; both services' KPIs and
+    // metrics share the internal one, and only it.
     let (status, body) = http(
         &addr,
         "GET /portal/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(body.contains("<form"), "{body}");
-    let (status, _) = http(
-        &addr,
-        "GET /codes/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(status, 200);
-    let (status, _) = http(
-        &addr,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(status, 200);
+    for path in [
+        "/codes/metrics",
+        "/metrics",
+        "/internal/api/v2/kpis",
+        "/internal/api/v1/kpi?fromDate=2026-01-01&toDate=2026-01-02",
+    ] {
+        let get = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(http(&addr, &get).0, 404, "public {path}");
+        assert_eq!(http(&internal, &get).0, 200, "internal {path}");
+    }
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

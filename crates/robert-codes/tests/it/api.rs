@@ -188,6 +188,29 @@ async fn kpi_endpoint_bounds_and_shape() {
     assert_eq!(http_get(addr, "/health", &[]).await.0, 200);
 }
 
+/// `robert codes serve` keeps KPIs, metrics and health off the public
+/// listener: by default both listeners are on loopback, and the public
+/// router (API and portal) answers 404 for the internal paths.
+#[tokio::test]
+async fn internal_endpoints_are_not_on_the_public_router() {
+    let defaults = robert_codes::Config::default();
+    assert!(defaults.internal_listen.ip().is_loopback());
+    assert!(defaults.listen.ip().is_loopback());
+    assert_ne!(defaults.listen, defaults.internal_listen);
+    let db = sqlite().await;
+    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let addr = serve(svc.router()).await;
+    for path in [
+        "/metrics",
+        "/health",
+        "/internal/api/v1/kpi?fromDate=2026-01-01&toDate=2026-01-09",
+    ] {
+        assert_eq!(http_get(addr, path, &[]).await.0, 404, "{path}");
+    }
+    db.finish().await;
+}
+
 /// Arbitrary query strings on the verify route never yield anything but 200/valid:false.
 #[test]
 fn verify_route_never_fails_on_arbitrary_input() {

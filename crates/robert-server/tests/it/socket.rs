@@ -167,11 +167,23 @@ async fn the_server_reloads_a_rotated_key_store() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The default configuration serves KPIs and metrics on a loopback listener
+/// of their own: the public port answers 404 for them, the internal one 200.
 #[tokio::test]
-async fn internal_endpoints_on_their_own_listener() {
+async fn internal_endpoints_on_their_own_listener_by_default() {
+    let default = Config::default();
+    let internal: std::net::SocketAddr = default
+        .server
+        .internal_address()
+        .expect("an internal listener by default")
+        .parse()
+        .unwrap();
+    assert!(internal.ip().is_loopback(), "{internal}");
+    assert_ne!(default.server.internal_bind, default.server.bind);
     let dir = temp_dir("internal");
     let mut cfg = config(&dir);
-    cfg.server.internal_bind = "127.0.0.1:0".into();
+    // The default address with a free port, so tests run side by side.
+    cfg.server.internal_bind = std::net::SocketAddr::new(internal.ip(), 0).to_string();
     let clock: SharedClock = Arc::new(ManualClock::at_ntp(today_noon()));
     let s = serve::prepare(cfg, clock).await.unwrap();
     let (main, internal) = serve::bind(&s.state.config).await.unwrap();
@@ -200,6 +212,64 @@ async fn internal_endpoints_on_their_own_listener() {
         .unwrap();
     s.state.store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `internal_bind = "public"` (the opt-in to the old behaviour): one
+/// listener serves everything, and start-up warns about it.
+#[tokio::test]
+async fn internal_endpoints_on_the_public_listener_when_asked() {
+    let dir = temp_dir("internal-public");
+    let mut cfg = config(&dir);
+    cfg.server.internal_bind = "public".into();
+    cfg.validate().unwrap();
+    let clock: SharedClock = Arc::new(ManualClock::at_ntp(today_noon()));
+    let s = serve::prepare(cfg, clock).await.unwrap();
+    assert!(
+        s.warnings.iter().any(|w| w.contains("internal_bind")),
+        "{:?}",
+        s.warnings
+    );
+    let (main, internal) = serve::bind(&s.state.config).await.unwrap();
+    assert!(internal.is_none());
+    let a = main.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve::run(s.state.clone(), main, None, async {
+        let _ = rx.await;
+    }));
+    let client = robert_server::http_client::client(Duration::from_secs(5)).unwrap();
+    for path in ["/internal/api/v2/kpis", "/metrics", "/api/v6/clock"] {
+        let status = client
+            .get(format!("http://{a}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{path}");
+    }
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    s.state.store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An empty `internal_bind` (e.g. an unset variable in a compose file) is an
+/// error, not a silent exposure; so is the public address itself.
+#[test]
+fn internal_bind_must_be_an_address_or_public() {
+    let mut cfg = Config::default();
+    cfg.server.internal_bind = " ".into();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("server.internal_bind is empty"), "{e}");
+    cfg.server.internal_bind = cfg.server.bind.clone();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("\"public\""), "{e}");
+    cfg.server.internal_bind = "PUBLIC".into();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.server.internal_address(), None);
 }
 
 /// A key store replaced by one with another KEK would fail every /status of

@@ -130,7 +130,7 @@ pub(crate) fn run(args: AppConfigArgs) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .map(|e| serde_json::json!({"name": e.name, "value": e.value}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            outln!("{}", serde_json::to_string_pretty(&list)?);
             Ok(ExitCode::SUCCESS)
         }
         .await;

@@ -44,7 +44,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         .await;
         store.close().await;
         let report = result.context("the risk batch failed")?;
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         Ok(ExitCode::SUCCESS)
     })
 }

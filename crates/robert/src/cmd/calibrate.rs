@@ -108,7 +108,7 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         .runs(&robert_sim::calibrate::Setting::of(&base.knobs))
         .len();
     if !args.quiet {
-        println!(
+        outln!(
             "Calibrating on {} scenario(s): {runs} runs of every scenario (the reference, \
              then each other grid point)…",
             scenarios.len(),
@@ -118,17 +118,17 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
     let c = calibrate(&scenarios, &base, &grid, objective, &mut |line| {
         if !quiet {
-            println!("  {line}");
+            outln!("  {line}");
         }
     })
     .context("calibration failed")?;
 
-    print!("\n{}", text_table(&c));
+    out!("\n{}", text_table(&c));
     if c.changed() {
-        println!("\nThe data favour: {}", describe(&c.chosen));
-        println!("As configuration:\n{}", config_snippet(&c.chosen, c.r0));
+        outln!("\nThe data favour: {}", describe(&c.chosen));
+        outln!("As configuration:\n{}", config_snippet(&c.chosen, c.r0));
     } else {
-        println!("\nThe reference values are already optimal on these scenarios.");
+        outln!("\nThe reference values are already optimal on these scenarios.");
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -137,7 +137,7 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let json = args.out.join("calibration.json");
     std::fs::write(&json, serde_json::to_vec_pretty(&c)?)
         .with_context(|| format!("cannot write {}", json.display()))?;
-    println!(
+    outln!(
         "Report: {} (calibration.md, calibration.json) — {:.1} s",
         args.out.display(),
         started.elapsed().as_secs_f64()

@@ -14,5 +14,11 @@ pub(crate) fn run(args: CodesArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let mut stdout = std::io::stdout();
-    Ok(runtime.block_on(robert_codes::cli::run(args, &mut stdout))?)
+    match runtime.block_on(robert_codes::cli::run(args, &mut stdout)) {
+        Ok(code) => Ok(code),
+        // `robert codes … | head -1`: the reader left; stop quietly, status 0
+        // (see `crate::out` for why 0 rather than 141).
+        Err(robert_codes::cli::CliError::OutputClosed) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
 }

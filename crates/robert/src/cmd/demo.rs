@@ -49,7 +49,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         Box::new(BarProgress::new(false))
     };
-    println!(
+    outln!(
         "robert demo: {} — {}\n{} days from {}, real server and code service {}, seed {}\n",
         scenario.name,
         scenario.description,
@@ -65,11 +65,11 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let r = robert_sim::run_scenario_with(&scenario, &opts, progress.as_ref())
         .context("the demo failed")?;
     let c = &r.counts;
-    println!("What happened:");
+    outln!("What happened:");
     for e in &r.events {
-        println!("  {}  {}", clock_label(e.t_s), e.text);
+        outln!("  {}  {}", clock_label(e.t_s), e.text);
     }
-    println!(
+    outln!(
         "\n  {} phones ({} Android, {} iPhone) registered; {} HELLOs exchanged and recorded \
          ({} radio receptions, {} duplicates in the same second, {} stale cached iPhone reads)",
         c.registrations,
@@ -80,22 +80,26 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         c.hellos_duplicate,
         c.hellos_stale
     );
-    println!(
+    outln!(
         "  {} status requests; {} reports ({} HELLOs uploaded); {} batch runs; {} phones alerted",
-        c.status_requests, c.reports, c.reported_hellos, c.batch_runs, c.alerts
+        c.status_requests,
+        c.reports,
+        c.reported_hellos,
+        c.batch_runs,
+        c.alerts
     );
-    println!(
+    outln!(
         "\nAgainst the ground truth (at risk: ≥ {} min within {} m on one day of a positive \
          case's contagious window; every phone except the {} positive cases):",
         r.knobs.truth_minutes,
         r.knobs.truth_distance_m,
         r.positives.len()
     );
-    print!("{}", confusion_text(&r.phones));
+    out!("{}", confusion_text(&r.phones));
     if !r.by_os_pair.is_empty() {
-        println!("\n  per OS pair (positive case → contact), pair level:");
+        outln!("\n  per OS pair (positive case → contact), pair level:");
         for (k, v) in &r.by_os_pair {
-            println!(
+            outln!(
                 "    {k:<16} TP {:>3} FP {:>3} FN {:>3}  recall {:>7}  precision {:>7}",
                 v.tp,
                 v.fp,
@@ -111,19 +115,19 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         std::slice::from_ref(&r),
     )
     .context("cannot write the report")?;
-    println!(
+    outln!(
         "\nReport and plots: {}/ (report.md, results.json, rssi_vs_distance, recall_precision, \
          alert_timeline as PNG and SVG)",
         files.dir.display()
     );
-    println!(
+    outln!(
         "Wall time {:.1} s (simulation {:.1} s, of which server calls {:.1} s; final statuses {:.1} s)",
         started.elapsed().as_secs_f64(),
         r.timings.simulate_ms as f64 / 1000.0,
         r.timings.server_ms as f64 / 1000.0,
         r.timings.final_ms as f64 / 1000.0
     );
-    println!(
+    outln!(
         "\n{}",
         robert_sim::explain::paragraph(std::slice::from_ref(&r))
     );

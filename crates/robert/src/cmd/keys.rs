@@ -145,7 +145,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 future_days.unwrap_or(config.keys.future_days),
                 serve::needs_generated_jwt_keys(&config),
             )?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         }
         KeysCommand::Import {
             common,
@@ -207,7 +207,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             let (ks, source) = serve::open_keystore(&config, true)?;
             print_passphrase_note(&source);
             let report = admin::import(ks.as_ref(), items, force)?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         }
         KeysCommand::Rotate {
             common,
@@ -223,7 +223,7 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 future_days.unwrap_or(config.keys.future_days),
                 retention_days.unwrap_or(config.keys.retention_days),
             )?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         }
         KeysCommand::Migrate { common, force } => {
             let config = common.load()?;
@@ -236,19 +236,19 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             let (from, _) = serve::open_file_keystore(&config, false)?;
             let (to, _) = serve::open_keystore(&config, false)?;
             let report = admin::migrate(&from, to.as_ref(), force)?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         }
         KeysCommand::ShowPublic { common, jwt } => {
             let config = common.load()?;
             let (ks, _) = serve::open_keystore(&config, false)?;
-            println!("{}", admin::show_public(ks.as_ref())?);
+            outln!("{}", admin::show_public(ks.as_ref())?);
             if jwt {
                 let set = ks.load()?;
                 let tokens = robert_server::jwt::Tokens::from_config(&config.jwt, &set.jwt)?;
                 let _ = KeyRing::from_set(set)?;
                 for (name, signer) in tokens.signers() {
-                    println!("# {name} token ({:?})", signer.algorithm());
-                    print!("{}", signer.public_key_pem());
+                    outln!("# {name} token ({:?})", signer.algorithm());
+                    out!("{}", signer.public_key_pem());
                 }
             }
         }

@@ -418,12 +418,12 @@ async fn meet(
     manual.set(end);
     a.persist()?;
     b.persist()?;
-    println!(
+    outln!(
         "met for {minutes} minutes, {} to {}: each phone recorded {heard} HELLOs from the other",
         when(start),
         when(end)
     );
-    println!(
+    outln!(
         "(the contacts are dated by the phones' clock: a report includes them once that clock has passed {})",
         when(end)
     );
@@ -470,8 +470,8 @@ pub(crate) fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
         && !key_path(&args.dir).exists()
     {
         match args.command {
-            PhoneCommand::Show => println!("no phone state in {}", args.dir.display()),
-            _ => println!("nothing to wipe in {}", args.dir.display()),
+            PhoneCommand::Show => outln!("no phone state in {}", args.dir.display()),
+            _ => outln!("nothing to wipe in {}", args.dir.display()),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -497,7 +497,7 @@ async fn run_async(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     if let PhoneCommand::Wipe = args.command {
         phone.wipe()?;
         let _ = std::fs::remove_dir(args.dir.join("data"));
-        println!("wiped {}", args.dir.display());
+        outln!("wiped {}", args.dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     let dir = args.dir.clone();
@@ -515,27 +515,27 @@ async fn run_command(args: &PhoneArgs, phone: &mut CliPhone) -> anyhow::Result<E
             register(phone, &args.dir, captcha.as_deref()).await?;
             let s = phone.summary();
             match s.ebids_until {
-                Some(t) => println!(
+                Some(t) => outln!(
                     "registered: {} EBIDs (Bluetooth pseudonyms, one per 15 minutes) until {}",
                     s.ebids_left,
                     when(t)
                 ),
-                None => println!("registered: {} EBIDs", s.ebids_left),
+                None => outln!("registered: {} EBIDs", s.ebids_left),
             }
         }
         PhoneCommand::Status => match phone.status().await {
             Ok(out) => {
-                println!(
+                outln!(
                     "risk level {} ({}), {} new EBIDs",
                     out.risk_level,
                     risk_text(out.risk_level),
                     out.tuples_received
                 );
                 if let Some(d) = phone.status_info().last_contact_date {
-                    println!("last contact: {}", UtcDate::of(d));
+                    outln!("last contact: {}", UtcDate::of(d));
                 }
                 if let Some(n) = out.notification {
-                    println!("notification due at {}", when(n.deliver_at));
+                    outln!("notification due at {}", when(n.deliver_at));
                 }
             }
             Err(e) => return Err(e.into()),
@@ -551,27 +551,29 @@ async fn run_command(args: &PhoneArgs, phone: &mut CliPhone) -> anyhow::Result<E
                 (None, None) => ReportBasis::Unknown,
             };
             let out = phone.report(code, basis).await?;
-            println!(
+            outln!(
                 "reported: {} contacts ({} HELLOs) sent, {} kept back by the proximity filter",
-                out.contacts_sent, out.hellos_sent, out.rejected_groups
+                out.contacts_sent,
+                out.hellos_sent,
+                out.rejected_groups
             );
         }
         PhoneCommand::Unregister => {
             phone.unregister().await?;
-            println!("unregistered; local state deleted");
+            outln!("unregistered; local state deleted");
         }
         PhoneCommand::DeleteHistory { local_only } => {
             if *local_only {
                 phone.delete_local_history()?;
-                println!("local history deleted");
+                outln!("local history deleted");
             } else {
                 phone.delete_exposure_history().await?;
-                println!("exposure history deleted on the server and here");
+                outln!("exposure history deleted on the server and here");
             }
         }
         PhoneCommand::Hello => {
             let payload = phone.ble_payload()?;
-            println!("{}", hex(&payload));
+            outln!("{}", hex(&payload));
         }
         PhoneCommand::Receive {
             payload,
@@ -585,7 +587,7 @@ async fn run_command(args: &PhoneArgs, phone: &mut CliPhone) -> anyhow::Result<E
                 phone.receive_ble_payload(&bytes, *rssi)
             };
             result.map_err(|e| anyhow::anyhow!("HELLO not recorded: {e}"))?;
-            println!("recorded");
+            outln!("recorded");
         }
         PhoneCommand::Show | PhoneCommand::Meet { .. } | PhoneCommand::Wipe => {
             unreachable!("handled above")
@@ -601,7 +603,7 @@ fn show(args: &PhoneArgs) -> anyhow::Result<ExitCode> {
         Some(bytes) => serde_json::from_slice(&bytes).context("corrupt phone settings")?,
         None => Settings::default(),
     };
-    println!(
+    outln!(
         "server: {}",
         settings.server.as_deref().unwrap_or("(not set)")
     );
@@ -622,36 +624,36 @@ fn show(args: &PhoneArgs) -> anyhow::Result<ExitCode> {
     )?;
     let s = phone.summary();
     match s.registered_since {
-        Some(t) => println!("registered since: {}", when(t)),
-        None => println!("registered: no"),
+        Some(t) => outln!("registered since: {}", when(t)),
+        None => outln!("registered: no"),
     }
-    println!("EBIDs left: {}", s.ebids_left);
+    outln!("EBIDs left: {}", s.ebids_left);
     if let Some(t) = s.ebids_until {
-        println!("EBIDs until: {}", when(t));
+        outln!("EBIDs until: {}", when(t));
     }
-    println!("risk level: {} ({})", s.risk_level, risk_text(s.risk_level));
+    outln!("risk level: {} ({})", s.risk_level, risk_text(s.risk_level));
     if let Some(d) = s.last_contact_date {
-        println!("last contact: {}", UtcDate::of(d));
+        outln!("last contact: {}", UtcDate::of(d));
     }
     match s.last_status_at {
-        Some(t) => println!("last status: {}", when(t)),
-        None => println!("last status: never"),
+        Some(t) => outln!("last status: {}", when(t)),
+        None => outln!("last status: never"),
     }
     if let Some(t) = s.next_status_due {
-        println!("next status due: {}", when(t));
+        outln!("next status due: {}", when(t));
     }
     if let Some(t) = s.reported_at {
-        println!("reported positive: {}", when(t));
+        outln!("reported positive: {}", when(t));
     }
     if let Some(n) = s.pending_notification {
-        println!("pending notification at {}", when(n.deliver_at));
+        outln!("pending notification at {}", when(n.deliver_at));
     }
     if s.contacts_per_day.is_empty() {
-        println!("contacts stored: none");
+        outln!("contacts stored: none");
     } else {
-        println!("contacts stored:");
+        outln!("contacts stored:");
         for (day, c) in &s.contacts_per_day {
-            println!("  {day}: {} EBIDs, {} HELLOs", c.ebids, c.records);
+            outln!("  {day}: {} EBIDs, {} HELLOs", c.ebids, c.records);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,9 @@
 //! `robert serve`: the ROBERT server (server-api.md §3), optionally running
 //! the risk batch periodically (`--batch-every 15m`).
 //!
-//! With no arguments it listens on 127.0.0.1:8086 with the embedded SQLite
-//! store and a key store created on first start, both in `./data`.
+//! With no arguments it listens on 127.0.0.1:8086 (the API) and
+//! 127.0.0.1:8081 (KPIs and metrics), with the embedded SQLite store and a
+//! key store created on first start, both in `./data`.
 //! Configuration: `--config robert.toml` and `ROBERT_<SECTION>__<KEY>`
 //! environment variables (see `crates/robert-server/robert.example.toml`).
 //!
@@ -30,11 +31,17 @@ pub(crate) struct ServeArgs {
     /// Listen address (overrides `server.bind`).
     #[arg(long)]
     bind: Option<String>,
+    /// Listen address of the internal endpoints, KPIs and metrics (overrides
+    /// `server.internal_bind`, default 127.0.0.1:8081); `public` serves them
+    /// on `--bind` instead.
+    #[arg(long, value_name = "ADDRESS")]
+    internal_bind: Option<String>,
     /// Also run the submission-code service (verify API, doctor portal,
     /// daily laboratory lots) in this process, configured by this file (see
     /// `crates/robert-codes/codes.dev.toml` for local use,
     /// `crates/robert-codes/codes.example.toml` for production). Its routes join the
-    /// server's listeners (its metrics at `/codes/metrics`), and `/report`
+    /// server's listeners (its KPIs and its metrics, at `/codes/metrics`, on
+    /// the internal one), and `/report`
     /// verifies codes against it unless `codes.url` is set explicitly.
     #[arg(long, env = "ROBERT_CODES_CONFIG")]
     codes_config: Option<PathBuf>,
@@ -160,6 +167,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = &args.bind {
         config.server.bind = b.clone();
     }
+    if let Some(b) = &args.internal_bind {
+        config.server.internal_bind = b.clone();
+    }
+    config.validate()?;
     init_logging(&config);
     match serve::raise_open_file_limit(config.server.open_files_limit) {
         Ok((before, after)) => tracing::info!(
@@ -203,7 +214,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         tracing::info!(
             address = %main.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            internal = %internal.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "same listener".into()),
+            internal = %internal.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "public listener".into()),
             codes = codes.is_some(),
             "ROBERT server listening"
         );

@@ -274,22 +274,22 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
         let r = run_scenario_with(s, &o, progress.as_ref())
             .with_context(|| format!("scenario {}", s.name))?;
-        println!("{}", summary_line(&r));
+        outln!("{}", summary_line(&r));
         if let Some(t) = throughput_text(&r, args.idle_mode) {
-            print!("{t}");
+            out!("{t}");
         }
         results.push(r);
     }
     let overall: Confusion = results.iter().map(|r| r.phones).sum();
-    println!("\nAll scenarios, phone level (every phone except the positive cases):");
-    print!("{}", confusion_text(&overall));
+    outln!("\nAll scenarios, phone level (every phone except the positive cases):");
+    out!("{}", confusion_text(&overall));
     let files = write_report(&args.out, "ROBERT field simulation", &results)
         .context("cannot write the report")?;
-    println!(
+    outln!(
         "\nReport: {} (report.md, results.json, plots) — {:.1} s",
         files.dir.display(),
         started.elapsed().as_secs_f64()
     );
-    println!("\n{}", robert_sim::explain::paragraph(&results));
+    outln!("\n{}", robert_sim::explain::paragraph(&results));
     Ok(ExitCode::SUCCESS)
 }

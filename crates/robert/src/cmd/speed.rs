@@ -262,17 +262,20 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         results,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "SKINNY backend: {}   (bundle at epoch {epoch}: {n_tuples} tuples)",
             report.skinny_backend
         );
-        println!("{:<24} {:>12} {:>14}  what", "operation", "ns/op", "ops/s");
+        outln!("{:<24} {:>12} {:>14}  what", "operation", "ns/op", "ops/s");
         for m in &report.results {
-            println!(
+            outln!(
                 "{:<24} {:>12.1} {:>14.0}  {}",
-                m.name, m.ns_per_op, m.ops_per_sec, m.what
+                m.name,
+                m.ns_per_op,
+                m.ops_per_sec,
+                m.what
             );
         }
     }

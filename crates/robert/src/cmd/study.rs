@@ -73,15 +73,15 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
     let result = run_study(&opts, &mut |line| {
         if !quiet {
-            println!("  [{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+            outln!("  [{:>6.1} s] {line}", started.elapsed().as_secs_f64());
         }
     })
     .context("study failed")?;
-    println!("\n{}", report::methods_table(&result.methods));
+    outln!("\n{}", report::methods_table(&result.methods));
     for line in &result.verdict {
-        println!("  {line}");
+        outln!("  {line}");
     }
-    println!(
+    outln!(
         "\nRecommended ({}): {}\n",
         if result.wins {
             "wins on held-out data"
@@ -91,10 +91,10 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         result.chosen
     );
     if let Some(s) = &result.chosen_setting {
-        println!("{}", report::config_lines(s));
+        outln!("{}", report::config_lines(s));
     }
     if let Some((anchor, s, h)) = &result.deployment {
-        println!(
+        outln!(
             "For the anchor {anchor} dBm: {} (held out: recall {}, precision {})\n{}",
             s.describe(),
             report::pct(h.confusion[0].recall()),
@@ -111,7 +111,7 @@ pub(crate) fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&json, serde_json::to_vec_pretty(&result)?)
         .with_context(|| format!("cannot write {}", json.display()))?;
     report::write_plots(&args.out, &result).context("cannot draw the plots")?;
-    println!(
+    outln!(
         "Report: {} (study.md, study.json, study_pr/study_roc/study_limits_pr/study_offices as PNG and SVG) — {} runs, {:.1} s",
         args.out.display(),
         result.runs,
