@@ -28,6 +28,13 @@
 //! * The batch works on ID_A ranges ([`IdARange`]) and on contact id order.
 //! * No compile-time-checked queries: building needs no database.
 //!
+//! # Layout
+//!
+//! Each [`Store`] operation is written once (`ops.rs`) and expanded for both
+//! back ends; what differs between them (how a body runs, lists of ids, set
+//! inserts, row locks) is in `sqlite/` and `postgres/` (`mod.rs` and
+//! `dialect.rs`).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -51,6 +58,7 @@ use robert_core::time::{Epoch, NtpSeconds};
 pub mod codec;
 mod error;
 mod lock;
+mod ops;
 mod postgres;
 mod sql;
 mod sqlite;
