@@ -93,17 +93,6 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` in a write transaction (group-committed).
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
-        self.writer.run(f).await
-    }
-
     /// Runs `f` on a reader connection (or through the writer for `:memory:`).
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -123,7 +112,7 @@ impl SqliteStore {
 
     /// Waits for the writer to drain what was queued before, then closes the readers.
     async fn shutdown(&self) {
-        let _ = self.write(|_| Box::pin(async { Ok(()) })).await;
+        let _ = self.writer.run(|_| Box::pin(async { Ok(()) })).await;
         if let Some(pool) = &self.readers {
             pool.close().await;
         }
@@ -169,10 +158,13 @@ macro_rules! snapshot {
     ($($args:tt)*) => { read!($($args)*) };
 }
 
-/// Runs a write through the writer task.
+/// Runs a write through the writer task (group-committed).
 macro_rules! autocommit {
     ($store:expr, |$c:ident| $body:expr) => {
-        $store.write(move |$c| Box::pin(async move { $body })).await
+        $store
+            .writer
+            .run(move |$c| Box::pin(async move { $body }))
+            .await
     };
 }
 
