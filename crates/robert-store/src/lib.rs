@@ -35,6 +35,12 @@
 //! inserts, row locks) is in `sqlite/` and `postgres/` (`mod.rs` and
 //! `dialect.rs`).
 //!
+//! # Features
+//!
+//! * `testing`: the `testing` module (throwaway SQLite and PostgreSQL
+//!   databases) and the `both_backends!` test macro, for the tests of this
+//!   crate and of the crates above it (enable it in `[dev-dependencies]`).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -62,6 +68,7 @@ mod ops;
 mod postgres;
 mod sql;
 mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod types;
 
