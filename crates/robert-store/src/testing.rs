@@ -260,27 +260,16 @@ where
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::testing::run(
-                    stringify!($name),
-                    $crate::Backend::Sqlite,
-                    super::$name,
-                )
-                .await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $crate::testing::run(
-                    stringify!($name),
-                    $crate::Backend::Postgres,
-                    super::$name,
-                )
-                .await;
-            }
+            $crate::both_backends!(@test $name, sqlite, Sqlite);
+            $crate::both_backends!(@test $name, postgres, Postgres);
         }
     )*};
+    (@test $name:ident, $variant:ident, $backend:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $variant() {
+            $crate::testing::run(stringify!($name), $crate::Backend::$backend, super::$name).await;
+        }
+    };
 }
 
 fn skip(url: &str, why: &str) -> Result<Option<TestDatabase>, StoreError> {
