@@ -28,6 +28,19 @@
 //! * The batch works on ID_A ranges ([`IdARange`]) and on contact id order.
 //! * No compile-time-checked queries: building needs no database.
 //!
+//! # Layout
+//!
+//! Each [`Store`] operation is written once (`ops.rs`) and expanded for both
+//! back ends; what differs between them (how a body runs, lists of ids, set
+//! inserts, row locks) is in `sqlite/` and `postgres/` (`mod.rs` and
+//! `dialect.rs`).
+//!
+//! # Features
+//!
+//! * `testing`: the `testing` module (throwaway SQLite and PostgreSQL
+//!   databases) and the `both_backends!` test macro, for the tests of this
+//!   crate and of the crates above it (enable it in `[dev-dependencies]`).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -51,9 +64,11 @@ use robert_core::time::{Epoch, NtpSeconds};
 pub mod codec;
 mod error;
 mod lock;
+mod ops;
 mod postgres;
 mod sql;
 mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod types;
 

@@ -11,6 +11,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A test written once runs on both back ends with
+//! [`both_backends!`](crate::both_backends):
+//!
+//! ```ignore
+//! use robert_store::both_backends;
+//!
+//! both_backends!(counts_registrations);
+//!
+//! async fn counts_registrations(store: Arc<dyn Store>, url: String) {
+//!     assert_eq!(store.registration_count().await.unwrap(), 0);
+//! }
+//! ```
+//!
+//! Compiled with the `testing` feature only: crates enable it in their
+//! `[dev-dependencies]`.
+//!
 //! * SQLite: a fresh file under the system temporary directory.
 //! * PostgreSQL: a fresh database `robert_test_<pid>_<n>_<label>` on the
 //!   server named by `ROBERT_TEST_PG_URL` (default
@@ -19,6 +35,7 @@
 //!   answers, [`TestDatabase::postgres`] prints `skipped: no PostgreSQL` and
 //!   returns `None`; with `ROBERT_TEST_REQUIRE_PG=1` it fails instead.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -215,6 +232,44 @@ async fn drop_database(c: Cleanup) {
             }
         }
     }
+}
+
+/// Runs a test body on a fresh database of `backend` (the store and its
+/// URL), then deletes the database; returns at once when PostgreSQL is
+/// unavailable (see [`TestDatabase::postgres`]). Panics if the database
+/// cannot be made.
+pub async fn run<F, Fut>(label: &str, backend: Backend, body: F)
+where
+    F: FnOnce(Arc<dyn Store>, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = match TestDatabase::of(backend, label).await {
+        Ok(Some(db)) => db,
+        Ok(None) => return,
+        Err(e) => panic!("test database {label} on {backend:?}: {e}"),
+    };
+    body(db.store(), db.url().to_owned()).await;
+    db.cleanup().await;
+}
+
+/// Declares, for each `name`, a module `name` with tests `sqlite` and
+/// `postgres` running `async fn name(store: Arc<dyn Store>, url: String)`
+/// through [`run`](crate::testing::run) (on a multi-threaded tokio runtime: the calling crate
+/// needs `tokio` with its `macros` and `rt-multi-thread` features).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            $crate::both_backends!(@test $name, sqlite, Sqlite);
+            $crate::both_backends!(@test $name, postgres, Postgres);
+        }
+    )*};
+    (@test $name:ident, $variant:ident, $backend:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $variant() {
+            $crate::testing::run(stringify!($name), $crate::Backend::$backend, super::$name).await;
+        }
+    };
 }
 
 fn skip(url: &str, why: &str) -> Result<Option<TestDatabase>, StoreError> {

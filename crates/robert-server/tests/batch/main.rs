@@ -10,3 +10,6 @@ mod rejections;
 mod retention;
 mod scenarios;
 mod support;
+
+// The scenarios declare their SQLite and PostgreSQL variants with it.
+use robert_store::both_backends;

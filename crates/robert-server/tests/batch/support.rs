@@ -2,7 +2,6 @@
 //! all built with robert-core exactly as real phones and the server do.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
@@ -16,10 +15,7 @@ use robert_core::mac::HelloMac;
 use robert_core::scoring::EpochExposure;
 use robert_core::time::{NtpSeconds, SECONDS_PER_DAY, ServiceStart, UtcDate};
 use robert_server::batch::{BatchConfig, BatchKeys, BatchReport};
-use robert_store::testing::TestDatabase;
-use robert_store::{
-    Backend, Kpis, NewRegistration, PendingContacts, Registration, Store, UploadedContact,
-};
+use robert_store::{Kpis, NewRegistration, PendingContacts, Registration, Store, UploadedContact};
 
 /// 2023-01-13T00:00:00Z, NTP seconds.
 pub const TODAY: NtpSeconds = NtpSeconds(3_882_556_800);
@@ -195,36 +191,4 @@ pub async fn snapshot(store: &dyn Store, phones: &[Phone]) -> Snapshot {
         kpis: store.kpis().await.unwrap(),
         pending: store.pending_contacts().await.unwrap(),
     }
-}
-
-/// Runs a test body on a fresh database of `backend`.
-pub async fn run<F, Fut>(label: &str, backend: Backend, body: F)
-where
-    F: FnOnce(Arc<dyn Store>, String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(db) = TestDatabase::of(backend, label).await.unwrap() else {
-        return;
-    };
-    body(db.store(), db.url().to_owned()).await;
-    db.cleanup().await;
-}
-
-/// Declares `sqlite` and `postgres` variants of
-/// `async fn name(store: Arc<dyn Store>, url: String)`.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::support::run(stringify!($name), robert_store::Backend::Sqlite, super::$name).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $crate::support::run(stringify!($name), robert_store::Backend::Postgres, super::$name).await;
-            }
-        }
-    )*};
 }

@@ -10,48 +10,15 @@ mod contacts;
 mod misc;
 mod registrations;
 
-use std::future::Future;
-use std::sync::Arc;
-
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use robert_core::id_a::IdA;
 use robert_core::keys::WrappedKey;
 use robert_core::time::NtpSeconds;
-use robert_store::testing::TestDatabase;
-use robert_store::{Backend, NewRegistration, Store};
-
-/// Runs a test body on a fresh database of `backend`.
-pub async fn run<F, Fut>(label: &str, backend: Backend, body: F)
-where
-    F: FnOnce(Arc<dyn Store>, String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(db) = TestDatabase::of(backend, label).await.unwrap() else {
-        return;
-    };
-    body(db.store(), db.url().to_owned()).await;
-    db.cleanup().await;
-}
-
-/// Declares `sqlite` and `postgres` variants of an async test function
-/// `async fn name(store: Arc<dyn Store>, url: String)`.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::run(stringify!($name), robert_store::Backend::Sqlite, super::$name).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $crate::run(stringify!($name), robert_store::Backend::Postgres, super::$name).await;
-            }
-        }
-    )*};
-}
+use robert_store::{NewRegistration, NewRisk, RiskUpdate, StatusOutcome, StatusSuccess, Store};
+// The tests below declare their SQLite and PostgreSQL variants with it.
+use robert_core::time::Epoch;
+use robert_store::both_backends;
 
 /// 2023-01-13T10:00:00Z in NTP seconds.
 pub const NOW: NtpSeconds = NtpSeconds(3_882_556_800 + 10 * 3600);
@@ -72,4 +39,23 @@ pub fn new_registration(rng: &mut StdRng, id: u64) -> NewRegistration {
 
 pub fn rng() -> StdRng {
     StdRng::seed_from_u64(0x5EED)
+}
+
+/// Marks one registration at risk, as the batch does.
+pub async fn set_risk(store: &dyn Store, id_a: IdA, risk: NewRisk) {
+    let update = RiskUpdate {
+        id_a,
+        at_risk: Some(risk),
+    };
+    store.apply_risk_updates(&[update], 0).await.unwrap();
+}
+
+/// Records a successful `/status` of an existing registration.
+pub async fn status(store: &dyn Store, id_a: IdA, epoch: u32, drift_secs: i64) -> StatusOutcome {
+    let status = StatusSuccess {
+        id_a,
+        epoch: Epoch(epoch),
+        drift_secs,
+    };
+    store.record_status_success(&status).await.unwrap().unwrap()
 }

@@ -10,7 +10,7 @@ use robert_store::{
     StoreError, kpi,
 };
 
-use crate::{NOW, both_backends, new_registration, rng};
+use crate::{NOW, both_backends, new_registration, rng, set_risk, status};
 
 both_backends!(
     insert_get_and_duplicate,
@@ -109,15 +109,7 @@ async fn status_success_sets_flags_and_kpis_once(store: Arc<dyn Store>, _url: St
     store.insert_registration(&a).await.unwrap();
 
     // Not at risk: notifiedForCurrentRisk is set anyway, no KPI moves.
-    let out = store
-        .record_status_success(&StatusSuccess {
-            id_a: a.id_a,
-            epoch: Epoch(100),
-            drift_secs: -3,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let out = status(&*store, a.id_a, 100, -3).await;
     assert!(!out.at_risk && !out.alerted && !out.notified);
     let reg = store.get_registration(a.id_a).await.unwrap().unwrap();
     assert_eq!(reg.last_status_epoch, Epoch(100));
@@ -130,29 +122,12 @@ async fn status_success_sets_flags_and_kpis_once(store: Arc<dyn Store>, _url: St
         last_contact: NtpSeconds(3_882_470_400),
         latest_risk_epoch: Epoch(200),
     };
-    store
-        .apply_risk_updates(
-            &[RiskUpdate {
-                id_a: a.id_a,
-                at_risk: Some(risk),
-            }],
-            0,
-        )
-        .await
-        .unwrap();
+    set_risk(&*store, a.id_a, risk).await;
     let reg = store.get_registration(a.id_a).await.unwrap().unwrap();
     assert!(reg.at_risk && !reg.notified_for_current_risk && !reg.is_notified);
 
     // First status at risk: both KPIs, both flags.
-    let out = store
-        .record_status_success(&StatusSuccess {
-            id_a: a.id_a,
-            epoch: Epoch(203),
-            drift_secs: 1,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let out = status(&*store, a.id_a, 203, 1).await;
     assert!(out.at_risk && out.alerted && out.notified);
     assert_eq!(out.last_contact, risk.last_contact);
     assert_eq!(out.latest_risk_epoch, Epoch(200));
@@ -163,40 +138,16 @@ async fn status_success_sets_flags_and_kpis_once(store: Arc<dyn Store>, _url: St
     assert!(reg.is_notified && reg.notified_for_current_risk);
 
     // Second status: nothing more.
-    let out = store
-        .record_status_success(&StatusSuccess {
-            id_a: a.id_a,
-            epoch: Epoch(206),
-            drift_secs: 1,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let out = status(&*store, a.id_a, 206, 1).await;
     assert!(out.at_risk && !out.alerted && !out.notified);
 
     // A new risk episode: notifiedUsers again, alertedUsers not.
-    store
-        .apply_risk_updates(
-            &[RiskUpdate {
-                id_a: a.id_a,
-                at_risk: Some(NewRisk {
-                    latest_risk_epoch: Epoch(300),
-                    ..risk
-                }),
-            }],
-            0,
-        )
-        .await
-        .unwrap();
-    let out = store
-        .record_status_success(&StatusSuccess {
-            id_a: a.id_a,
-            epoch: Epoch(303),
-            drift_secs: 0,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let again = NewRisk {
+        latest_risk_epoch: Epoch(300),
+        ..risk
+    };
+    set_risk(&*store, a.id_a, again).await;
+    let out = status(&*store, a.id_a, 303, 0).await;
     assert!(!out.alerted && out.notified);
     let kpis = store.kpis().await.unwrap();
     assert_eq!(kpis.get(kpi::ALERTED_USERS), 1);
@@ -324,16 +275,7 @@ async fn clear_exposures_keeps_risk_flags(store: Arc<dyn Store>, _url: String) {
         last_contact: NtpSeconds(3_882_470_400),
         latest_risk_epoch: Epoch(30),
     };
-    store
-        .apply_risk_updates(
-            &[RiskUpdate {
-                id_a: a.id_a,
-                at_risk: Some(risk),
-            }],
-            0,
-        )
-        .await
-        .unwrap();
+    set_risk(&*store, a.id_a, risk).await;
     assert_eq!(store.clear_exposures(a.id_a).await.unwrap(), 3);
     assert!(store.exposures(a.id_a).await.unwrap().is_empty());
     let reg = store.get_registration(a.id_a).await.unwrap().unwrap();
