@@ -7,24 +7,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
-use robert_core::b64;
 use robert_core::filter::{FilterMode, ProximityFilter};
-use robert_core::hello::Hello;
-use robert_core::mac::Salt;
-use robert_core::registration::ClientKeyAgreement;
-use robert_core::time::{EPOCH_DURATION_SECS, NtpSeconds, SECONDS_PER_DAY, UtcDate};
-use robert_core::tuples::{Tuple, TupleBundle};
+use robert_core::time::{NtpSeconds, SECONDS_PER_DAY, UtcDate};
 
-use crate::api::{self, Endpoint};
-use crate::calibration::{CalibrationTable, Gains, calibrated_rssi};
+use crate::calibration::{CalibrationTable, Gains};
 use crate::clock::Clock;
 use crate::config::{CaptchaKind, PhoneConfig};
-use crate::contacts::{ContactKey, ContactRecord, ContactStore, DayCount, day_of};
-use crate::error::{ClientError, ReceiveError};
+use crate::contacts::{ContactStore, DayCount, day_of};
+use crate::error::ClientError;
 use crate::identity::Registration;
-use crate::report::{ReportBasis, ReportSelection, report_window, select_contacts};
-use crate::schedule::{Notification, RiskSnapshot, StatusSchedule};
-use crate::server_config::ServerFilter;
+use crate::schedule::{Notification, StatusSchedule};
 use crate::state::{
     PhoneState, STATE_RECORD, StatusInfo, Token, contacts_day, contacts_record, decode_contacts,
     encode_contacts,
