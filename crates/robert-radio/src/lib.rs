@@ -82,6 +82,7 @@
 
 pub mod calibration;
 pub mod channel;
+pub mod fast_map;
 pub mod geometry;
 pub mod link;
 mod math;

@@ -83,9 +83,11 @@
 
 mod backend;
 pub mod calibrate;
+mod common;
 pub mod confusion;
 pub mod error;
 pub mod explain;
+mod exposure;
 pub mod options;
 mod phones;
 pub mod progress;
@@ -99,6 +101,7 @@ mod score;
 pub mod study;
 
 pub use backend::CodeSource;
+pub use common::clock_label;
 pub use confusion::Confusion;
 pub use error::SimError;
 pub use options::{
@@ -110,4 +113,4 @@ pub use result::{
     AlertEvent, Counts, MissCauses, PairOutcome, PhoneOutcome, PositiveOutcome, RssiSample,
     SimEvent, SimResult, Timings,
 };
-pub use run::{clock_label, run_scenario, run_scenario_async, run_scenario_with};
+pub use run::{run_scenario, run_scenario_async, run_scenario_with};

@@ -39,12 +39,11 @@ use flate2::write::GzEncoder;
 use robert_client::contacts::{ContactKey, ContactRecord};
 use robert_radio::channel::EnvironmentKind;
 use robert_radio::scenario::World;
-use robert_radio::truth::{DAY_S, GroundTruth, TruthConfig};
+use robert_radio::truth::{GroundTruth, TruthConfig};
 use robert_server::batch::ScoringConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::run::{FastMap, env_index};
-use crate::score::group_of_place;
+use crate::exposure::{PlaceSecs, add_by_day, cases_by_person, for_each_piece};
 
 /// Version of the recording format; [`Recording::load`] refuses others
 /// (2: per-HELLO oracle data, [`GroupRecord::distance_cm`]).
@@ -425,19 +424,6 @@ pub(crate) fn record_groups<'a>(
         .collect()
 }
 
-/// Per-day accumulation of `[s, e)` (simulation seconds) into UTC days.
-pub(crate) fn add_by_day(days: &mut BTreeMap<u32, f64>, s: f64, e: f64) {
-    let mut t = s;
-    while t < e {
-        let day = (t / DAY_S).floor();
-        let piece = e.min((day + 1.0) * DAY_S);
-        *days
-            .entry(u32::try_from(day as i64).unwrap_or(u32::MAX))
-            .or_insert(0.0) += piece - t;
-        t = piece;
-    }
-}
-
 /// Exposure of every (case, phone) pair at each of `distances`, inside each
 /// case's window (`windows[k]`, simulation seconds). `cases[k]` is the
 /// person of case `k`.
@@ -451,14 +437,9 @@ pub(crate) fn pair_exposures(
     #[derive(Default)]
     struct Acc {
         days: Vec<BTreeMap<u32, f64>>,
-        env_secs: [f64; 5],
-        group_secs: BTreeMap<String, f64>,
+        places: PlaceSecs,
     }
-    let people = &world.population.people;
-    let mut cases_of: FastMap<u32, Vec<usize>> = FastMap::default();
-    for (k, &p) in cases.iter().enumerate() {
-        cases_of.entry(p).or_default().push(k);
-    }
+    let cases_of = cases_by_person(cases.iter().copied());
     let last = distances.len().saturating_sub(1);
     let mut acc: BTreeMap<(usize, u32), Acc> = BTreeMap::new();
     for (di, &d) in distances.iter().enumerate() {
@@ -469,37 +450,16 @@ pub(crate) fn pair_exposures(
                 at_risk_s: world.truth_config.at_risk_s,
             },
         );
-        for c in gt.intervals() {
-            for (p, x) in [(c.a, c.b), (c.b, c.a)] {
-                if is_positive.get(x as usize).copied().unwrap_or(true) {
-                    continue;
-                }
-                let Some(ks) = cases_of.get(&p) else { continue };
-                for &k in ks {
-                    let (w0, w1) = windows[k];
-                    let (s, e) = (c.start.max(w0), c.end.min(w1));
-                    if e <= s {
-                        continue;
-                    }
-                    let a = acc.entry((k, x)).or_default();
-                    a.days.resize_with(distances.len(), BTreeMap::new);
-                    add_by_day(&mut a.days[di], s, e);
-                    if di == last {
-                        let mid = 0.5 * (s + e);
-                        if let Some(place) = people
-                            .get(p as usize)
-                            .and_then(|pp| pp.trajectory.segment_at(mid))
-                            .and_then(|seg| world.population.places.get(seg.place as usize))
-                        {
-                            a.env_secs[env_index(place.environment.kind)] += e - s;
-                            *a.group_secs
-                                .entry(group_of_place(&place.name))
-                                .or_insert(0.0) += e - s;
-                        }
-                    }
-                }
+        for_each_piece(&gt, &cases_of, windows, is_positive, |piece| {
+            let a = acc.entry((piece.case, piece.phone)).or_default();
+            a.days.resize_with(distances.len(), BTreeMap::new);
+            add_by_day(&mut a.days[di], piece.start, piece.end);
+            if di == last
+                && let Some(place) = piece.place(world)
+            {
+                a.places.add(place, piece.end - piece.start);
             }
-        }
+        });
     }
     acc.into_iter()
         .map(|((k, x), a)| {
@@ -511,6 +471,7 @@ pub(crate) fn pair_exposures(
                 })
                 .collect();
             let environment = a
+                .places
                 .env_secs
                 .iter()
                 .enumerate()
@@ -518,81 +479,14 @@ pub(crate) fn pair_exposures(
                 .max_by(|x, y| x.1.total_cmp(y.1))
                 .and_then(|(i, _)| EnvironmentKind::ALL.get(i))
                 .map(|k| k.name().to_owned());
-            let place_group = a
-                .group_secs
-                .iter()
-                .max_by(|x, y| x.1.total_cmp(y.1))
-                .map(|(g, _)| g.clone());
             PairExposure {
                 case: u32::try_from(k).unwrap_or(u32::MAX),
                 positive: cases[k],
                 phone: x,
                 max_day_s,
                 environment,
-                place_group,
+                place_group: a.places.top_group(),
             }
         })
         .collect()
-}
-
-/// What the run collects while it goes (see [`crate::SimOptions::record`]).
-#[derive(Debug, Default)]
-pub(crate) struct Recorder {
-    /// The reports, in declaration order.
-    pub(crate) reports: Vec<ReportRecord>,
-    /// Batch times (simulation seconds).
-    pub(crate) batches_s: Vec<f64>,
-    /// Final status time (simulation seconds).
-    pub(crate) final_status_s: f64,
-}
-
-impl Recorder {
-    /// Completes the recording at the end of the run.
-    pub(crate) fn finish(&mut self, f: &crate::score::RunFacts<'_>) -> Recording {
-        let world = f.world;
-        let exposures = f.exposures.to_vec();
-        let truth = crate::score::truth_config(world, f.opts);
-        let phones = world
-            .population
-            .people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PhoneRecord {
-                group: p.group.clone(),
-                os: crate::run::os_name(p.device.platform.os()).to_owned(),
-                positive: f.is_positive.get(i).copied().unwrap_or(false),
-                registered: f.registered.get(i).copied().unwrap_or(false),
-                online_alert_s: f.first_alert.get(i).copied().flatten(),
-                online_score: f.server_score.get(i).copied().unwrap_or(0.0),
-            })
-            .collect();
-        let k = &f.opts.knobs;
-        Recording {
-            format: FORMAT_VERSION,
-            scenario: world.name.clone(),
-            seed: world.seed,
-            scenario_fingerprint: scenario_fingerprint(f.scenario),
-            start_ntp: f.time.start.get(),
-            service_start_ntp: crate::backend::service_start_for(world.start_date)
-                .midnight()
-                .get(),
-            days: world.days,
-            truth_minutes: truth.at_risk_s / 60.0,
-            distances_m: TRUTH_DISTANCES_M.to_vec(),
-            batches_s: std::mem::take(&mut self.batches_s),
-            final_status_s: self.final_status_s,
-            online: OnlineSettings {
-                filter_mode: format!("{:?}", k.filter_mode).to_uppercase(),
-                filter_duration_threshold_s: k.filter.duration_threshold_secs,
-                filter_risk_threshold: k.filter.risk_threshold,
-                filter_p0: k.filter.p0,
-                filter_rssi_threshold: k.filter.rssi_threshold,
-                scoring: k.scoring.clone(),
-                risk_threshold: k.risk_threshold,
-            },
-            phones,
-            reports: std::mem::take(&mut self.reports),
-            exposures,
-        }
-    }
 }

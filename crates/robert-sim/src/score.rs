@@ -24,6 +24,19 @@
 //!   phone heard most of X's HELLOs). Pairs that never came within radio
 //!   range count as true negatives in the overall and OS-pair tables, and
 //!   are left out of the environment and group tables.
+//!
+//! # Steps
+//!
+//! ```text
+//! windows         each case's contagious window (reported, else nominal)
+//! truth           exposure per (case, phone) inside the window, per UTC day
+//!                 (crate::exposure) ─▶ contacts at risk, worst day per phone
+//! phone level     the headline matrix
+//! pair level      per case, per phone it met or heard: matrices by OS pair,
+//!                 environment and group, causes of misses, outcome rows
+//! phone rows      per-phone outcomes (when kept), the alert timeline
+//! result          the SimResult, with the knobs in force
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -34,13 +47,14 @@ use robert_radio::scenario::{PositiveCase, Scenario, World};
 use robert_radio::truth::{GroundTruth, TruthConfig};
 
 use crate::backend::CodeSource;
+use crate::common::{FastMap, TimeBase, group_of_place, os_name};
 use crate::confusion::Confusion;
+use crate::exposure::{PlaceSecs, add_by_day, cases_by_person, for_each_piece};
 use crate::options::{KnobsSummary, SimOptions};
-use crate::recording::add_by_day;
+use crate::recording::{PairExposure, TRUTH_DISTANCES_M};
 use crate::result::{
     AlertEvent, MissCauses, PairOutcome, PhoneOutcome, PositiveOutcome, SimResult,
 };
-use crate::run::{FastMap, TimeBase, env_index, os_name};
 
 /// A positive case as the run saw it.
 #[derive(Clone, Debug)]
@@ -78,6 +92,16 @@ impl PositiveRecord {
             error: None,
         }
     }
+
+    /// The case's contagious window (simulation seconds): the one its report
+    /// used, or for a case that never reported the one it would have used.
+    pub(crate) fn contagious_window(&self, time: TimeBase) -> (f64, f64) {
+        if self.declared {
+            self.window
+        } else {
+            nominal_window(time, &self.case)
+        }
+    }
 }
 
 /// What the run observed, for scoring.
@@ -94,30 +118,23 @@ pub(crate) struct RunFacts<'a> {
     pub(crate) server_score: &'a [f64],
     pub(crate) hellos_held: &'a [usize],
     pub(crate) heard_by_positive: &'a FastMap<(u32, u32, u32), u64>,
-    /// Exposure of each (case, phone) at [`crate::recording::TRUTH_DISTANCES_M`].
-    pub(crate) exposures: &'a [crate::recording::PairExposure],
+    /// Exposure of each (case, phone) at [`TRUTH_DISTANCES_M`].
+    pub(crate) exposures: &'a [PairExposure],
 }
 
-#[derive(Clone, Debug, Default)]
-struct PairAcc {
-    days: BTreeMap<u32, f64>,
-    env_secs: [f64; 5],
-    group_secs: BTreeMap<String, f64>,
-}
-
-impl PairAcc {
-    fn max_day(&self) -> f64 {
-        self.days.values().copied().fold(0.0, f64::max)
+impl RunFacts<'_> {
+    /// The OS name of a person (`android` for an unknown one).
+    fn os_of(&self, i: u32) -> &'static str {
+        self.world
+            .population
+            .people
+            .get(i as usize)
+            .map_or("android", |p| os_name(p.device.platform.os()))
     }
 }
 
-/// The group name of a place (`office#3` → `office`, `line-13/car2` → `line-13`).
-pub(crate) fn group_of_place(name: &str) -> String {
-    name.split(['#', '/']).next().unwrap_or(name).to_owned()
-}
-
 /// The contagious window of a case that never reported (simulation seconds).
-pub(crate) fn nominal_window(time: TimeBase, case: &PositiveCase) -> (f64, f64) {
+fn nominal_window(time: TimeBase, case: &PositiveCase) -> (f64, f64) {
     let now = time.ntp(case.declared_at);
     let basis = match case.symptom_onset_at {
         Some(o) => ReportBasis::SymptomOnset(time.ntp(o)),
@@ -151,116 +168,166 @@ fn argmax(v: &[f64]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
+/// Scores a run: the steps of the module docs.
 pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
-    let world = f.world;
-    let people = &world.population.people;
-    let n = people.len();
-    let cfg = truth_config(world, f.opts);
-    let gt = GroundTruth::compute(&world.population, cfg);
-    let os_of = |i: u32| {
-        people
-            .get(i as usize)
-            .map_or("android", |p| os_name(p.device.platform.os()))
-    };
+    let cfg = truth_config(f.world, f.opts);
     let windows: Vec<(f64, f64)> = f
         .positives
         .iter()
-        .map(|r| {
-            if r.declared {
-                r.window
-            } else {
-                nominal_window(f.time, &r.case)
-            }
-        })
+        .map(|r| r.contagious_window(f.time))
         .collect();
-    // What each positive's phone heard of each sender, per place.
-    let mut heard: FastMap<(u32, u32), Vec<(u32, u64)>> = FastMap::default();
-    for (&(p, x, place), &count) in f.heard_by_positive {
-        heard.entry((p, x)).or_default().push((place, count));
-    }
-    for v in heard.values_mut() {
-        v.sort_unstable();
-    }
-    let place_of = |place: u32| world.population.places.get(place as usize);
-    let mut cases_of: FastMap<u32, Vec<usize>> = FastMap::default();
-    for (k, r) in f.positives.iter().enumerate() {
-        cases_of.entry(r.case.person).or_default().push(k);
-    }
-
-    // Exposure of each (case, phone) inside the case's window, per UTC day.
-    let mut acc: FastMap<(usize, u32), PairAcc> = FastMap::default();
-    for c in gt.intervals() {
-        for (p, x) in [(c.a, c.b), (c.b, c.a)] {
-            if f.is_positive.get(x as usize).copied().unwrap_or(true) {
-                continue;
-            }
-            let Some(ks) = cases_of.get(&p) else { continue };
-            for &k in ks {
-                let (w0, w1) = windows[k];
-                let (s, e) = (c.start.max(w0), c.end.min(w1));
-                if e <= s {
-                    continue;
-                }
-                let a = acc.entry((k, x)).or_default();
-                add_by_day(&mut a.days, s, e);
-                let mid = 0.5 * (s + e);
-                if let Some(seg) = people
-                    .get(p as usize)
-                    .and_then(|pp| pp.trajectory.segment_at(mid))
-                    && let Some(place) = world.population.places.get(seg.place as usize)
-                {
-                    a.env_secs[env_index(place.environment.kind)] += e - s;
-                    *a.group_secs
-                        .entry(group_of_place(&place.name))
-                        .or_insert(0.0) += e - s;
-                }
-            }
-        }
-    }
-
+    let truth = Truth::compute(f, cfg, &windows);
     let alerted: Vec<bool> = f.first_alert.iter().map(Option::is_some).collect();
-    let mut truth_at_risk = vec![false; n];
-    let mut truth_max = vec![0.0f64; n];
-    for (&(_, x), a) in &acc {
-        let m = a.max_day();
-        let i = x as usize;
-        truth_max[i] = truth_max[i].max(m);
-        if m >= cfg.at_risk_s && m > 0.0 {
-            truth_at_risk[i] = true;
-        }
-    }
-
-    // Phone level.
-    let mut phones = Confusion::default();
-    for i in 0..n {
-        if !f.is_positive[i] {
-            phones.record(truth_at_risk[i], alerted[i]);
-        }
-    }
-
-    // Pair level.
-    let mut pairs = Confusion::default();
-    let mut by_env: BTreeMap<String, Confusion> = BTreeMap::new();
-    let mut by_os: BTreeMap<String, Confusion> = BTreeMap::new();
-    let mut by_group: BTreeMap<String, Confusion> = BTreeMap::new();
-    let mut misses = MissCauses::default();
-    let mut pair_outcomes = Vec::new();
-    let mut positive_outcomes = Vec::new();
-    let non_positive_by_os = |os: &str| {
-        (0..n)
-            .filter(|&i| !f.is_positive[i] && os_of(i as u32) == os)
-            .count() as u64
-    };
-    let (np_android, np_ios) = (non_positive_by_os("android"), non_positive_by_os("ios"));
+    let phones = phone_level(f, &truth, &alerted);
+    let mut pairs = PairLevel::new(f, &truth, &alerted);
     for (k, rec) in f.positives.iter().enumerate() {
+        pairs.add_case(k, rec);
+    }
+    let phone_outcomes = if f.opts.keep_phone_outcomes {
+        phone_outcomes(f, &truth)
+    } else {
+        Vec::new()
+    };
+    let timeline = alert_timeline(f, &truth);
+    result(f, cfg, phones, pairs, phone_outcomes, timeline)
+}
+
+/// Exposure of a (case, phone) pair inside the case's window.
+#[derive(Clone, Debug, Default)]
+struct PairAcc {
+    days: BTreeMap<u32, f64>,
+    places: PlaceSecs,
+}
+
+impl PairAcc {
+    fn max_day(&self) -> f64 {
+        self.days.values().copied().fold(0.0, f64::max)
+    }
+}
+
+/// The ground truth of the run, at the contact definition in force.
+struct Truth {
+    cfg: TruthConfig,
+    /// Per (case, phone).
+    acc: FastMap<(usize, u32), PairAcc>,
+    /// Per phone: a contact at risk of at least one case.
+    at_risk: Vec<bool>,
+    /// Per phone: the worst day's seconds over all cases.
+    max: Vec<f64>,
+}
+
+impl Truth {
+    /// Exposure of each (case, phone) inside the case's window, per UTC day.
+    fn compute(f: &RunFacts<'_>, cfg: TruthConfig, windows: &[(f64, f64)]) -> Self {
+        let world = f.world;
+        let n = world.population.people.len();
+        let gt = GroundTruth::compute(&world.population, cfg);
+        let cases_of = cases_by_person(f.positives.iter().map(|r| r.case.person));
+        let mut acc: FastMap<(usize, u32), PairAcc> = FastMap::default();
+        for_each_piece(&gt, &cases_of, windows, f.is_positive, |piece| {
+            let a = acc.entry((piece.case, piece.phone)).or_default();
+            add_by_day(&mut a.days, piece.start, piece.end);
+            if let Some(place) = piece.place(world) {
+                a.places.add(place, piece.end - piece.start);
+            }
+        });
+        let mut at_risk = vec![false; n];
+        let mut max = vec![0.0f64; n];
+        for (&(_, x), a) in &acc {
+            let m = a.max_day();
+            let i = x as usize;
+            max[i] = max[i].max(m);
+            if m >= cfg.at_risk_s && m > 0.0 {
+                at_risk[i] = true;
+            }
+        }
+        Self {
+            cfg,
+            acc,
+            at_risk,
+            max,
+        }
+    }
+}
+
+/// The headline matrix: every phone but the cases; truth = contact at risk
+/// of a case, predicted = alerted.
+fn phone_level(f: &RunFacts<'_>, truth: &Truth, alerted: &[bool]) -> Confusion {
+    let mut phones = Confusion::default();
+    for (i, &alerted) in alerted.iter().enumerate() {
+        if !f.is_positive[i] {
+            phones.record(truth.at_risk[i], alerted);
+        }
+    }
+    phones
+}
+
+/// The pair-level tables, filled case by case.
+struct PairLevel<'f, 'a> {
+    f: &'f RunFacts<'a>,
+    truth: &'f Truth,
+    alerted: &'f [bool],
+    /// What each positive's phone heard of each sender, per place (sorted).
+    heard: FastMap<(u32, u32), Vec<(u32, u64)>>,
+    /// Phones that are not cases, per OS.
+    non_positive_by_os: [(&'static str, u64); 2],
+    pairs: Confusion,
+    by_env: BTreeMap<String, Confusion>,
+    by_os: BTreeMap<String, Confusion>,
+    by_group: BTreeMap<String, Confusion>,
+    misses: MissCauses,
+    pair_outcomes: Vec<PairOutcome>,
+    positive_outcomes: Vec<PositiveOutcome>,
+}
+
+impl<'f, 'a> PairLevel<'f, 'a> {
+    fn new(f: &'f RunFacts<'a>, truth: &'f Truth, alerted: &'f [bool]) -> Self {
+        let mut heard: FastMap<(u32, u32), Vec<(u32, u64)>> = FastMap::default();
+        for (&(p, x, place), &count) in f.heard_by_positive {
+            heard.entry((p, x)).or_default().push((place, count));
+        }
+        for v in heard.values_mut() {
+            v.sort_unstable();
+        }
+        let n = f.world.population.people.len();
+        let non_positive = |os: &str| {
+            (0..n)
+                .filter(|&i| !f.is_positive[i] && f.os_of(i as u32) == os)
+                .count() as u64
+        };
+        Self {
+            f,
+            truth,
+            alerted,
+            heard,
+            non_positive_by_os: [
+                ("android", non_positive("android")),
+                ("ios", non_positive("ios")),
+            ],
+            pairs: Confusion::default(),
+            by_env: BTreeMap::new(),
+            by_os: BTreeMap::new(),
+            by_group: BTreeMap::new(),
+            misses: MissCauses::default(),
+            pair_outcomes: Vec::new(),
+            positive_outcomes: Vec::new(),
+        }
+    }
+
+    /// Case `k`: every phone it met within D, held or reported HELLOs of, or
+    /// heard; then the pairs that never met, as true negatives.
+    fn add_case(&mut self, k: usize, rec: &PositiveRecord) {
+        let f = self.f;
         let p = rec.case.person;
-        let mut xs: Vec<u32> = acc
+        let mut xs: Vec<u32> = self
+            .truth
+            .acc
             .keys()
             .filter(|(kk, _)| *kk == k)
             .map(|(_, x)| *x)
             .chain(rec.held.keys().copied())
             .chain(rec.reported.keys().copied())
-            .chain(heard.keys().filter(|(r, _)| *r == p).map(|(_, s)| *s))
+            .chain(self.heard.keys().filter(|(r, _)| *r == p).map(|(_, s)| *s))
             .filter(|&x| !f.is_positive.get(x as usize).copied().unwrap_or(true))
             .collect();
         xs.sort_unstable();
@@ -268,94 +335,30 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
         let mut seen_by_os: BTreeMap<&'static str, u64> = BTreeMap::new();
         let (mut true_contacts, mut true_alerted) = (0usize, 0usize);
         for &x in &xs {
-            let a = acc.get(&(k, x));
-            let max_day = a.map_or(0.0, PairAcc::max_day);
-            let truth = max_day > 0.0 && max_day >= cfg.at_risk_s;
-            let held = rec.held.get(&x).copied().unwrap_or(0);
-            let reported = rec.reported.get(&x).copied().unwrap_or(0);
-            let contact_alerted = alerted[x as usize];
-            let predicted = contact_alerted && reported > 0;
-            let radio: &[(u32, u64)] = heard.get(&(p, x)).map_or(&[], Vec::as_slice);
-            // The place where the positive's phone heard most of the contact.
-            let loudest = radio
-                .iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-                .and_then(|(pl, _)| place_of(*pl));
-            let env = a
-                .and_then(|a| argmax(&a.env_secs))
-                .and_then(|i| EnvironmentKind::ALL.get(i))
-                .or_else(|| loudest.map(|pl| &pl.environment.kind))
-                .map(|k| k.name());
-            let group = a
-                .and_then(|a| {
-                    a.group_secs
-                        .iter()
-                        .max_by(|x, y| x.1.total_cmp(y.1))
-                        .map(|(g, _)| g.clone())
-                })
-                .or_else(|| loudest.map(|pl| group_of_place(&pl.name)));
-            let os_pair = format!("{}→{}", os_of(p), os_of(x));
-            *seen_by_os.entry(os_of(x)).or_default() += 1;
-            pairs.record(truth, predicted);
-            by_os
-                .entry(os_pair.clone())
-                .or_default()
-                .record(truth, predicted);
-            if let Some(e) = env {
-                by_env
-                    .entry(e.to_owned())
-                    .or_default()
-                    .record(truth, predicted);
-            }
-            if let Some(g) = &group {
-                by_group
-                    .entry(g.clone())
-                    .or_default()
-                    .record(truth, predicted);
-            }
+            let (truth, contact_alerted) = self.add_pair(k, rec, x);
+            *seen_by_os.entry(f.os_of(x)).or_default() += 1;
             if truth {
                 true_contacts += 1;
                 if contact_alerted {
                     true_alerted += 1;
                 }
-                if !predicted {
-                    if held == 0 {
-                        misses.never_heard += 1;
-                    } else if reported == 0 {
-                        misses.filtered_on_phone += 1;
-                    } else {
-                        misses.below_server_threshold += 1;
-                    }
-                }
             }
-            pair_outcomes.push(PairOutcome {
-                positive: p,
-                contact: x,
-                os_pair,
-                environment: env,
-                group,
-                truth_max_day_s: max_day,
-                truth,
-                radio_receptions: radio.iter().map(|(_, c)| c).sum(),
-                hellos_held: held,
-                hellos_reported: reported,
-                groups_filtered: rec.filtered.get(&x).copied().unwrap_or(0),
-                contact_alerted,
-                predicted,
-            });
         }
         // Pairs that never met: true negatives.
-        for (os, total) in [("android", np_android), ("ios", np_ios)] {
+        for (os, total) in self.non_positive_by_os {
             let rest = total.saturating_sub(seen_by_os.get(os).copied().unwrap_or(0));
             if rest > 0 {
-                pairs.tn += rest;
-                by_os.entry(format!("{}→{os}", os_of(p))).or_default().tn += rest;
+                self.pairs.tn += rest;
+                self.by_os
+                    .entry(format!("{}→{os}", f.os_of(p)))
+                    .or_default()
+                    .tn += rest;
             }
         }
-        let person = people.get(p as usize);
-        positive_outcomes.push(PositiveOutcome {
+        let person = f.world.population.people.get(p as usize);
+        self.positive_outcomes.push(PositiveOutcome {
             person: p,
-            os: os_of(p),
+            os: f.os_of(p),
             model: person.map(|pp| pp.model.clone()).unwrap_or_default(),
             group: person.map(|pp| pp.group.clone()).unwrap_or_default(),
             declared_at_s: rec.case.declared_at,
@@ -369,8 +372,84 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
         });
     }
 
+    /// The pair (case `k`, phone `x`): its truth and prediction in every
+    /// table, the cause of a miss, its outcome row. Returns (truth, whether
+    /// the phone was alerted).
+    fn add_pair(&mut self, k: usize, rec: &PositiveRecord, x: u32) -> (bool, bool) {
+        let f = self.f;
+        let p = rec.case.person;
+        let a = self.truth.acc.get(&(k, x));
+        let max_day = a.map_or(0.0, PairAcc::max_day);
+        let truth = max_day > 0.0 && max_day >= self.truth.cfg.at_risk_s;
+        let held = rec.held.get(&x).copied().unwrap_or(0);
+        let reported = rec.reported.get(&x).copied().unwrap_or(0);
+        let contact_alerted = self.alerted[x as usize];
+        let predicted = contact_alerted && reported > 0;
+        let radio: &[(u32, u64)] = self.heard.get(&(p, x)).map_or(&[], Vec::as_slice);
+        // The place where the positive's phone heard most of the contact.
+        let loudest = radio
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .and_then(|(pl, _)| f.world.population.places.get(*pl as usize));
+        let env = a
+            .and_then(|a| argmax(&a.places.env_secs))
+            .and_then(|i| EnvironmentKind::ALL.get(i))
+            .or_else(|| loudest.map(|pl| &pl.environment.kind))
+            .map(|k| k.name());
+        let group = a
+            .and_then(|a| a.places.top_group())
+            .or_else(|| loudest.map(|pl| group_of_place(&pl.name)));
+        let os_pair = format!("{}→{}", f.os_of(p), f.os_of(x));
+        self.pairs.record(truth, predicted);
+        self.by_os
+            .entry(os_pair.clone())
+            .or_default()
+            .record(truth, predicted);
+        if let Some(e) = env {
+            self.by_env
+                .entry(e.to_owned())
+                .or_default()
+                .record(truth, predicted);
+        }
+        if let Some(g) = &group {
+            self.by_group
+                .entry(g.clone())
+                .or_default()
+                .record(truth, predicted);
+        }
+        if truth && !predicted {
+            if held == 0 {
+                self.misses.never_heard += 1;
+            } else if reported == 0 {
+                self.misses.filtered_on_phone += 1;
+            } else {
+                self.misses.below_server_threshold += 1;
+            }
+        }
+        self.pair_outcomes.push(PairOutcome {
+            positive: p,
+            contact: x,
+            os_pair,
+            environment: env,
+            group,
+            truth_max_day_s: max_day,
+            truth,
+            radio_receptions: radio.iter().map(|(_, c)| c).sum(),
+            hellos_held: held,
+            hellos_reported: reported,
+            groups_filtered: rec.filtered.get(&x).copied().unwrap_or(0),
+            contact_alerted,
+            predicted,
+        });
+        (truth, contact_alerted)
+    }
+}
+
+/// One row per phone: what it was, what the run decided, the truth.
+fn phone_outcomes(f: &RunFacts<'_>, truth: &Truth) -> Vec<PhoneOutcome> {
+    let people = &f.world.population.people;
     let r0 = f.opts.knobs.scoring.r0;
-    let mut exposure_s = vec![vec![0.0f64; crate::recording::TRUTH_DISTANCES_M.len()]; n];
+    let mut exposure_s = vec![vec![0.0f64; TRUTH_DISTANCES_M.len()]; people.len()];
     for e in f.exposures {
         if let Some(row) = exposure_s.get_mut(e.phone as usize) {
             for (r, v) in row.iter_mut().zip(&e.max_day_s) {
@@ -378,42 +457,56 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
             }
         }
     }
-    let phone_outcomes = if f.opts.keep_phone_outcomes {
-        people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PhoneOutcome {
-                person: p.id,
-                group: p.group.clone(),
-                os: os_name(p.device.platform.os()),
-                model: p.model.clone(),
-                positive: f.is_positive[i],
-                registered: f.registered[i],
-                risk_level: f.risk_level[i],
-                first_alert_s: f.first_alert[i],
-                truth_at_risk: truth_at_risk[i],
-                truth_max_exposure_s: truth_max[i],
-                server_score: f.server_score[i],
-                server_risk: 1.0 - (-r0 * f.server_score[i]).exp(),
-                hellos_held: f.hellos_held[i],
-                exposure_s: exposure_s[i].clone(),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut timeline: Vec<AlertEvent> = (0..n)
+    people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PhoneOutcome {
+            person: p.id,
+            group: p.group.clone(),
+            os: os_name(p.device.platform.os()),
+            model: p.model.clone(),
+            positive: f.is_positive[i],
+            registered: f.registered[i],
+            risk_level: f.risk_level[i],
+            first_alert_s: f.first_alert[i],
+            truth_at_risk: truth.at_risk[i],
+            truth_max_exposure_s: truth.max[i],
+            server_score: f.server_score[i],
+            server_risk: 1.0 - (-r0 * f.server_score[i]).exp(),
+            hellos_held: f.hellos_held[i],
+            exposure_s: exposure_s[i].clone(),
+        })
+        .collect()
+}
+
+/// First alerts of the phones that are not cases, in time order.
+fn alert_timeline(f: &RunFacts<'_>, truth: &Truth) -> Vec<AlertEvent> {
+    let mut timeline: Vec<AlertEvent> = (0..f.world.population.people.len())
         .filter(|&i| !f.is_positive[i])
         .filter_map(|i| {
             f.first_alert[i].map(|t| AlertEvent {
                 t_s: t,
                 person: u32::try_from(i).unwrap_or(u32::MAX),
-                truth: truth_at_risk[i],
+                truth: truth.at_risk[i],
             })
         })
         .collect();
     timeline.sort_by(|a, b| a.t_s.total_cmp(&b.t_s).then(a.person.cmp(&b.person)));
+    timeline
+}
 
+/// The result, with the knobs in force (counts, events, samples and
+/// timings are the run's to fill).
+fn result(
+    f: &RunFacts<'_>,
+    cfg: TruthConfig,
+    phones: Confusion,
+    pairs: PairLevel<'_, '_>,
+    phone_outcomes: Vec<PhoneOutcome>,
+    timeline: Vec<AlertEvent>,
+) -> SimResult {
+    let world = f.world;
+    let n = world.population.people.len();
     let k = &f.opts.knobs;
     SimResult {
         scenario: world.name.clone(),
@@ -422,8 +515,8 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
         start_date: world.start_date.to_string(),
         days: world.days,
         people: n,
-        android: (0..n).filter(|&i| os_of(i as u32) == "android").count(),
-        ios: (0..n).filter(|&i| os_of(i as u32) == "ios").count(),
+        android: (0..n).filter(|&i| f.os_of(i as u32) == "android").count(),
+        ios: (0..n).filter(|&i| f.os_of(i as u32) == "ios").count(),
         knobs: KnobsSummary {
             filter_mode: format!("{:?}", k.filter_mode).to_uppercase(),
             filter_duration_threshold_s: k.filter.duration_threshold_secs,
@@ -441,14 +534,14 @@ pub(crate) fn score(f: &RunFacts<'_>) -> SimResult {
         transport: f.opts.transport,
         counts: Default::default(),
         phones,
-        pairs,
-        by_environment: by_env,
-        by_os_pair: by_os,
-        by_group,
-        misses,
-        positives: positive_outcomes,
+        pairs: pairs.pairs,
+        by_environment: pairs.by_env,
+        by_os_pair: pairs.by_os,
+        by_group: pairs.by_group,
+        misses: pairs.misses,
+        positives: pairs.positive_outcomes,
         phone_outcomes,
-        pair_outcomes,
+        pair_outcomes: pairs.pair_outcomes,
         rssi_samples: Vec::new(),
         timeline,
         events: Vec::new(),

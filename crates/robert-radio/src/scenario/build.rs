@@ -1,12 +1,9 @@
 //! Expansion of a [`Scenario`] into a [`World`].
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
-use robert_core::time::{NtpSeconds, UtcDate};
 
+use super::world::{PositiveCase, World, anchor_shift_db};
 use super::{
     Density, GroupKind, GroupSpec, PlacementWeights, Scenario, ScenarioError, Vehicle, invalid,
 };
@@ -15,559 +12,12 @@ use crate::channel::{
     Channel, Environment, EnvironmentKind, HardwareReference, NoiseTerm, Placement, RadioHardware,
 };
 use crate::geometry::Vec2;
-use crate::link::{Device, End, LinkModel, LinkTiming, PairLink, Platform, Reception, StepContext};
+use crate::link::{Device, LinkModel, LinkTiming, Platform};
 use crate::math::{bernoulli, index, standard_normal, uniform, weighted_index};
-use crate::mobility::{
-    MobilityError, NearPair, PairSweep, Person, PersonId, Place, PlaceId, Population, Segment,
-    Trajectory,
-};
-use crate::truth::{DAY_S, GroundTruth, TruthConfig};
+use crate::mobility::{Person, PersonId, Place, PlaceId, Population, Segment, Trajectory};
+use crate::truth::{DAY_S, TruthConfig};
 
-/// A person who declares a positive test.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PositiveCase {
-    /// Who.
-    pub person: PersonId,
-    /// When the declaration happens (simulation seconds).
-    pub declared_at: f64,
-    /// Symptom onset (simulation seconds; may be negative: before the simulation).
-    pub symptom_onset_at: Option<f64>,
-}
-
-/// An expanded scenario: everything the simulator needs.
-#[derive(Clone, Debug)]
-pub struct World {
-    /// Scenario name.
-    pub name: String,
-    /// Scenario seed (the simulator may derive its radio RNG from it).
-    pub seed: u64,
-    /// UTC date of simulation time 0.
-    pub start_date: UtcDate,
-    /// Simulated days.
-    pub days: u32,
-    /// Simulated duration (s).
-    pub duration_s: f64,
-    /// OS timing in force.
-    pub timing: LinkTiming,
-    /// Hardware reference used to derive devices (raw levels; independent
-    /// of the anchor).
-    pub hardware_reference: HardwareReference,
-    /// The scenario's anchor (`[radio] anchor_db`).
-    pub anchor_db: f64,
-    /// Calibration table the apps use: October 2020, with the RX gains
-    /// shifted by the anchor ([`anchor_shift_db`]).
-    pub calibration: CalibrationTable,
-    /// People and places.
-    pub population: Population,
-    /// One link model per distinct environment.
-    pub links: Vec<LinkModel>,
-    /// `place_links[place]` indexes [`World::links`].
-    pub place_links: Vec<usize>,
-    /// Pairs farther apart are never stepped (m).
-    pub max_pair_range_m: f64,
-    /// Ground-truth contact definition.
-    pub truth_config: TruthConfig,
-    /// Positive declarations.
-    pub positives: Vec<PositiveCase>,
-    /// Members of each group, in scenario order.
-    pub groups: Vec<(String, Vec<PersonId>)>,
-}
-
-/// Counters of [`World::run_radio`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RadioRunStats {
-    /// Time steps executed (idle periods are skipped).
-    pub steps: u64,
-    /// Pair steps executed.
-    pub pair_steps: u64,
-    /// Receptions produced.
-    pub receptions: u64,
-    /// Most people present at once.
-    pub max_present: usize,
-}
-
-impl World {
-    /// The link model of a place.
-    pub fn link_model(&self, place: PlaceId) -> Option<&LinkModel> {
-        let i = *self.place_links.get(usize::try_from(place).ok()?)?;
-        self.links.get(i)
-    }
-
-    /// Per-place pair range: the channel's reach for the strongest devices
-    /// present, capped at `max_pair_range_m`.
-    pub fn pair_ranges(&self) -> Vec<f64> {
-        let (tx, rx) = self.population.people.iter().fold(
-            (f64::NEG_INFINITY, f64::NEG_INFINITY),
-            |(tx, rx), p| {
-                (
-                    tx.max(p.device.hardware.tx_power_dbm),
-                    rx.max(p.device.hardware.rx_offset_db),
-                )
-            },
-        );
-        self.population
-            .places
-            .iter()
-            .map(|pl| match self.link_model(pl.id) {
-                Some(m) if tx.is_finite() => m
-                    .channel
-                    .max_range_m(tx + rx - m.channel.env.reference_loss_db)
-                    .min(self.max_pair_range_m),
-                _ => self.max_pair_range_m,
-            })
-            .collect()
-    }
-
-    /// A pair sweep over the population with [`World::pair_ranges`].
-    pub fn pair_sweep(&self) -> Result<PairSweep<'_>, MobilityError> {
-        PairSweep::new(&self.population, self.pair_ranges())
-    }
-
-    /// The exact ground truth with the scenario's contact definition.
-    pub fn ground_truth(&self) -> GroundTruth {
-        GroundTruth::compute(&self.population, self.truth_config)
-    }
-
-    /// NTP seconds at simulation time `t` (rounded down).
-    pub fn ntp_at(&self, t: f64) -> NtpSeconds {
-        // t ≥ 0 within a simulation; negative values clamp to the start.
-        self.start_date.midnight().plus(t.max(0.0).floor() as u64)
-    }
-
-    /// The members of a group.
-    pub fn members(&self, group: &str) -> Option<&[PersonId]> {
-        self.groups
-            .iter()
-            .find(|(n, _)| n == group)
-            .map(|(_, m)| m.as_slice())
-    }
-
-    /// Steps one near pair over `[t0, t0 + dt)` with positions at `t0`;
-    /// returns false (and does nothing) if either person is absent.
-    #[expect(clippy::too_many_arguments, reason = "mirrors LinkModel::step")]
-    pub fn step_pair<R: rand::Rng + ?Sized>(
-        &self,
-        link: &mut PairLink,
-        pair: &NearPair,
-        t0: f64,
-        dt: f64,
-        ctx: &StepContext,
-        rng: &mut R,
-        out: &mut Vec<Reception>,
-    ) -> bool {
-        let (Some(a), Some(b), Some(model)) = (
-            self.population.end_at(pair.a, t0),
-            self.population.end_at(pair.b, t0),
-            self.link_model(pair.place),
-        ) else {
-            return false;
-        };
-        model.step(link, &a, &b, t0, dt, ctx, rng, out);
-        true
-    }
-
-    /// Runs the radio alone over the whole scenario with steps of `dt`
-    /// seconds, calling `on_reception` for every reception (time-ordered
-    /// within a step). Idle periods are skipped; pair states not seen for
-    /// 15 minutes are dropped. This is the loop the simulator runs, minus
-    /// the phone SDKs.
-    pub fn run_radio<R, F>(
-        &self,
-        dt: f64,
-        rng: &mut R,
-        mut on_reception: F,
-    ) -> Result<RadioRunStats, MobilityError>
-    where
-        R: rand::Rng + ?Sized,
-        F: FnMut(&Reception),
-    {
-        let mut stats = RadioRunStats::default();
-        if dt <= 0.0 || !dt.is_finite() {
-            return Ok(stats);
-        }
-        let mut sweep = self.pair_sweep()?;
-        let mut links: HashMap<
-            (PersonId, PersonId),
-            (PairLink, f64),
-            BuildHasherDefault<PairHasher>,
-        > = HashMap::default();
-        let mut pairs = Vec::new();
-        let mut buf = Vec::new();
-        let n_people = self.population.people.len();
-        let mut degree = vec![0u32; n_people];
-        // Radio end of each person, computed once per step.
-        let mut ends: Vec<Option<End<'_>>> = vec![None; n_people];
-        let mut stamp = vec![u64::MAX; n_people];
-        let mut t = 0.0;
-        while t < self.duration_s {
-            pairs.clear();
-            sweep.pairs_at(t, &mut pairs);
-            let present = sweep.present_count();
-            stats.max_present = stats.max_present.max(present);
-            if present == 0 {
-                match sweep.next_start() {
-                    Some(next) if next > t => {
-                        t = (next / dt).ceil() * dt;
-                        continue;
-                    }
-                    Some(_) => {}
-                    None => break,
-                }
-            }
-            stats.steps += 1;
-            for p in &pairs {
-                for id in [p.a, p.b] {
-                    if let Some(d) = degree.get_mut(id as usize) {
-                        *d += 1;
-                    }
-                }
-            }
-            buf.clear();
-            for p in &pairs {
-                let deg = |id: PersonId| degree.get(id as usize).copied().unwrap_or(1);
-                let ctx = StepContext {
-                    audible_advertisers: deg(p.a).max(deg(p.b)).saturating_sub(1),
-                };
-                let mut end_of = |id: PersonId| {
-                    let i = id as usize;
-                    if stamp.get(i) != Some(&stats.steps)
-                        && let (Some(slot), Some(st)) = (ends.get_mut(i), stamp.get_mut(i))
-                    {
-                        *slot = self.population.end_at(id, t);
-                        *st = stats.steps;
-                    }
-                    ends.get(i).copied().flatten()
-                };
-                let (Some(ea), Some(eb), Some(model)) =
-                    (end_of(p.a), end_of(p.b), self.link_model(p.place))
-                else {
-                    continue;
-                };
-                let entry = links.entry((p.a, p.b)).or_default();
-                entry.1 = t;
-                model.step(&mut entry.0, &ea, &eb, t, dt, &ctx, rng, &mut buf);
-                stats.pair_steps += 1;
-            }
-            for p in &pairs {
-                for id in [p.a, p.b] {
-                    if let Some(d) = degree.get_mut(id as usize) {
-                        *d = 0;
-                    }
-                }
-            }
-            buf.sort_unstable_by(|x, y| {
-                x.t.total_cmp(&y.t)
-                    .then(x.sender.cmp(&y.sender))
-                    .then(x.receiver.cmp(&y.receiver))
-            });
-            stats.receptions += buf.len() as u64;
-            for r in &buf {
-                on_reception(r);
-            }
-            if stats.steps % 1024 == 0 {
-                links.retain(|_, (_, seen)| t - *seen <= 900.0);
-            }
-            t += dt;
-        }
-        Ok(stats)
-    }
-}
-
-/// A fast, deterministic hasher for small integer keys (pair ids); the map
-/// is never iterated for output, so the hash function does not affect results.
-#[derive(Clone, Copy, Debug, Default)]
-struct PairHasher(u64);
-
-impl Hasher for PairHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-/// How much the anchor `anchor_db` raises every calibrated RSSI over the
-/// October 2020 table (whose anchor is
-/// [`HardwareReference::STANDARD`]`.calibrated_at_1m_db`, −35 dB): the
-/// apps' RX gains are lowered by this much. `anchor_db` is a validated
-/// whole number in [−100, 0], so the result is exact.
-pub fn anchor_shift_db(anchor_db: f64) -> i32 {
-    // Whole and in range after validation; clamped anyway, so the cast is exact.
-    (anchor_db - HardwareReference::STANDARD.calibrated_at_1m_db)
-        .round()
-        .clamp(-200.0, 200.0) as i32
-}
-
-/// Upper bound on people in one group (all instances), against absurd memory use.
-const MAX_PEOPLE: u32 = 5_000_000;
-
-/// Range checks (see the module documentation of `scenario` for the fields).
-pub(super) fn validate(s: &Scenario) -> Result<(), ScenarioError> {
-    let finite_in = |field: &str, v: f64, lo: f64, hi: f64| {
-        if v.is_finite() && (lo..=hi).contains(&v) {
-            Ok(())
-        } else {
-            Err(invalid(field, format!("{v} not in [{lo}, {hi}]")))
-        }
-    };
-    if s.name.trim().is_empty() {
-        return Err(invalid("name", "must not be empty"));
-    }
-    if !(1..=366).contains(&s.days) {
-        return Err(invalid("days", "must be in 1..=366"));
-    }
-    finite_in("utc_offset_hours", s.utc_offset_hours, -14.0, 14.0)?;
-    let r = &s.radio;
-    finite_in("radio.sensitivity_dbm", r.sensitivity_dbm, -130.0, -30.0)?;
-    let (lo, hi) = super::ANCHOR_RANGE_DB;
-    finite_in("radio.anchor_db", r.anchor_db, lo, hi)?;
-    if r.anchor_db.fract() != 0.0 {
-        return Err(invalid(
-            "radio.anchor_db",
-            format!(
-                "{} is not a whole number of dB (calibrated RSSI is an integer)",
-                r.anchor_db
-            ),
-        ));
-    }
-    finite_in(
-        "radio.default_android_tx_dbm",
-        r.default_android_tx_dbm,
-        -40.0,
-        20.0,
-    )?;
-    finite_in("radio.max_pair_range_m", r.max_pair_range_m, 0.5, 10_000.0)?;
-    timing(s).validate().map_err(|e| invalid("radio", e))?;
-    finite_in("truth.distance_m", s.truth.distance_m, 0.01, 1000.0)?;
-    finite_in(
-        "truth.at_risk_minutes",
-        s.truth.at_risk_minutes,
-        0.0,
-        1440.0,
-    )?;
-    let p = &s.population;
-    finite_in("population.android_share", p.android_share, 0.0, 1.0)?;
-    finite_in(
-        "population.android_no_advertiser_share",
-        p.android_no_advertiser_share,
-        0.0,
-        1.0,
-    )?;
-    finite_in(
-        "population.ios_foreground_share",
-        p.ios_foreground_share,
-        0.0,
-        1.0,
-    )?;
-    finite_in(
-        "population.device_offset_sigma_db",
-        p.device_offset_sigma_db,
-        0.0,
-        30.0,
-    )?;
-    finite_in(
-        "population.unlisted_model_sigma_db",
-        p.unlisted_model_sigma_db,
-        0.0,
-        30.0,
-    )?;
-    for (i, m) in p.models.iter().enumerate() {
-        let f = format!("population.models[{i}]");
-        finite_in(&format!("{f}.weight"), m.weight, 0.0, 1e9)?;
-        if m.model.is_empty() {
-            return Err(invalid(format!("{f}.model"), "must not be empty"));
-        }
-        for (name, v) in [
-            ("true_tx_gain_db", m.true_tx_gain_db),
-            ("true_rx_gain_db", m.true_rx_gain_db),
-        ] {
-            if let Some(v) = v {
-                finite_in(&format!("{f}.{name}"), v, -100.0, 100.0)?;
-            }
-        }
-    }
-    let mix = model_mix(s);
-    for (os, share) in [
-        (Os::Android, p.android_share),
-        (Os::Ios, 1.0 - p.android_share),
-    ] {
-        if share > 0.0 && !mix.iter().any(|m| m.os == os && m.weight > 0.0) {
-            return Err(invalid(
-                "population.models",
-                format!("no {os:?} model with a positive weight"),
-            ));
-        }
-    }
-    if let Some(w) = &p.placement {
-        check_placement("population.placement", w)?;
-    }
-    if s.groups.is_empty() {
-        return Err(invalid("groups", "at least one group is needed"));
-    }
-    let mut sizes: HashMap<&str, u32> = HashMap::new();
-    for (i, g) in s.groups.iter().enumerate() {
-        let f = format!("groups[{i}] ({})", g.name);
-        if g.name.trim().is_empty() {
-            return Err(invalid(format!("groups[{i}].name"), "must not be empty"));
-        }
-        if sizes.contains_key(g.name.as_str()) {
-            return Err(invalid(f, "duplicate group name"));
-        }
-        let size = match &g.members {
-            Some(other) => {
-                if g.people > 0 || g.instances.is_some() {
-                    return Err(invalid(
-                        f,
-                        "`members` excludes `people` and `instances` (they are inherited)",
-                    ));
-                }
-                *sizes.get(other.as_str()).ok_or_else(|| {
-                    invalid(
-                        format!("{f}.members"),
-                        format!("no earlier group `{other}`"),
-                    )
-                })?
-            }
-            None => {
-                if g.people == 0 {
-                    return Err(invalid(format!("{f}.people"), "must be at least 1"));
-                }
-                let n = g.instances.unwrap_or(1);
-                if n == 0 {
-                    return Err(invalid(format!("{f}.instances"), "must be at least 1"));
-                }
-                g.people
-                    .checked_mul(n)
-                    .filter(|total| *total <= MAX_PEOPLE)
-                    .ok_or_else(|| invalid(f.clone(), format!("more than {MAX_PEOPLE} people")))?
-            }
-        };
-        sizes.insert(g.name.as_str(), size);
-        validate_group(s, g, &f)?;
-    }
-    for (i, pos) in s.positives.iter().enumerate() {
-        let f = format!("positives[{i}]");
-        let size = *sizes
-            .get(pos.group.as_str())
-            .ok_or_else(|| invalid(format!("{f}.group"), format!("no group `{}`", pos.group)))?;
-        if pos.member.is_some_and(|m| m >= size) {
-            return Err(invalid(
-                format!("{f}.member"),
-                format!("group has {size} members"),
-            ));
-        }
-        if pos.day >= s.days {
-            return Err(invalid(format!("{f}.day"), "beyond the simulated days"));
-        }
-        let t = day_base(s, pos.day) + pos.time.unwrap_or(super::TimeOfDay::hm(18, 0)).seconds();
-        if !(0.0..f64::from(s.days) * DAY_S).contains(&t) {
-            return Err(invalid(
-                format!("{f}.time"),
-                "outside the simulated period in UTC",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_placement(field: &str, w: &PlacementWeights) -> Result<(), ScenarioError> {
-    if w.values().any(|v| !v.is_finite() || *v < 0.0) || !w.values().any(|v| *v > 0.0) {
-        return Err(invalid(
-            field,
-            "weights must be finite, non-negative, not all zero",
-        ));
-    }
-    Ok(())
-}
-
-fn validate_group(s: &Scenario, g: &GroupSpec, f: &str) -> Result<(), ScenarioError> {
-    let positive = |name: &str, v: Option<f64>| match v {
-        Some(v) if !(v.is_finite() && v > 0.0) => {
-            Err(invalid(format!("{f}.{name}"), "must be positive"))
-        }
-        _ => Ok(()),
-    };
-    if let Some(days) = &g.days
-        && days.iter().any(|d| *d >= s.days)
-    {
-        return Err(invalid(
-            format!("{f}.days"),
-            "day index beyond the simulated days",
-        ));
-    }
-    if !(g.arrival_jitter_minutes.is_finite() && g.arrival_jitter_minutes >= 0.0) {
-        return Err(invalid(
-            format!("{f}.arrival_jitter_minutes"),
-            "must be ≥ 0",
-        ));
-    }
-    if let Some(w) = &g.placement {
-        check_placement(&format!("{f}.placement"), w)?;
-    }
-    positive("spacing_m", g.spacing_m)?;
-    positive("length_m", g.length_m)?;
-    positive("width_m", g.width_m)?;
-    positive("speed_m_s", g.speed_m_s)?;
-    positive("trip_minutes", g.trip_minutes)?;
-    positive("service_minutes", g.service_minutes)?;
-    if g.table_size == Some(0) || g.crossings == Some(0) || g.passengers_per_car == Some(0) {
-        return Err(invalid(
-            f,
-            "table_size, crossings and passengers_per_car must be ≥ 1",
-        ));
-    }
-    environment(g)
-        .validate()
-        .map_err(|e| invalid(format!("{f}.environment"), e))?;
-    let (start, end) = window(g);
-    match g.kind {
-        GroupKind::Commute => {
-            if g.departures.as_ref().is_some_and(Vec::is_empty) {
-                return Err(invalid(format!("{f}.departures"), "must not be empty"));
-            }
-        }
-        _ => {
-            if end <= start {
-                return Err(invalid(f, "end must be after start"));
-            }
-            let jitter = g.arrival_jitter_minutes * 60.0;
-            if 2.0 * jitter >= end - start
-                && g.kind != GroupKind::Walkers
-                && g.kind != GroupKind::Queue
-            {
-                return Err(invalid(
-                    f,
-                    "arrival jitter leaves no time between start and end",
-                ));
-            }
-        }
-    }
-    if g.kind == GroupKind::Walkers {
-        let (length, _, crossings, _) = walker_params(g);
-        // The slowest walker (0.8 m/s) must fit in each crossing slot.
-        if (end - start) / f64::from(crossings) < length / 0.8 {
-            return Err(invalid(
-                f,
-                "too many crossings for the time window and street length",
-            ));
-        }
-    }
-    if g.kind == GroupKind::Queue && end - start < 3.0 * service_mean(g) {
-        return Err(invalid(f, "queue window shorter than three service times"));
-    }
-    Ok(())
-}
-
-fn timing(s: &Scenario) -> LinkTiming {
+pub(super) fn timing(s: &Scenario) -> LinkTiming {
     let r = &s.radio;
     let mut t = LinkTiming::for_era(s.app_era);
     if let Some(v) = r.android_report_delay_s {
@@ -590,7 +40,7 @@ fn timing(s: &Scenario) -> LinkTiming {
     t
 }
 
-fn environment(g: &GroupSpec) -> Environment {
+pub(super) fn environment(g: &GroupSpec) -> Environment {
     let spec = g
         .environment
         .unwrap_or(super::EnvironmentSpec::Preset(match g.kind {
@@ -605,7 +55,7 @@ fn environment(g: &GroupSpec) -> Environment {
 }
 
 /// Local (start, end) in seconds after midnight, with per-kind defaults.
-fn window(g: &GroupSpec) -> (f64, f64) {
+pub(super) fn window(g: &GroupSpec) -> (f64, f64) {
     use super::TimeOfDay as T;
     let (s, e) = match g.kind {
         GroupKind::Office => (T::hm(9, 0), T::hm(17, 30)),
@@ -618,7 +68,7 @@ fn window(g: &GroupSpec) -> (f64, f64) {
     (g.start.unwrap_or(s).seconds(), g.end.unwrap_or(e).seconds())
 }
 
-fn walker_params(g: &GroupSpec) -> (f64, f64, u32, f64) {
+pub(super) fn walker_params(g: &GroupSpec) -> (f64, f64, u32, f64) {
     let width = g.width_m.unwrap_or(match g.density {
         Density::High => 3.0,
         Density::Low => 8.0,
@@ -631,12 +81,12 @@ fn walker_params(g: &GroupSpec) -> (f64, f64, u32, f64) {
     )
 }
 
-fn service_mean(g: &GroupSpec) -> f64 {
+pub(super) fn service_mean(g: &GroupSpec) -> f64 {
     g.service_minutes.unwrap_or(2.0) * 60.0
 }
 
 /// Simulation time of local midnight of `day`.
-fn day_base(s: &Scenario, day: u32) -> f64 {
+pub(super) fn day_base(s: &Scenario, day: u32) -> f64 {
     f64::from(day) * DAY_S - s.utc_offset_hours * 3600.0
 }
 
@@ -696,15 +146,15 @@ fn default_placement(kind: GroupKind) -> PlacementWeights {
 }
 
 #[derive(Clone, Debug)]
-struct MixEntry {
-    os: Os,
-    model: String,
-    weight: f64,
-    true_tx: Option<f64>,
-    true_rx: Option<f64>,
+pub(super) struct MixEntry {
+    pub(super) os: Os,
+    pub(super) model: String,
+    pub(super) weight: f64,
+    pub(super) true_tx: Option<f64>,
+    pub(super) true_rx: Option<f64>,
 }
 
-fn model_mix(s: &Scenario) -> Vec<MixEntry> {
+pub(super) fn model_mix(s: &Scenario) -> Vec<MixEntry> {
     if s.population.models.is_empty() {
         super::DEFAULT_MODELS
             .iter()
@@ -865,7 +315,7 @@ fn insert_with_precedence(list: &mut Vec<Segment>, new: Segment) {
 }
 
 pub(super) fn build(s: &Scenario) -> Result<World, ScenarioError> {
-    validate(s)?;
+    super::validate::validate(s)?;
     let reference = HardwareReference {
         default_tx_dbm: s.radio.default_android_tx_dbm,
         ..HardwareReference::STANDARD

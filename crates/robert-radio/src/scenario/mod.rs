@@ -123,6 +123,8 @@
 
 mod build;
 pub mod matrix;
+mod validate;
+mod world;
 
 use std::collections::BTreeMap;
 
@@ -133,8 +135,8 @@ use crate::channel::{Ablation, Environment, EnvironmentKind, Fading, Placement};
 use crate::link::AppEra;
 use crate::mobility::MobilityError;
 
-pub use build::{PositiveCase, RadioRunStats, World, anchor_shift_db};
 use robert_core::time::UtcDate;
+pub use world::{PositiveCase, RadioRunStats, World, anchor_shift_db};
 
 /// An invalid scenario.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -230,7 +232,7 @@ impl Scenario {
 
     /// Checks every field's range and cross-references.
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        build::validate(self)
+        validate::validate(self)
     }
 }
 

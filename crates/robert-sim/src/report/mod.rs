@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::common::clock_label;
 use crate::confusion::{Confusion, percent};
 use crate::error::SimError;
 use crate::result::SimResult;
-use crate::run::clock_label;
 
 /// The files a report wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
