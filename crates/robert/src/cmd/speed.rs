@@ -146,7 +146,7 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
     .tuples
     .len();
 
-    let mut ops = vec![
+    let mut ops = [
         op("skinny-decrypt", "SKINNY-64-192, one block", 1, || {
             black_box(cipher.decrypt_u64(black_box(0x0123_4567_89ab_cdef)));
         }),
