@@ -180,7 +180,6 @@ fn parse_gain(field: &str) -> Option<i8> {
         return None;
     }
     // Range checked just above; truncation towards zero is the apps' rule.
-    #[allow(clippy::cast_possible_truncation)]
     Some(value.trunc() as i8)
 }
 

@@ -38,7 +38,6 @@ impl EbidContent {
     /// Splits a decrypted block.
     pub fn from_block(block: u64) -> Self {
         // The shift leaves 24 bits, which always fit in u32.
-        #[allow(clippy::cast_possible_truncation)]
         let epoch = Epoch((block >> 40) as u32);
         Self {
             epoch,

@@ -360,7 +360,6 @@ impl ProximityFilter {
         let mean_peak = (!peaks.is_empty()).then(|| {
             let total: i64 = peaks.iter().map(|&p| i64::from(p)).sum();
             // Peak counts and sums stay far below 2^53.
-            #[allow(clippy::cast_precision_loss)]
             let mean = total as f64 / peaks.len() as f64;
             mean
         });
@@ -383,12 +382,10 @@ impl ProximityFilter {
 
         // Step 6.
         // Durations up to 2^64 s convert with rounding only.
-        #[allow(clippy::cast_precision_loss)]
         let duration_minutes = duration_secs as f64 / 60.0;
         let risk_density = analysis.window_risks.iter().filter(|&&w| w > 0.0).count();
         let intermediate_risk = softmax(analysis.window_risks.iter().copied(), c.b);
         // Window counts are bounded by MAX_SLOTS.
-        #[allow(clippy::cast_precision_loss)]
         let risk = intermediate_risk * (duration_minutes + risk_density as f64)
             / (2 * analysis.window_risks.len()) as f64;
         analysis.risk = Some(RiskSummary {

@@ -239,7 +239,6 @@ impl UtcDate {
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
         // Ranges are bounded by the algorithm: month 1..=12, day 1..=31.
-        #[allow(clippy::cast_possible_truncation)]
         Self {
             year: year as i32,
             month: month as u8,

@@ -127,7 +127,6 @@ fn parallel_unwraps(kek: &SharedKek, threads: usize, secs: u64) -> f64 {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
-    #[allow(clippy::cast_precision_loss)]
     let rate = total as f64 / started.elapsed().as_secs_f64();
     rate
 }

@@ -184,7 +184,6 @@ async fn main() {
             }
             let secs = started.elapsed().as_secs_f64();
             store.close().await;
-            #[allow(clippy::cast_precision_loss)]
             let rate = inserted as f64 / secs;
             println!("{{\"inserted\":{inserted},\"seconds\":{secs:.2},\"per_second\":{rate:.0}}}");
         }
@@ -256,7 +255,6 @@ async fn main() {
                             }
                             Err(_) => false,
                         };
-                        #[allow(clippy::cast_possible_truncation)]
                         lat.push(t.elapsed().as_micros() as u64);
                         if !ok {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -273,7 +271,6 @@ async fn main() {
             }
             let elapsed = started.elapsed().as_secs_f64();
             all.sort_unstable();
-            #[allow(clippy::cast_precision_loss)]
             let rps = all.len() as f64 / elapsed;
             println!(
                 "{{\"requests\":{},\"non_200\":{},\"seconds\":{elapsed:.1},\"per_second\":{rps:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
@@ -324,7 +321,6 @@ async fn main() {
                             }
                             Err(_) => false,
                         };
-                        #[allow(clippy::cast_possible_truncation)]
                         lat.push(t.elapsed().as_micros() as u64);
                         if !ok {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -339,7 +335,6 @@ async fn main() {
             }
             let elapsed = started.elapsed().as_secs_f64();
             all.sort_unstable();
-            #[allow(clippy::cast_precision_loss)]
             let rps = all.len() as f64 / elapsed;
             println!(
                 "{{\"requests\":{},\"non_201\":{},\"seconds\":{elapsed:.1},\"per_second\":{rps:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",

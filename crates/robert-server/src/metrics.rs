@@ -90,7 +90,6 @@ impl<const N: usize> Histogram<N> {
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         // Saturating float-to-int conversion is what we want for a sum.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         self.sum_micros
             .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
     }
@@ -104,7 +103,6 @@ impl<const N: usize> Histogram<N> {
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        #[allow(clippy::cast_precision_loss)]
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let braces = if labels.is_empty() {
             String::new()
@@ -223,7 +221,6 @@ impl Metrics {
     pub fn observe_report(&self, contacts: usize, hellos: u64, rssi_out_of_range: u64) {
         self.report_rssi_out_of_range_total
             .fetch_add(rssi_out_of_range, Ordering::Relaxed);
-        #[allow(clippy::cast_precision_loss)]
         self.report_hellos.observe(hellos as f64);
         self.report_contacts_total
             .fetch_add(contacts as u64, Ordering::Relaxed);

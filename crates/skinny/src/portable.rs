@@ -94,7 +94,6 @@ pub(crate) const fn rotl_nibbles(x: u64, s: u32) -> u64 {
 #[inline(always)]
 const fn rows(x: u64) -> [u16; 4] {
     // Truncation is the point: each cast keeps one 16-bit row.
-    #[allow(clippy::cast_possible_truncation)]
     [
         (x >> 48) as u16,
         (x >> 32) as u16,
@@ -208,7 +207,6 @@ impl PackedKeys {
         let mut dec = [0u64; MAX_ROUNDS];
         for (r, k) in rk.iter().enumerate() {
             // `r % 4` fits in u32.
-            #[allow(clippy::cast_possible_truncation)]
             let q = (r % 4) as u32;
             enc[r] = rotl_nibbles(*k, q + 1);
             dec[n - 1 - r] = rotl_nibbles(*k, (4 - (n - 1 - r) as u32 % 4) % 4);

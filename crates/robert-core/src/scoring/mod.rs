@@ -280,7 +280,6 @@ pub(crate) fn softmax<I: IntoIterator<Item = f64>>(values: I, c: f64) -> f64 {
         return 0.0;
     }
     // Counts beyond 2^53 are unreachable (they would not fit in memory).
-    #[allow(clippy::cast_precision_loss)]
     let n = count as f64;
     c * (sum / n).ln()
 }

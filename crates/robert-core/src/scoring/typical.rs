@@ -222,7 +222,6 @@ impl ScoringTypical {
         let mut slots: [(f64, f64, u32); WINDOWS] = [(0.0, 0.0, 0); WINDOWS];
         for &(t, r) in &kept {
             // (t − t0) / 60 < 15 after the retain above.
-            #[allow(clippy::cast_possible_truncation)]
             let s = &mut slots[((t - t0) / 60) as usize];
             s.0 += r;
             s.1 += (r / POWER_MEAN_A).exp();
@@ -248,11 +247,9 @@ impl ScoringTypical {
         let first = kept.first().map_or(t0, |h| h.0);
         let last = kept.last().map_or(t0, |h| h.0);
         // Spans are below 900 s here.
-        #[allow(clippy::cast_precision_loss)]
         let duration_min = ((last - first) as f64 / 60.0).min(WINDOWS as f64);
         let occupied = u32::try_from(levels.len()).unwrap_or(u32::MAX);
         let score = p.score_from_levels(&mut levels, duration_min);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let kmax = duration_min as u32;
         Ok(ContactScore {
             score,

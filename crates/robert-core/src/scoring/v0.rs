@@ -66,9 +66,7 @@ impl ScoringV0 {
         let term = |delta_secs: i128, rssi: i64| -> f64 {
             let denominator = (rssi + alpha).min(-5) * 60;
             // Integer → double conversions, as the reference's `(double)` casts.
-            #[allow(clippy::cast_precision_loss)]
             let numerator = (delta_secs * 5) as f64;
-            #[allow(clippy::cast_precision_loss)]
             let denominator = denominator as f64;
             numerator / denominator
         };

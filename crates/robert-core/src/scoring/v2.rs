@@ -166,7 +166,6 @@ impl ScoringV2 {
             }
             if (0..w).contains(&k) && hello.rssi_calibrated <= RSSI_ERROR_THRESHOLD {
                 // 0 ≤ k < 15 was just checked.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 windows[k as usize].push(hello.rssi_calibrated.min(p.rssi_max));
             }
         }
@@ -192,7 +191,6 @@ impl ScoringV2 {
                 continue;
             }
             // k < 15.
-            #[allow(clippy::cast_possible_truncation)]
             let k32 = k as u32;
             kmax = k32;
             let gamma = (q - p.p0) / p.deltas[n.min(max_d)];

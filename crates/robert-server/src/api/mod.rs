@@ -244,7 +244,6 @@ async fn read_at_min_rate(
         if received + data.len() > limit {
             return Err(BodyReadError::TooLarge);
         }
-        #[allow(clippy::cast_precision_loss, reason = "a rate, not an amount")]
         let credit = Duration::from_secs_f64(data.len() as f64 / rate.min_bytes_per_sec as f64);
         deadline = (deadline + credit).min(tokio::time::Instant::now() + rate.grace);
         // Most bodies are one frame: keep it without copying.

@@ -293,7 +293,6 @@ pub fn validate_assets() -> Result<(), AssetError> {
 fn random_len<R: Rng + ?Sized>(rng: &mut R, secs_lo: f32, secs_hi: f32) -> usize {
     let secs = rng.random_range(secs_lo..secs_hi);
     // Positive and a few seconds at most.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let n = (secs * SAMPLE_RATE as f32) as usize;
     n
 }
@@ -304,13 +303,10 @@ fn push_varispeed(out: &mut Vec<f32>, src: &[f32], speed: f32, gain: f32) {
     let last = src.len().saturating_sub(1);
     let mut pos = 0.0f32;
     // Recordings hold under a million samples: exact in f32 up to 2^24.
-    #[allow(clippy::cast_precision_loss)]
     let end = last as f32;
     while pos <= end {
         // `pos` is non-negative and at most `last`.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let i = pos as usize;
-        #[allow(clippy::cast_precision_loss)]
         let frac = pos - i as f32;
         let a = src[i];
         let b = src[(i + 1).min(last)];
@@ -363,7 +359,6 @@ pub fn render_wav<R: Rng + ?Sized>(
             phase = (phase + hum_step) % std::f32::consts::TAU;
             let mixed = s + base * level * lp * 2.0 + hum_amp * phase.sin();
             // Clamped into i16's range first.
-            #[allow(clippy::cast_possible_truncation)]
             let v = (mixed.clamp(-1.0, 1.0) * 32767.0).round() as i16;
             v
         })

@@ -390,7 +390,6 @@ fn render_png_with(text: &[u8], rng: &mut StdRng) -> Result<Vec<u8>, CaptchaErro
     let dark = |px: &mut Vec<u8>, x: i64, y: i64, v: u8| {
         if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
             // In range by the check above.
-            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
             let i = y as usize * w + x as usize;
             px[i] = px[i].min(v);
         }

@@ -366,7 +366,6 @@ impl KeyStore for FileKeyStore {
             .ok()?
             .as_nanos();
         // Truncation is fine: this is a change detector, not a timestamp.
-        #[allow(clippy::cast_possible_truncation)]
         Some((mtime as u64) ^ meta.len().rotate_left(48))
     }
 }

@@ -119,7 +119,6 @@ fn level_windows(slots: &[(f64, f64, u32); W], a: f64) -> Windows {
         }
         let nf = f64::from(n);
         // Levels are a few tens of dB; f32 keeps 1e-6 dB.
-        #[allow(clippy::cast_possible_truncation)]
         {
             w.pow[k] = (a * (pow / nf).ln()) as f32;
             w.mean[k] = (sum / nf) as f32;
@@ -167,7 +166,6 @@ fn server_side(upload: &[(u64, i32)], rssi_max: i32) -> ServerSide {
         if (0..W as i128).contains(&k) && keep(r) {
             let v = f64::from(r.min(rssi_max));
             // 0 ≤ k < 15.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let s = &mut slots[k as usize];
             s.0 += v;
             s.1 += (v / V2_A).exp();
@@ -192,7 +190,6 @@ fn server_side(upload: &[(u64, i32)], rssi_max: i32) -> ServerSide {
         let mut slots = [(0.0, 0.0, 0u32); W];
         for &(t, v) in &kept {
             // (t − t0) / 60 < 15.
-            #[allow(clippy::cast_possible_truncation)]
             let s = &mut slots[((t - t0) / 60) as usize];
             s.0 += v;
             s.1 += (v / robert_core::scoring::typical::POWER_MEAN_A).exp();
@@ -201,7 +198,6 @@ fn server_side(upload: &[(u64, i32)], rssi_max: i32) -> ServerSide {
         side.typical = level_windows(&slots, robert_core::scoring::typical::POWER_MEAN_A);
         let span = kept.last().map_or(0, |h| h.0 - t0);
         // Below 900 s.
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
         {
             side.typical_minutes = ((span as f64 / 60.0).min(W as f64)) as f32;
         }
@@ -245,7 +241,6 @@ fn compile_group(
         let k = d.div_euclid(60);
         if (0..W as i128).contains(&k) {
             // 0 ≤ k < 15.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let s = &mut slots[k as usize];
             let v = f64::from(clipped[j]);
             s.0 += v;

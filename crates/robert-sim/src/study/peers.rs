@@ -126,7 +126,6 @@ pub fn scans(rec: &Recording) -> Scans {
                 }
                 let day_abs = t / 86_400;
                 // Means of a few RSSIs; f32 is plenty.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
                 instances.push(ScanInstance {
                     sender,
                     day: u16::try_from(day_abs.saturating_sub(first_day)).unwrap_or(u16::MAX),
@@ -338,7 +337,6 @@ mod tests {
             window,
             mean_rssi: rssi,
             // Rounded to whole dB: the hand computations below do the same.
-            #[allow(clippy::cast_possible_truncation)]
             max_rssi: rssi.round() as i16,
             secs,
         }

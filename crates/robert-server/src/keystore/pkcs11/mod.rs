@@ -201,7 +201,6 @@ fn new_id() -> Vec<u8> {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     // Truncation is fine: an ordering hint, not a timestamp.
-    #[allow(clippy::cast_possible_truncation)]
     let mut id = (nanos as u64).to_be_bytes().to_vec();
     let mut r = [0u8; 8];
     rand::rng().fill_bytes(&mut r);
