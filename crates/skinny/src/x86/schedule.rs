@@ -221,8 +221,10 @@ pub(super) const DEC: Schedule = schedule(inverse_terms());
 pub(super) const SBOX: [u64; 2] = pack16(S4);
 pub(super) const SBOX_INV: [u64; 2] = pack16(inverse_sbox());
 /// Output packing after `n` rounds, indexed by `(n % 8) / 4` (n is a multiple of 4).
-pub(super) const ENC_PACK: [[[u64; 2]; 2]; 2] = [pack_indices(ENC.lay[0]), pack_indices(ENC.lay[4])];
-pub(super) const DEC_PACK: [[[u64; 2]; 2]; 2] = [pack_indices(DEC.lay[0]), pack_indices(DEC.lay[4])];
+pub(super) const ENC_PACK: [[[u64; 2]; 2]; 2] =
+    [pack_indices(ENC.lay[0]), pack_indices(ENC.lay[4])];
+pub(super) const DEC_PACK: [[[u64; 2]; 2]; 2] =
+    [pack_indices(DEC.lay[0]), pack_indices(DEC.lay[4])];
 
 /// `gather(lay)[k]`: the cell that layout `lay` puts in byte `k`.
 pub(super) const fn gather(lay: [u8; 16]) -> [u8; 16] {
@@ -247,4 +249,3 @@ pub(super) const fn gathers(s: &Schedule) -> [[u8; 16]; 8] {
 
 pub(super) const ENC_GATHER: [[u8; 16]; 8] = gathers(&ENC);
 pub(super) const DEC_GATHER: [[u8; 16]; 8] = gathers(&DEC);
-

@@ -6,18 +6,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::NaiveDate;
-use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{
-    AuditEntry, CodeStore, Doctor, KPI_KIND_JWT, KpiRow, NewCode, NewDoctor, NewLot, PurgeCutoffs,
-    PurgeReport, StoreError, UseTarget,
-};
-use crate::code::CodeKind;
-use crate::pepper::CodeHash;
+use super::{CodeStore, StoreError};
 
 /// Rows per multi-row `INSERT` (7 parameters each, far below both limits).
 const INSERT_CHUNK: usize = 500;
@@ -71,7 +63,7 @@ const KPI_UPSERT: &str = "INSERT INTO kpi_daily (day, kind, issued, used, expire
 const DOCTOR_COLUMNS: &str = "id, username, display_name, password_hash, enabled, daily_quota, \
      failed_logins, locked_until";
 
-/// Builds a [`Doctor`] from a row selected with [`DOCTOR_COLUMNS`] first.
+/// Builds a `Doctor` from a row selected with [`DOCTOR_COLUMNS`] first.
 macro_rules! doctor_from_row {
     ($row:expr) => {
         (|| -> Result<Doctor, sqlx::Error> {
