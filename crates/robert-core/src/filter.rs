@@ -360,8 +360,7 @@ impl ProximityFilter {
         let mean_peak = (!peaks.is_empty()).then(|| {
             let total: i64 = peaks.iter().map(|&p| i64::from(p)).sum();
             // Peak counts and sums stay far below 2^53.
-            let mean = total as f64 / peaks.len() as f64;
-            mean
+            total as f64 / peaks.len() as f64
         });
         let mut analysis = Analysis {
             window_risks,

@@ -127,8 +127,7 @@ fn parallel_unwraps(kek: &SharedKek, threads: usize, secs: u64) -> f64 {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
-    let rate = total as f64 / started.elapsed().as_secs_f64();
-    rate
+    total as f64 / started.elapsed().as_secs_f64()
 }
 
 fn main() {

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
-use crate::code::{self, CodeKind, RngFailure, Shape, Validity, classify};
+use crate::code::{self, CodeKind, RngFailure, Validity};
 use crate::config::{ApiClientConfig, Config, ConfigError};
 use crate::jwt::{JwtKeyError, JwtVerifier};
 use crate::metrics::Metrics;
@@ -22,7 +22,7 @@ use crate::pepper::{Peppers, domain_hash};
 use crate::ratelimit::KeyedLimiter;
 use crate::store::{
     AuditEntry, CodeStore, Doctor, KPI_KIND_JWT, KpiRow, NewCode, NewDoctor, PurgeCutoffs,
-    PurgeReport, StoreError, UseTarget,
+    PurgeReport, StoreError,
 };
 
 pub use verify::{CLAIM_HOLD_SECS, VerifyOutcome};

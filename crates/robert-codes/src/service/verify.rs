@@ -119,7 +119,7 @@ impl CodesService {
     }
 
     /// Verifies a code or JWT and holds it for one report, identified by
-    /// `key`, for [`CLAIM_HOLD`]: the first phase of a two-phase use
+    /// `key`, for [`CLAIM_HOLD_SECS`] seconds: the first phase of a two-phase use
     /// ([`CodesService::confirm`] or [`CodesService::release`] follows).
     /// While held, the code is invalid for anyone else; a claim with the
     /// same key (the same report, retried) succeeds again. `valid` says

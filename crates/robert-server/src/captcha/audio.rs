@@ -293,8 +293,7 @@ pub fn validate_assets() -> Result<(), AssetError> {
 fn random_len<R: Rng + ?Sized>(rng: &mut R, secs_lo: f32, secs_hi: f32) -> usize {
     let secs = rng.random_range(secs_lo..secs_hi);
     // Positive and a few seconds at most.
-    let n = (secs * SAMPLE_RATE as f32) as usize;
-    n
+    (secs * SAMPLE_RATE as f32) as usize
 }
 
 /// Appends `src` played `speed` times faster (linear interpolation, so the
@@ -359,8 +358,7 @@ pub fn render_wav<R: Rng + ?Sized>(
             phase = (phase + hum_step) % std::f32::consts::TAU;
             let mixed = s + base * level * lp * 2.0 + hum_amp * phase.sin();
             // Clamped into i16's range first.
-            let v = (mixed.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-            v
+            (mixed.clamp(-1.0, 1.0) * 32767.0).round() as i16
         })
         .collect();
     Ok(encode_wav(&out))
