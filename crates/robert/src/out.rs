@@ -3,7 +3,7 @@
 //! `robert … | head -1` closes the pipe before the command is done. Rust
 //! ignores `SIGPIPE`, so the next write fails with `BrokenPipe`, and
 //! `println!` would panic ("failed printing to stdout: Broken pipe"). The
-//! commands print through [`outln!`] and [`out!`] instead. Once the reader
+//! commands print through `outln!` and `out!` instead. Once the reader
 //! has gone, further output is dropped, the command finishes its work and
 //! the process exits with the command's own status (0 on success) without a
 //! word on stderr.
