@@ -7,7 +7,8 @@
 //!
 //! The sender's TX gain travels in its BLE payload (byte 17); the receiver
 //! looks up its own RX gain in the table. The embedded table is StopCovid's
-//! October 2020 snapshot (`data/ble-calibration-2020-10.csv`, 95 models).
+//! October 2020 snapshot (`robert_core::calibration::OCTOBER_2020_CSV`, 95
+//! models).
 //!
 //! Lookup (§2.1): Android: exact `Build.MODEL` → `DEFAULT` → built-in
 //! (−30, −5). iOS: exact hardware id (`iPhone12,1`) → `iPhone` / `iPad` by
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// The table shipped with the SDK: `model,tx_gain_db,rx_gain_db`.
-pub const EMBEDDED_CSV: &str = include_str!("../data/ble-calibration-2020-10.csv");
+pub const EMBEDDED_CSV: &str = robert_core::calibration::OCTOBER_2020_CSV;
 
 /// A phone's operating system, which selects the lookup fallbacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -184,10 +185,12 @@ fn parse_gain(field: &str) -> Option<i8> {
 }
 
 /// `rawRssi − txGain(sender) − rxGain(receiver)`, in dBm.
+/// ([`robert_core::calibration::calibrated_rssi`], kept in `i16`).
 pub fn calibrated_rssi(raw_rssi: i16, sender_tx_gain: i8, own_rx_gain: i8) -> i16 {
-    raw_rssi
-        .saturating_sub(i16::from(sender_tx_gain))
-        .saturating_sub(i16::from(own_rx_gain))
+    let v =
+        robert_core::calibration::calibrated_rssi(i32::from(raw_rssi), sender_tx_gain, own_rx_gain);
+    // From i16 and two i8, the result is within ±33,023: clamp, as before.
+    i16::try_from(v.clamp(i32::from(i16::MIN), i32::from(i16::MAX))).unwrap_or(0)
 }
 
 #[cfg(test)]

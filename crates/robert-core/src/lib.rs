@@ -50,6 +50,7 @@
 //! ```
 
 pub mod b64;
+pub mod calibration;
 pub mod contact;
 pub mod ebid;
 pub mod ecc;

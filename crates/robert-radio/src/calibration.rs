@@ -32,7 +32,7 @@
 //!
 //! [`CalibrationTable::october_2020`] is the table (95 models; the notes say "96 entries") bundled with the
 //! Android app in October 2020 (client-ble.md §2.3), embedded from
-//! `data/ble-calibration-2020-10.csv`. Its model names may contain commas
+//! [`robert_core::calibration::OCTOBER_2020_CSV`]. Its model names may contain commas
 //! (`iPhone8,4`): the **last two** comma-separated fields are the gains.
 //!
 //! This module is self-contained so that the simulator can use it for the
@@ -42,7 +42,7 @@
 use std::collections::BTreeMap;
 
 /// The October 2020 table as shipped in this crate (CSV: `model,tx_gain_db,rx_gain_db`).
-pub const OCTOBER_2020_CSV: &str = include_str!("../data/ble-calibration-2020-10.csv");
+pub const OCTOBER_2020_CSV: &str = robert_core::calibration::OCTOBER_2020_CSV;
 
 /// A model's calibration gains, in dB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -376,7 +376,7 @@ fn parse_gain(s: &str, line: usize) -> Result<i8, CalibrationError> {
 
 /// `calibrated = raw − txGain(sender) − rxGain(receiver)` (§2.2).
 pub fn calibrate(raw_rssi: i32, sender_tx_gain: i8, receiver_rx_gain: i8) -> i32 {
-    raw_rssi - i32::from(sender_tx_gain) - i32::from(receiver_rx_gain)
+    robert_core::calibration::calibrated_rssi(raw_rssi, sender_tx_gain, receiver_rx_gain)
 }
 
 /// The writer's half of the write-with-RSSI path: `raw − rxGain(writer)`.
