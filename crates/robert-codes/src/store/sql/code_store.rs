@@ -16,6 +16,26 @@ use crate::store::{
     PurgeReport, StoreError, UseTarget,
 };
 
+/// Ends a use's transaction: when `$used`, counts it in the day's KPIs and
+/// commits; otherwise rolls back.
+macro_rules! count_use_or_roll_back {
+    ($tx:ident, $used:expr, $now:expr, $kind:expr) => {
+        if $used {
+            sqlx::query(KPI_UPSERT)
+                .bind(day_number($now))
+                .bind($kind)
+                .bind(0_i64)
+                .bind(1_i64)
+                .bind(0_i64)
+                .execute(&mut *$tx)
+                .await?;
+            $tx.commit().await?;
+        } else {
+            $tx.rollback().await?;
+        }
+    };
+}
+
 #[async_trait]
 impl CodeStore for SqlStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -143,19 +163,7 @@ impl CodeStore for SqlStore {
                 q = q.bind(&h[..]);
             }
             let burned = q.execute(&mut *tx).await?.rows_affected() == 1;
-            if burned {
-                sqlx::query(KPI_UPSERT)
-                    .bind(day_number(now))
-                    .bind(kind.db_value())
-                    .bind(0_i64)
-                    .bind(1_i64)
-                    .bind(0_i64)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
+            count_use_or_roll_back!(tx, burned, now, kind.db_value());
             Ok(burned)
         })
     }
@@ -182,19 +190,7 @@ impl CodeStore for SqlStore {
             .await?
             .rows_affected()
                 == 1;
-            if inserted {
-                sqlx::query(KPI_UPSERT)
-                    .bind(day_number(now))
-                    .bind(KPI_KIND_JWT)
-                    .bind(0_i64)
-                    .bind(1_i64)
-                    .bind(0_i64)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
+            count_use_or_roll_back!(tx, inserted, now, KPI_KIND_JWT);
             Ok(inserted)
         })
     }
@@ -302,19 +298,7 @@ impl CodeStore for SqlStore {
                 UseTarget::Jwt { jti_hash, .. } => q.bind(&key[..]).bind(&jti_hash[..]),
             };
             let confirmed = q.execute(&mut *tx).await?.rows_affected() == 1;
-            if confirmed {
-                sqlx::query(KPI_UPSERT)
-                    .bind(day_number(now))
-                    .bind(kpi_kind)
-                    .bind(0_i64)
-                    .bind(1_i64)
-                    .bind(0_i64)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
+            count_use_or_roll_back!(tx, confirmed, now, kpi_kind);
             Ok(confirmed)
         })
     }
