@@ -121,6 +121,30 @@ async fn api_quota_and_rate_limits() {
     assert!(svc.metrics().render().contains(&format!(
         "robert_codes_rate_limited_total{{endpoint=\"verify\"}} {refused}"
     )));
+    // Claims tell whether a code exists too: they draw on the same budget,
+    // so switching endpoints buys a guesser nothing.
+    let body = format!(r#"{{"code":"AAAAAA","key":"{}"}}"#, "00".repeat(32));
+    let mut claims = Vec::new();
+    for _ in 0..3 {
+        let r = http(
+            addr,
+            "POST",
+            "/api/v1/claim",
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+        .await;
+        claims.push(r.status);
+    }
+    assert!(
+        claims.iter().filter(|s| **s == 429).count() >= 2,
+        "{claims:?}"
+    );
+    assert!(
+        svc.metrics()
+            .render()
+            .contains("robert_codes_rate_limited_total{endpoint=\"claim\"}")
+    );
 
     // The backend's address can be exempted.
     let mut cfg = config();
