@@ -18,14 +18,20 @@ use crate::http_client::ClientBuildError;
 use crate::jwt::{JwtError, Tokens};
 use crate::keystore::file::{FileKeyStore, KdfParams, PASSPHRASE_ENV, resolve_passphrase};
 use crate::keystore::pkcs11::{PIN_ENV, Pkcs11KeyStore, Pkcs11Settings, resolve_pin};
-use crate::keystore::{GeneratedJwtKeys, KeyRing, KeyStore, KeyStoreError, SecretSource, admin};
+use crate::keystore::{
+    GeneratedJwtKeys, KeyRing, KeySet, KeyStore, KeyStoreError, SecretSource, admin,
+};
 use crate::push::PushClient;
 use crate::state::{AppState, StateParts};
+use robert_store::Store;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// [`ServerBuilder::build`] without [`ServerBuilder::keys`].
+    #[error("no keys given to the server builder (use ServerBuilder::start to use the key store)")]
+    NoKeys,
     /// Key store problem.
     #[error(transparent)]
     KeyStore(#[from] KeyStoreError),
@@ -69,7 +75,7 @@ pub enum ServeError {
 pub async fn check_kek(
     kek: &dyn crate::keystore::KeyEncryptionKey,
     keystore: &dyn KeyStore,
-    store: &dyn robert_store::Store,
+    store: &dyn Store,
 ) -> Result<bool, ServeError> {
     let Some(wrapped) = store.any_wrapped_key_a().await? else {
         return Ok(false);
@@ -164,9 +170,97 @@ pub struct Startup {
     pub warnings: Vec<String>,
 }
 
+/// The one way to assemble a server: `robert serve` ([`ServerBuilder::start`]:
+/// key store and database from the configuration), and the tests and the
+/// simulator ([`ServerBuilder::build`]: keys they made, a store they opened).
+/// Both end in the same assembly of captcha, code-service and push clients,
+/// JWT issuers and state.
+#[derive(Debug)]
+pub struct ServerBuilder {
+    config: Config,
+    clock: SharedClock,
+    store: Option<Arc<dyn Store>>,
+    keys: Option<KeySet>,
+}
+
+impl ServerBuilder {
+    /// A server with `config`, reading time from `clock`.
+    pub fn new(config: Config, clock: SharedClock) -> Self {
+        Self {
+            config,
+            clock,
+            store: None,
+            keys: None,
+        }
+    }
+
+    /// Uses `store` instead of opening `server.database_url` (for
+    /// [`ServerBuilder::build`]).
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses these keys instead of a key store (for [`ServerBuilder::build`]).
+    #[must_use]
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Starts as `robert serve` does: prepares the key store (creating it on
+    /// first start, rotating it with `keys.auto_rotate`), opens the
+    /// configured database and assembles the state. Keys and store given to
+    /// the builder are not used: the key store and the configuration decide.
+    pub async fn start(self) -> Result<Startup, ServeError> {
+        prepare_from_key_store(self.config, self.clock).await
+    }
+
+    /// Assembles the state from the keys given with [`ServerBuilder::keys`]
+    /// (no key store: tests and simulations) and the store given with
+    /// [`ServerBuilder::store`], or else the configured database.
+    pub async fn build(self) -> Result<AppState, ServeError> {
+        let set = self.keys.ok_or(ServeError::NoKeys)?;
+        let store = match self.store {
+            Some(s) => s,
+            None => {
+                robert_store::open(&self.config.server.database_url(), &self.config.store).await?
+            }
+        };
+        let tokens = Tokens::from_config(&self.config.jwt, &set.jwt)?;
+        let ring = KeyRing::from_set(set)?;
+        assemble(self.config, self.clock, store, ring, tokens)
+    }
+}
+
+/// The assembly both paths of [`ServerBuilder`] end in.
+fn assemble(
+    config: Config,
+    clock: SharedClock,
+    store: Arc<dyn Store>,
+    keys: KeyRing,
+    tokens: Tokens,
+) -> Result<AppState, ServeError> {
+    Ok(AppState::new(StateParts {
+        captcha: Captcha::from_config(&config.captcha)?,
+        codes: CodesClient::new(&config.codes)?,
+        push: PushClient::new(&config.push)?,
+        store,
+        keys,
+        tokens,
+        clock,
+        config,
+    }))
+}
+
 /// Prepares the key store (creating it on first start), opens the database
-/// and assembles the state.
+/// and assembles the state: [`ServerBuilder::start`].
 pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, ServeError> {
+    ServerBuilder::new(config, clock).start().await
+}
+
+async fn prepare_from_key_store(config: Config, clock: SharedClock) -> Result<Startup, ServeError> {
     let mut notes = Vec::new();
     let mut warnings = Vec::new();
     std::fs::create_dir_all(&config.server.data_dir)?;
@@ -275,16 +369,7 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
             config.server.clock_offset_secs
         ));
     }
-    let state = AppState::new(StateParts {
-        captcha: Captcha::from_config(&config.captcha)?,
-        codes: CodesClient::new(&config.codes)?,
-        push: PushClient::new(&config.push)?,
-        store,
-        keys: ring,
-        tokens,
-        clock,
-        config,
-    });
+    let state = assemble(config, clock, store, ring, tokens)?;
     Ok(Startup {
         state,
         keystore: ks,

@@ -105,7 +105,7 @@ impl fmt::Debug for Inner {
 
 /// What [`AppState::new`] takes.
 #[derive(Debug)]
-pub struct StateParts {
+pub(crate) struct StateParts {
     /// Storage.
     pub store: Arc<dyn Store>,
     /// Initial key ring.
@@ -126,7 +126,7 @@ pub struct StateParts {
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(parts: StateParts) -> Self {
+    pub(crate) fn new(parts: StateParts) -> Self {
         let slots = parts.config.limits.max_concurrent_reports;
         let code_checks = KeyedRateLimiter::per_minute(parts.config.limits.code_checks_per_minute);
         Self(Arc::new(Inner {

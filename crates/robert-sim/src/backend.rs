@@ -1,7 +1,9 @@
 //! The real backend, in process, on the simulated clock: the ROBERT server
 //! (`robert_server`, embedded SQLite store, captcha `accept-any`) and the
 //! submission-code service (`robert_codes`, its own SQLite store), whose
-//! verify API the server calls over HTTP on 127.0.0.1 as in production.
+//! claim API the server calls over HTTP on 127.0.0.1 as in production. The
+//! server is assembled by [`robert_server::serve::ServerBuilder`], as
+//! `robert serve` assembles it, from keys made here.
 //!
 //! Phones reach the server either through its axum `Router` directly
 //! ([`TransportMode::InProcess`]) or through a real listener on
@@ -23,13 +25,10 @@ use robert_core::ebid::Ebid;
 use robert_core::id_a::IdA;
 use robert_core::time::{NtpSeconds, ServiceStart, UtcDate};
 use robert_server::batch::{BatchConfig, BatchReport};
-use robert_server::captcha::Captcha;
-use robert_server::codes::CodesClient;
 use robert_server::config::{CaptchaMode, Config};
-use robert_server::jwt::Tokens;
-use robert_server::keystore::{KeyRing, KeySet};
-use robert_server::push::PushClient;
-use robert_server::state::{AppState, StateParts};
+use robert_server::keystore::KeySet;
+use robert_server::serve::ServerBuilder;
+use robert_server::state::AppState;
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
@@ -187,22 +186,15 @@ impl Backend {
         let server_clock = Arc::new(robert_server::clock::ManualClock::at_ntp(start));
         let mut set = KeySet::default();
         set.fill_missing(today.add_days(-20), last_day.add_days(2), true, &mut rng);
-        let tokens =
-            Tokens::from_config(&config.jwt, &set.jwt).map_err(|e| backend_err("JWT keys", e))?;
-        let keys = KeyRing::from_set(set).map_err(|e| backend_err("key ring", e))?;
-        let public_key_b64 = keys.registration().public_key_base64();
         let batch = config.batch.clone();
-        let state = AppState::new(StateParts {
-            store,
-            keys,
-            captcha: Captcha::from_config(&config.captcha)
-                .map_err(|e| backend_err("captcha", e))?,
-            codes: CodesClient::new(&config.codes).map_err(|e| backend_err("codes client", e))?,
-            push: PushClient::new(&config.push).map_err(|e| backend_err("push client", e))?,
-            tokens,
-            clock: server_clock.clone(),
-            config,
-        });
+        // The same builder as `robert serve`, with keys made here.
+        let state = ServerBuilder::new(config, server_clock.clone())
+            .keys(set)
+            .store(store)
+            .build()
+            .await
+            .map_err(|e| backend_err("server", e))?;
+        let public_key_b64 = state.keys.get().registration().public_key_base64();
         let router = robert_server::api::app(state.clone());
         let (server_url, server_shutdown) = match transport {
             TransportMode::InProcess => ("http://robert.sim".to_owned(), None),

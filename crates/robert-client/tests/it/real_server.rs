@@ -22,13 +22,10 @@ use robert_codes::{CodeKind, CodesService, SqlStore};
 use robert_core::ebid::Ebid;
 use robert_core::id_a::IdA;
 use robert_core::time::{NtpSeconds, UtcDate};
-use robert_server::captcha::Captcha;
-use robert_server::codes::CodesClient;
 use robert_server::config::{CaptchaMode, Config};
-use robert_server::jwt::Tokens;
-use robert_server::keystore::{KeyRing, KeySet};
-use robert_server::push::PushClient;
-use robert_server::state::{AppState, StateParts};
+use robert_server::keystore::KeySet;
+use robert_server::serve::ServerBuilder;
+use robert_server::state::AppState;
 use robert_store::testing::TestDatabase;
 
 type RealPhone = Phone<ServiceTransport<Router>, MemoryStorage>;
@@ -112,19 +109,13 @@ verify_burst = 10000
             true,
             &mut rand::rng(),
         );
-        let tokens = Tokens::from_config(&config.jwt, &set.jwt).unwrap();
-        let keys = KeyRing::from_set(set).unwrap();
-        let public_key = keys.registration().public_key_base64();
-        let state = AppState::new(StateParts {
-            store: db.store(),
-            keys,
-            captcha: Captcha::from_config(&config.captcha).unwrap(),
-            codes: CodesClient::new(&config.codes).unwrap(),
-            push: PushClient::new(&config.push).unwrap(),
-            tokens,
-            clock: server_clock.clone(),
-            config,
-        });
+        let state = ServerBuilder::new(config, server_clock.clone())
+            .keys(set)
+            .store(db.store())
+            .build()
+            .await
+            .unwrap();
+        let public_key = state.keys.get().registration().public_key_base64();
         let router = robert_server::api::app(state.clone());
 
         let mut phone_config = PhoneConfig::with_key_base64(

@@ -12,14 +12,11 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{delete, get, post};
 use http_body_util::BodyExt as _;
 use robert_core::time::{NtpSeconds, UtcDate};
-use robert_server::captcha::Captcha;
 use robert_server::clock::ManualClock;
-use robert_server::codes::CodesClient;
 use robert_server::config::{CaptchaMode, Config};
-use robert_server::jwt::Tokens;
-use robert_server::keystore::{KeyRing, KeySet};
-use robert_server::push::PushClient;
-use robert_server::state::{AppState, StateParts};
+use robert_server::keystore::KeySet;
+use robert_server::serve::ServerBuilder;
+use robert_server::state::AppState;
 use robert_store::Backend;
 use robert_store::testing::TestDatabase;
 use serde_json::Value;
@@ -252,18 +249,12 @@ impl TestApp {
         config.captcha.external.public_base_url = format!("{}/public/api/v1", stubs.base);
         customize(&mut config);
         let clock = Arc::new(ManualClock::at_ntp(today_noon()));
-        let set = test_keys(UtcDate::of(today_noon()));
-        let tokens = Tokens::from_config(&config.jwt, &set.jwt).unwrap();
-        let state = AppState::new(StateParts {
-            store: db.store(),
-            keys: KeyRing::from_set(set).unwrap(),
-            captcha: Captcha::from_config(&config.captcha).unwrap(),
-            codes: CodesClient::new(&config.codes).unwrap(),
-            push: PushClient::new(&config.push).unwrap(),
-            tokens,
-            clock: clock.clone(),
-            config,
-        });
+        let state = ServerBuilder::new(config, clock.clone())
+            .keys(test_keys(UtcDate::of(today_noon())))
+            .store(db.store())
+            .build()
+            .await
+            .unwrap();
         let router = robert_server::api::app(state.clone());
         Some(Self {
             state,
