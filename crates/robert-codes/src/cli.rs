@@ -10,6 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chrono::NaiveDate;
 use rand::TryRng as _;
+use robert_http::connections::{ConnectionLimits, Connections};
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
@@ -579,6 +580,9 @@ async fn serve(mut cfg: Config, args: ServeArgs) -> Result<(), CliError> {
         cfg.internal_listen = l;
     }
     let (public_addr, internal_addr) = (cfg.listen, cfg.internal_listen);
+    if let Err(e) = robert_http::connections::raise_open_file_limit(0) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     let svc = build_service(cfg).await?;
     let mut public = svc.router();
     if svc.config().portal.enabled {
@@ -596,37 +600,25 @@ async fn serve(mut cfg: Config, args: ServeArgs) -> Result<(), CliError> {
     tracing::info!(%public_addr, %internal_addr, "robert codes serving");
     let jobs = svc.spawn_daily_jobs();
     let internal = svc.internal_router();
-    let a = axum::serve(
-        public_l,
-        public.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal());
-    let b = axum::serve(internal_l, internal).with_graceful_shutdown(shutdown_signal());
-    let (ra, rb) = tokio::join!(a, b);
+    // The connection limits robert-server has (header timeout, cap, bounded
+    // shutdown), shared by both listeners.
+    let api = &svc.config().api;
+    let limits = ConnectionLimits::new(
+        api.header_read_timeout_secs,
+        api.max_connections,
+        api.shutdown_grace_secs,
+    );
+    let connections = Connections::new(limits, svc.metrics().connections());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        robert_http::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    tokio::join!(
+        connections.serve(public_l, public, stop_rx.clone()),
+        connections.serve(internal_l, internal, stop_rx),
+    );
     jobs.abort();
     tracing::info!("stopped");
-    ra.map_err(io("public server"))?;
-    rb.map_err(io("internal server"))?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

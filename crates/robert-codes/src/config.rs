@@ -197,6 +197,16 @@ pub struct ApiConfig {
     /// gateway (Kong) in front of the service names the consumer in a
     /// header. Unset (the default): only API keys are accepted.
     pub gateway: Option<GatewayConfig>,
+    /// `robert codes serve`: seconds a connection has to send a whole
+    /// request head (and an idle keep-alive connection stays open).
+    pub header_read_timeout_secs: u64,
+    /// `robert codes serve`: most connections open at once, both listeners
+    /// together (lowered to fit the open-file limit); at the cap the oldest
+    /// idle connection is closed to make room.
+    pub max_connections: usize,
+    /// `robert codes serve`: seconds requests in progress get to finish
+    /// after SIGTERM before every connection is closed.
+    pub shutdown_grace_secs: u64,
 }
 
 /// `[api.gateway]`: who may assert a consumer, and that consumer's limits.
@@ -243,6 +253,9 @@ impl Default for ApiConfig {
             verify_unlimited_addresses: Vec::new(),
             clients: Vec::new(),
             gateway: None,
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
+            shutdown_grace_secs: 5,
         }
     }
 }

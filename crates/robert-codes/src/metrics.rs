@@ -39,12 +39,19 @@ const FAMILIES: &[(&str, &str)] = &[
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    connections: std::sync::Arc<robert_http::connections::ConnectionMetrics>,
 }
 
 impl Metrics {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The connection counters of `robert codes serve`'s listeners,
+    /// rendered with the rest.
+    pub fn connections(&self) -> std::sync::Arc<robert_http::connections::ConnectionMetrics> {
+        self.connections.clone()
     }
 
     /// Adds `by` to `family{labels}`. `labels` are `(name, value)` pairs of
@@ -103,6 +110,14 @@ impl Metrics {
                     }
                 }
             }
+        }
+        if self
+            .connections
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+        {
+            self.connections.render(&mut out);
         }
         out
     }

@@ -14,7 +14,7 @@
 //! | [`clock`] | injected time: system, offset and manual clocks |
 //! | [`metrics`] | a small Prometheus registry |
 //! | [`serve`] | start-up (key store bootstrap, database), listeners, background tasks |
-//! | [`connections`] | the accept loop: header-read timeout, connection cap, bounded shutdown, open-file limit |
+//! | [`connections`] | the accept loop: header-read timeout, connection cap, bounded shutdown, open-file limit (from the `robert-http` crate, shared with the code service) |
 //! | [`batch`] | the risk batch |
 //!
 //! Operators' documentation: `README.md`; differences from the reference:
@@ -27,7 +27,8 @@ pub mod client;
 pub mod clock;
 pub mod codes;
 pub mod config;
-pub mod connections;
+/// Connection limits, open-file limit (in the shared HTTP shell crate).
+pub use robert_http::connections;
 pub mod http_client;
 pub mod jwt;
 pub mod keystore;

@@ -568,8 +568,13 @@ pub async fn run_with(
         shutdown.await;
         let _ = tx.send(true);
     });
-    let limits = ConnectionLimits::from_config(&state.config);
-    let connections = Connections::new(limits, &state.metrics);
+    let s = &state.config.server;
+    let limits = ConnectionLimits::new(
+        s.header_read_timeout_secs,
+        s.max_connections,
+        s.shutdown_grace_secs,
+    );
+    let connections = Connections::new(limits, state.metrics.connections());
     tracing::info!(
         max_connections = limits.max_connections,
         header_read_timeout_secs = limits.header_read_timeout.as_secs(),
@@ -597,24 +602,5 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
+/// Resolves on Ctrl-C or SIGTERM (the shared HTTP shell's).
+pub use robert_http::shutdown_signal;

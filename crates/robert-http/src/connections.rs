@@ -33,8 +33,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::metrics::Metrics;
-
 /// File descriptors kept free for everything but client connections (the
 /// database pool, the key store, outgoing HTTP clients, logs).
 pub const RESERVED_FDS: u64 = 128;
@@ -51,17 +49,18 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    /// The limits of a configuration, the connection cap lowered to fit the
-    /// current open-file limit (see [`effective_max_connections`]).
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let s = &config.server;
+    /// Limits from a service's configuration values (seconds, count), the
+    /// connection cap lowered to fit the current open-file limit (see
+    /// [`effective_max_connections`]).
+    pub fn new(
+        header_read_timeout_secs: u64,
+        max_connections: usize,
+        shutdown_grace_secs: u64,
+    ) -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(s.header_read_timeout_secs.max(1)),
-            max_connections: effective_max_connections(
-                s.max_connections,
-                open_file_limit().current,
-            ),
-            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(header_read_timeout_secs.max(1)),
+            max_connections: effective_max_connections(max_connections, open_file_limit().current),
+            shutdown_grace: Duration::from_secs(shutdown_grace_secs),
         }
     }
 }
@@ -191,7 +190,8 @@ pub struct Connections {
     metrics: Arc<ConnectionMetrics>,
 }
 
-/// Connection counters, rendered with the server's metrics.
+/// Connection counters, rendered with each service's metrics
+/// ([`ConnectionMetrics::render`]).
 #[derive(Debug, Default)]
 pub struct ConnectionMetrics {
     /// Connections open now.
@@ -271,8 +271,8 @@ impl ConnectionMetrics {
 
 impl Connections {
     /// Connection bookkeeping for `limits`, counting into `metrics`.
-    pub fn new(limits: ConnectionLimits, metrics: &Metrics) -> Self {
-        let m = metrics.connections();
+    pub fn new(limits: ConnectionLimits, metrics: Arc<ConnectionMetrics>) -> Self {
+        let m = metrics;
         m.cap
             .store(limits.max_connections as u64, Ordering::Relaxed);
         Self {
