@@ -69,7 +69,7 @@ pub trait LocalCodeService: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct CodesClient {
     client: reqwest::Client,
-    base: Option<reqwest::Url>,
+    urls: Option<Urls>,
     check: bool,
     in_readiness: bool,
     local: OnceLock<Arc<dyn LocalCodeService>>,
@@ -79,6 +79,29 @@ pub struct CodesClient {
     /// probe at most once per [`PROBE_EVERY`].
     last_probe: AtomicI64,
     epoch: Instant,
+}
+
+/// The service's endpoints, built once from `codes.url`.
+#[derive(Debug)]
+struct Urls {
+    verify: reqwest::Url,
+    claim: reqwest::Url,
+    confirm: reqwest::Url,
+    release: reqwest::Url,
+    health: reqwest::Url,
+}
+
+impl Urls {
+    fn new(base: &str) -> Option<Self> {
+        let at = |segments: &[&str]| http_client::url_with_segments(base, segments);
+        Some(Self {
+            verify: at(&["api", "v1", "verify"])?,
+            claim: at(&["api", "v1", "claim"])?,
+            confirm: at(&["api", "v1", "claim", "confirm"])?,
+            release: at(&["api", "v1", "claim", "release"])?,
+            health: at(&["health"])?,
+        })
+    }
 }
 
 /// How long a probe's answer is reused by readiness.
@@ -132,7 +155,7 @@ impl CodesClient {
     pub fn new(cfg: &CodesConfig) -> Result<Self, ClientBuildError> {
         Ok(Self {
             client: http_client::client(Duration::from_millis(cfg.timeout_ms))?,
-            base: reqwest::Url::parse(&cfg.url).ok(),
+            urls: Urls::new(&cfg.url),
             check: cfg.check_token,
             in_readiness: cfg.in_readiness,
             local: OnceLock::new(),
@@ -154,9 +177,9 @@ impl CodesClient {
         self.check
     }
 
-    fn url(&self, segments: &[&str]) -> Option<reqwest::Url> {
-        let base = self.base.as_ref()?;
-        http_client::url_with_segments(base.as_str(), segments)
+    /// One endpoint, cloned to be sent (`None`: `codes.url` is not a URL).
+    fn url(&self, pick: impl Fn(&Urls) -> &reqwest::Url) -> Option<reqwest::Url> {
+        self.urls.as_ref().map(|u| pick(u).clone())
     }
 
     /// Verifies (and so consumes) a code, the reference's way. The code is
@@ -168,7 +191,7 @@ impl CodesClient {
         if let Some(local) = self.local.get() {
             return local.verify(code).await;
         }
-        let Some(mut url) = self.url(&["api", "v1", "verify"]) else {
+        let Some(mut url) = self.url(|u| &u.verify) else {
             tracing::error!("codes.url is not a valid URL");
             return Verification::Unavailable;
         };
@@ -194,7 +217,7 @@ impl CodesClient {
         if self.no_claims.load(Ordering::Relaxed) {
             return self.verify(code).await;
         }
-        let Some(url) = self.url(&["api", "v1", "claim"]) else {
+        let Some(url) = self.url(|u| &u.claim) else {
             tracing::error!("codes.url is not a valid URL");
             return Verification::Unavailable;
         };
@@ -225,7 +248,7 @@ impl CodesClient {
             return local.settle(code, key, confirm).await;
         }
         let action = if confirm { "confirm" } else { "release" };
-        let Some(url) = self.url(&["api", "v1", "claim", action]) else {
+        let Some(url) = self.url(|u| if confirm { &u.confirm } else { &u.release }) else {
             return Settlement::Unavailable;
         };
         let key = hex::encode(key);
@@ -279,7 +302,7 @@ impl CodesClient {
         if last != i64::MIN && now_ms.saturating_sub(last >> 1) < period {
             return last & 1 == 1;
         }
-        let up = match self.url(&["health"]) {
+        let up = match self.url(|u| &u.health) {
             Some(url) => match self.send(self.client.get(url)).await {
                 Ok(resp) => !resp.status().is_server_error(),
                 Err(()) => false,

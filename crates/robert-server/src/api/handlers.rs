@@ -311,15 +311,6 @@ pub(super) async fn report(
     req: Request,
 ) -> Result<Response, ApiError> {
     let bytes = json_body(req, &state).await?;
-    // The report's identity for the two-phase use of its code: the same
-    // report retried (after a crash, a timeout) takes its own hold back.
-    let report_key: [u8; 32] = {
-        use sha2::Digest as _;
-        let mut h = sha2::Sha256::new();
-        h.update(b"robert-server/v1/report-claim");
-        h.update(&bytes);
-        h.finalize().into()
-    };
     let _slot = state
         .report_slots
         .acquire()
@@ -328,19 +319,32 @@ pub(super) async fn report(
     let limits = state.config.limits.clone();
     // Everything is validated before the code is checked: a malformed report
     // must not burn the user's one-time code.
-    let (token, contacts, hellos, rssi_out_of_range) = tokio::task::spawn_blocking(move || {
-        let dto: ReportRequestDto = parse_json(&bytes)?;
-        dto.validate(&limits).map(|v| {
-            (
-                v.token.to_owned(),
-                v.contacts,
-                v.hellos,
-                v.rssi_out_of_range,
-            )
+    let (token, contacts, hellos, rssi_out_of_range, report_key) =
+        tokio::task::spawn_blocking(move || {
+            let dto: ReportRequestDto = parse_json(&bytes)?;
+            // The report's identity for the two-phase use of its code: the
+            // same report retried (after a crash, a timeout) takes its own
+            // hold back. Hashed here, off the async threads (reports reach
+            // megabytes).
+            let report_key: [u8; 32] = {
+                use sha2::Digest as _;
+                let mut h = sha2::Sha256::new();
+                h.update(b"robert-server/v1/report-claim");
+                h.update(&bytes);
+                h.finalize().into()
+            };
+            dto.validate(&limits).map(|v| {
+                (
+                    v.token.to_owned(),
+                    v.contacts,
+                    v.hellos,
+                    v.rssi_out_of_range,
+                    report_key,
+                )
+            })
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("report parsing task: {e}")))??;
+        .await
+        .map_err(|e| ApiError::Internal(format!("report parsing task: {e}")))??;
     // Every code tried counts against its client, whatever the outcome
     // (attacks-and-faults.md D2: /report was a way around the code
     // service's per-address verify limit).
