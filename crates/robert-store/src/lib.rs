@@ -13,6 +13,15 @@
 //!
 //! Migrations (`migrations/sqlite`, `migrations/postgres`) run in [`open`].
 //!
+//! # Several server nodes
+//!
+//! Every piece of state a request needs is in the database, so several
+//! server processes on one PostgreSQL database behave as one server: besides
+//! registrations and contacts, [`SharedState`] (a supertrait of [`Store`])
+//! holds the built-in captcha challenges (sealed by the server), per-client
+//! rate-limit budgets (GCRA, one atomic upsert per request) and the turns of
+//! periodic tasks (one batch per period, one key rotation per day).
+//!
 //! # Durability
 //!
 //! Every write method returns only after its transaction is committed, so a
@@ -66,6 +75,7 @@ mod error;
 mod lock;
 mod ops;
 mod postgres;
+mod shared;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -75,6 +85,9 @@ mod types;
 pub use error::StoreError;
 pub use lock::BatchLock;
 pub use postgres::PgStore;
+pub use shared::{
+    CaptchaBounds, CaptchaInsert, Gcra, NewCaptcha, RateDecision, SharedState, StoredCaptcha,
+};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -140,9 +153,10 @@ pub fn default_sqlite_url(data_dir: &std::path::Path) -> String {
 /// (`tests/it`).
 ///
 /// Write methods commit before they return. Methods taking an ID_A touch that
-/// registration only.
+/// registration only. The state several server nodes share (captchas, rate
+/// limits, task turns) is the supertrait [`SharedState`].
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: SharedState + Send + Sync + std::fmt::Debug {
     /// Which database this is.
     fn backend(&self) -> Backend;
 

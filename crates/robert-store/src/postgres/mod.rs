@@ -120,4 +120,5 @@ macro_rules! owned {
     };
 }
 
+crate::shared::shared_impl!(PgStore);
 crate::ops::store_impl!(PgStore, Postgres);

@@ -180,4 +180,5 @@ macro_rules! owned {
     };
 }
 
+crate::shared::shared_impl!(SqliteStore);
 crate::ops::store_impl!(SqliteStore, Sqlite);

@@ -9,6 +9,7 @@ mod batch_ops;
 mod contacts;
 mod misc;
 mod registrations;
+mod shared;
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
