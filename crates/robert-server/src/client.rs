@@ -8,11 +8,17 @@
 //! * IPv6 clients are keyed by their /64 prefix: one subscriber usually holds
 //!   a whole /64, so keying by address would give an attacker 2^64 clients.
 //!   IPv4-mapped IPv6 addresses count as their IPv4 address.
-//! * Keys live in memory only and are never logged.
+//! * Keys live in memory only and are never logged; a limiter whose state
+//!   is in the database ([`RateLimiter::Shared`], several nodes) stores a
+//!   keyed hash of the key, never the address.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use robert_store::{Gcra, RateDecision, SharedState};
+
+use crate::captcha::shared::CaptchaKeys;
 
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -89,6 +95,114 @@ impl ClientKey {
     }
 }
 
+/// Why a [`RateLimiter`] refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limited {
+    /// Over budget: seconds to wait (at least 1).
+    Wait(u64),
+    /// The database holding the budgets failed: seconds before a retry.
+    Unavailable(u64),
+}
+
+/// Seconds a client is told to wait when the budgets' database fails.
+pub const RATE_UNAVAILABLE_RETRY_SECS: u64 = 5;
+
+/// A per-client limit of `per_minute` requests per minute (burst and
+/// sustained), its budgets kept in this process or in the database
+/// (`limits.rate_limit_state`).
+#[derive(Debug)]
+pub enum RateLimiter {
+    /// Budgets in this process.
+    Memory(KeyedRateLimiter),
+    /// Budgets in the store, shared by every node on it.
+    Shared(SharedRateLimiter),
+}
+
+impl RateLimiter {
+    /// Takes one request of `key` at `now_ms` (Unix milliseconds).
+    pub async fn check(&self, key: ClientKey, now_ms: i64) -> Result<(), Limited> {
+        match self {
+            Self::Memory(m) => m.check(key, now_ms).map_err(Limited::Wait),
+            Self::Shared(s) => s.check(key, now_ms).await,
+        }
+    }
+}
+
+/// The GCRA of `per_minute` requests per minute, as burst and sustained
+/// rate (`None`: unlimited).
+fn gcra_per_minute(per_minute: u32) -> Option<Gcra> {
+    if per_minute == 0 {
+        return None;
+    }
+    let interval_ms = (60_000 / i64::from(per_minute)).max(1);
+    Some(Gcra {
+        interval_ms,
+        tolerance_ms: interval_ms * (i64::from(per_minute) - 1).max(0),
+    })
+}
+
+/// A rate limiter whose budgets are rows of the store (one atomic upsert per
+/// request, [`SharedState::rate_take`]), keyed by a keyed hash of the
+/// client: a client's budget is the same whichever node it reaches.
+pub struct SharedRateLimiter {
+    store: Arc<dyn SharedState>,
+    bucket: &'static str,
+    rate: Option<Gcra>,
+    keys: Arc<CaptchaKeys>,
+}
+
+impl std::fmt::Debug for SharedRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRateLimiter")
+            .field("bucket", &self.bucket)
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedRateLimiter {
+    /// `per_minute` requests per minute per client in `bucket` of `store`
+    /// (0: unlimited), clients hashed under `keys`.
+    pub fn per_minute(
+        store: Arc<dyn SharedState>,
+        bucket: &'static str,
+        per_minute: u32,
+        keys: Arc<CaptchaKeys>,
+    ) -> Self {
+        Self {
+            store,
+            bucket,
+            rate: gcra_per_minute(per_minute),
+            keys,
+        }
+    }
+
+    /// Takes one request of `key` at `now_ms`; a database failure is
+    /// [`Limited::Unavailable`] (the caller answers 503, never 500).
+    pub async fn check(&self, key: ClientKey, now_ms: i64) -> Result<(), Limited> {
+        let Some(rate) = self.rate else {
+            return Ok(());
+        };
+        let client = self.keys.rate_hash(key);
+        match self
+            .store
+            .rate_take(self.bucket, &client, now_ms, rate)
+            .await
+        {
+            Ok(RateDecision::Allowed) => Ok(()),
+            Ok(RateDecision::Limited { retry_after_ms }) => Err(Limited::Wait(
+                u64::try_from((retry_after_ms + 999).div_euclid(1000))
+                    .unwrap_or(1)
+                    .max(1),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, bucket = self.bucket, "rate-limit store failure");
+                Err(Limited::Unavailable(RATE_UNAVAILABLE_RETRY_SECS))
+            }
+        }
+    }
+}
+
 /// A keyed rate limiter (GCRA) on an injected clock: per key, `per_minute`
 /// requests per minute sustained, and as many at once.
 ///
@@ -113,14 +227,13 @@ struct Table {
 impl KeyedRateLimiter {
     /// A limiter of `per_minute` requests per minute per key (0: unlimited).
     pub fn per_minute(per_minute: u32) -> Self {
-        let interval_ms = if per_minute == 0 {
-            0
-        } else {
-            (60_000 / i64::from(per_minute)).max(1)
-        };
+        let rate = gcra_per_minute(per_minute).unwrap_or(Gcra {
+            interval_ms: 0,
+            tolerance_ms: 0,
+        });
         Self {
-            interval_ms,
-            tolerance_ms: interval_ms * (i64::from(per_minute) - 1).max(0),
+            interval_ms: rate.interval_ms,
+            tolerance_ms: rate.tolerance_ms,
             table: Mutex::new(Table {
                 tat: HashMap::new(),
                 sweep_at: 1024,

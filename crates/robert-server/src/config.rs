@@ -371,6 +371,11 @@ pub struct CaptchaConfig {
     pub image_cache_entries: usize,
     /// Built-in: characters in an answer (digits for audio challenges).
     pub length: usize,
+    /// Built-in: where the challenges live: `memory` (this process only),
+    /// `database` (the store, sealed under a key derived from the KEK:
+    /// several nodes on one database share them), or `auto` (default:
+    /// `database` on PostgreSQL, `memory` on SQLite).
+    pub state: StateLocation,
     /// External provider settings.
     pub external: ExternalCaptchaConfig,
 }
@@ -384,6 +389,7 @@ impl Default for CaptchaConfig {
             max_outstanding_per_client: 50,
             image_cache_entries: 1000,
             length: 6,
+            state: StateLocation::Auto,
             external: ExternalCaptchaConfig::default(),
         }
     }
@@ -528,6 +534,31 @@ impl Default for JwtConfig {
     }
 }
 
+/// Where a piece of per-client state lives (`captcha.state`,
+/// `limits.rate_limit_state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateLocation {
+    /// `database` on PostgreSQL (several nodes), `memory` on SQLite (one).
+    #[default]
+    Auto,
+    /// In this process: fastest, but each node keeps its own.
+    Memory,
+    /// In the store, shared by every node on the database.
+    Database,
+}
+
+impl StateLocation {
+    /// Whether the state goes to the database of back end `backend`.
+    pub fn in_database(self, backend: robert_store::Backend) -> bool {
+        match self {
+            Self::Auto => backend == robert_store::Backend::Postgres,
+            Self::Memory => false,
+            Self::Database => true,
+        }
+    }
+}
+
 /// `[limits]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -557,6 +588,12 @@ pub struct LimitsConfig {
     /// `server.trusted_proxies`) may try per minute at `/report`, as a
     /// burst or sustained; beyond it 429 with `Retry-After`. 0: unlimited.
     pub code_checks_per_minute: u32,
+    /// Where the per-client rate-limit budgets (`code_checks_per_minute`)
+    /// live: `memory` (per process: each node of several counts its own),
+    /// `database` (one atomic upsert per request: a budget is shared by
+    /// every node on the database), or `auto` (default: `database` on
+    /// PostgreSQL, `memory` on SQLite).
+    pub rate_limit_state: StateLocation,
 }
 
 impl Default for LimitsConfig {
@@ -571,6 +608,7 @@ impl Default for LimitsConfig {
             body_read_grace_secs: 20,
             body_min_bytes_per_sec: 500,
             code_checks_per_minute: 20,
+            rate_limit_state: StateLocation::Auto,
         }
     }
 }

@@ -12,7 +12,7 @@
 //! | `robert_report_contacts_total`, `robert_report_hellos_total` | counter | – |
 //! | `robert_report_rssi_out_of_range_total` | counter | – (HELLOs of accepted reports whose `rssiCalibrated` was outside −127..127, stored clamped) |
 //! | `robert_keys_server_key_days_ahead` | gauge | – (days of K_S after today) |
-//! | `robert_batch_runs_total` | counter | `outcome` |
+//! | `robert_batch_runs_total` | counter | `outcome`: `ok`, `failed`, `skipped` (another node had the turn, or the batch lock) |
 //! | `robert_batch_last_*` | gauge | – (numeric fields of the last batch report) |
 //! | `robert_captcha_outstanding` | gauge | – |
 //! | `robert_http_connections_open`, `robert_http_connections_max` | gauge | – (see [`crate::connections`]) |
@@ -135,6 +135,7 @@ pub struct Metrics {
     key_days_ahead: AtomicU64,
     batch_ok: AtomicU64,
     batch_failed: AtomicU64,
+    batch_skipped: AtomicU64,
     batch_last: Mutex<BTreeMap<String, f64>>,
     captcha_outstanding: AtomicU64,
     connections: std::sync::Arc<crate::connections::ConnectionMetrics>,
@@ -185,6 +186,7 @@ impl Metrics {
             key_days_ahead: AtomicU64::new(0),
             batch_ok: AtomicU64::new(0),
             batch_failed: AtomicU64::new(0),
+            batch_skipped: AtomicU64::new(0),
             batch_last: Mutex::new(BTreeMap::new()),
             captcha_outstanding: AtomicU64::new(0),
             connections: std::sync::Arc::default(),
@@ -277,6 +279,12 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = flat;
         }
+    }
+
+    /// Records a batch turn this node did not run: another node claimed
+    /// it, or another run held the batch lock.
+    pub fn observe_batch_skipped(&self) {
+        self.batch_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text.
@@ -386,6 +394,11 @@ impl Metrics {
             out,
             "robert_batch_runs_total{{outcome=\"failed\"}} {}",
             self.batch_failed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "robert_batch_runs_total{{outcome=\"skipped\"}} {}",
+            self.batch_skipped.load(Ordering::Relaxed)
         );
         self.connections.render(&mut out);
         let last = self

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::captcha::Captcha;
+use crate::captcha::shared::CaptchaKeys;
+use crate::client::{KeyedRateLimiter, RateLimiter, SharedRateLimiter};
 use crate::clock::SharedClock;
 use crate::codes::CodesClient;
 use crate::config::{CaptchaMode, Config, JwtAlgorithm, KeyStoreKind};
@@ -22,8 +24,8 @@ use crate::keystore::{
     GeneratedJwtKeys, KeyRing, KeySet, KeyStore, KeyStoreError, SecretSource, admin,
 };
 use crate::push::PushClient;
-use crate::state::{AppState, StateParts};
-use robert_store::Store;
+use crate::state::{AppState, StateParts, TurnOutcome};
+use robert_store::{SharedState, Store};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +183,7 @@ pub struct ServerBuilder {
     clock: SharedClock,
     store: Option<Arc<dyn Store>>,
     keys: Option<KeySet>,
+    node_id: Option<String>,
 }
 
 impl ServerBuilder {
@@ -191,6 +194,7 @@ impl ServerBuilder {
             clock,
             store: None,
             keys: None,
+            node_id: None,
         }
     }
 
@@ -214,7 +218,8 @@ impl ServerBuilder {
     /// configured database and assembles the state. Keys and store given to
     /// the builder are not used: the key store and the configuration decide.
     pub async fn start(self) -> Result<Startup, ServeError> {
-        prepare_from_key_store(self.config, self.clock).await
+        let node_id = self.node_id.unwrap_or_else(new_node_id);
+        prepare_from_key_store(self.config, self.clock, node_id).await
     }
 
     /// Assembles the state from the keys given with [`ServerBuilder::keys`]
@@ -230,20 +235,58 @@ impl ServerBuilder {
         };
         let tokens = Tokens::from_config(&self.config.jwt, &set.jwt)?;
         let ring = KeyRing::from_set(set)?;
-        assemble(self.config, self.clock, store, ring, tokens)
+        let node_id = self.node_id.unwrap_or_else(new_node_id);
+        assemble(self.config, self.clock, store, ring, tokens, node_id)
+    }
+
+    /// Names this node in task claims (default: random per process).
+    #[must_use]
+    pub fn node_id(mut self, id: impl Into<String>) -> Self {
+        self.node_id = Some(id.into());
+        self
     }
 }
 
-/// The assembly both paths of [`ServerBuilder`] end in.
+/// The assembly both paths of [`ServerBuilder`] end in. The state several
+/// nodes share goes to the store when `captcha.state` /
+/// `limits.rate_limit_state` say so (by default: on PostgreSQL), under keys
+/// derived from the KEK.
 fn assemble(
     config: Config,
     clock: SharedClock,
     store: Arc<dyn Store>,
     keys: KeyRing,
     tokens: Tokens,
+    node_id: String,
 ) -> Result<AppState, ServeError> {
+    let backend = store.backend();
+    let captcha_db =
+        config.captcha.mode == CaptchaMode::Builtin && config.captcha.state.in_database(backend);
+    let rate_db = config.limits.rate_limit_state.in_database(backend);
+    let shared_keys = if captcha_db || rate_db {
+        Some(Arc::new(
+            CaptchaKeys::derive(keys.kek().as_ref()).map_err(|e| ServeError::KeyStore(e.into()))?,
+        ))
+    } else {
+        None
+    };
+    let shared: Arc<dyn SharedState> = store.clone();
+    let per_minute = config.limits.code_checks_per_minute;
+    let code_checks = match (&shared_keys, rate_db) {
+        (Some(k), true) => RateLimiter::Shared(SharedRateLimiter::per_minute(
+            shared.clone(),
+            CODE_CHECKS_BUCKET,
+            per_minute,
+            k.clone(),
+        )),
+        _ => RateLimiter::Memory(KeyedRateLimiter::per_minute(per_minute)),
+    };
+    let captcha_shared = match (&shared_keys, captcha_db) {
+        (Some(k), true) => Some((shared, k.clone())),
+        _ => None,
+    };
     Ok(AppState::new(StateParts {
-        captcha: Captcha::from_config(&config.captcha)?,
+        captcha: Captcha::from_config(&config.captcha, captcha_shared)?,
         codes: CodesClient::new(&config.codes)?,
         push: PushClient::new(&config.push)?,
         store,
@@ -251,7 +294,69 @@ fn assemble(
         tokens,
         clock,
         config,
+        code_checks,
+        node_id,
     }))
+}
+
+/// The rate-limit bucket of the `/report` code checks.
+pub const CODE_CHECKS_BUCKET: &str = "report-code-checks";
+
+/// The name of key rotation in the task claims (one turn per UTC day).
+pub const KEY_ROTATION_TASK: &str = "key-rotation";
+
+/// Seconds a node's claim of a key rotation holds before another node may
+/// take over (a node that died mid-rotation).
+const ROTATION_LEASE_SECS: i64 = 600;
+
+/// A random name for this node in task claims.
+pub fn new_node_id() -> String {
+    use rand::Rng as _;
+    let mut b = [0u8; 8];
+    rand::rng().fill_bytes(&mut b);
+    format!("node-{}", hex::encode(b))
+}
+
+/// Rotates the key store for `today` unless another node on the database
+/// has done it (or is doing it) today: one rotation per day across nodes
+/// ([`SharedState::claim_turn`] on [`KEY_ROTATION_TASK`]). `Ok(None)`: not
+/// this node's turn; the others load the new generation when the key store
+/// changes.
+pub async fn rotate_once(
+    store: &dyn Store,
+    keystore: Arc<dyn KeyStore>,
+    node_id: &str,
+    today: UtcDate,
+    now_unix: i64,
+    future_days: u32,
+    retention_days: u32,
+) -> Result<Option<admin::KeyReport>, ServeError> {
+    let turn = today.days_since_unix_epoch();
+    if !store
+        .claim_turn(
+            KEY_ROTATION_TASK,
+            turn,
+            node_id,
+            now_unix,
+            now_unix + ROTATION_LEASE_SECS,
+        )
+        .await?
+    {
+        return Ok(None);
+    }
+    let result = tokio::task::spawn_blocking(move || {
+        admin::rotate(keystore.as_ref(), today, future_days, retention_days)
+    })
+    .await
+    .map_err(|e| ServeError::Io(std::io::Error::other(e)));
+    let ok = matches!(result, Ok(Ok(_)));
+    if let Err(e) = store
+        .finish_turn(KEY_ROTATION_TASK, turn, node_id, ok)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the end of the key rotation");
+    }
+    Ok(Some(result??))
 }
 
 /// Prepares the key store (creating it on first start), opens the database
@@ -260,7 +365,11 @@ pub async fn prepare(config: Config, clock: SharedClock) -> Result<Startup, Serv
     ServerBuilder::new(config, clock).start().await
 }
 
-async fn prepare_from_key_store(config: Config, clock: SharedClock) -> Result<Startup, ServeError> {
+async fn prepare_from_key_store(
+    config: Config,
+    clock: SharedClock,
+    node_id: String,
+) -> Result<Startup, ServeError> {
     let mut notes = Vec::new();
     let mut warnings = Vec::new();
     std::fs::create_dir_all(&config.server.data_dir)?;
@@ -278,6 +387,9 @@ async fn prepare_from_key_store(config: Config, clock: SharedClock) -> Result<St
         )),
         other => notes.push(format!("{secret} {other}")),
     }
+    // The database first: several nodes on it rotate the keys once a day.
+    let url = config.server.database_url();
+    let store = robert_store::open(&url, &config.store).await?;
     let today = UtcDate::of(clock.now_ntp());
     let with_jwt = needs_generated_jwt_keys(&config);
     if !ks.exists() {
@@ -303,18 +415,27 @@ async fn prepare_from_key_store(config: Config, clock: SharedClock) -> Result<St
             }
         }
         if config.keys.auto_rotate {
-            let r = admin::rotate(
-                ks.as_ref(),
+            let rotated = rotate_once(
+                store.as_ref(),
+                ks.clone(),
+                &node_id,
                 today,
+                clock.now_unix(),
                 config.keys.future_days,
                 config.keys.retention_days,
-            )?;
-            if !r.added.is_empty() || !r.removed.is_empty() {
-                notes.push(format!(
-                    "key rotation: {} added, {} removed",
-                    r.added.len(),
-                    r.removed.len()
-                ));
+            )
+            .await?;
+            match rotated {
+                Some(r) if !r.added.is_empty() || !r.removed.is_empty() => {
+                    notes.push(format!(
+                        "key rotation: {} added, {} removed",
+                        r.added.len(),
+                        r.removed.len()
+                    ));
+                }
+                Some(_) => {}
+                None => notes
+                    .push("key rotation: another node on the database rotates today's keys".into()),
             }
         }
     }
@@ -330,8 +451,6 @@ async fn prepare_from_key_store(config: Config, clock: SharedClock) -> Result<St
     }
     notes.push(key_store_sentence(&ks.location(), &ring));
 
-    let url = config.server.database_url();
-    let store = robert_store::open(&url, &config.store).await?;
     notes.push(format!(
         "database: {} ({})",
         redact_url(&url),
@@ -369,7 +488,7 @@ async fn prepare_from_key_store(config: Config, clock: SharedClock) -> Result<St
             config.server.clock_offset_secs
         ));
     }
-    let state = assemble(config, clock, store, ring, tokens)?;
+    let state = assemble(config, clock, store, ring, tokens, node_id)?;
     Ok(Startup {
         state,
         keystore: ks,
@@ -431,17 +550,18 @@ pub fn spawn_key_maintenance(
             tick.tick().await;
             let today = UtcDate::of(state.clock.now_ntp());
             if state.config.keys.auto_rotate && last_rotation_day != Some(today) {
-                let ks = keystore.clone();
-                let (future, retention) = (
+                match rotate_once(
+                    state.store.as_ref(),
+                    keystore.clone(),
+                    &state.node_id,
+                    today,
+                    state.clock.now_unix(),
                     state.config.keys.future_days,
                     state.config.keys.retention_days,
-                );
-                match tokio::task::spawn_blocking(move || {
-                    admin::rotate(ks.as_ref(), today, future, retention)
-                })
+                )
                 .await
                 {
-                    Ok(Ok(r)) => {
+                    Ok(Some(r)) => {
                         last_rotation_day = Some(today);
                         if !r.added.is_empty() || !r.removed.is_empty() {
                             tracing::info!(
@@ -451,8 +571,9 @@ pub fn spawn_key_maintenance(
                             );
                         }
                     }
-                    Ok(Err(e)) => tracing::error!(error = %e, "server key rotation failed"),
-                    Err(e) => tracing::error!(error = %e, "server key rotation task failed"),
+                    // Another node's turn: its new generation is loaded below.
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "server key rotation failed"),
                 }
             }
             let now_gen = keystore.generation();
@@ -481,23 +602,50 @@ pub fn spawn_key_maintenance(
 }
 
 /// Runs the risk batch every `every` inside the server (`robert serve
-/// --batch-every`). The first run starts one period after startup; a run
-/// that overlaps another (another process holding the batch lock) is skipped.
+/// --batch-every`). The first run starts one period after startup. Turns are
+/// the periods of the server's clock since the Unix epoch; of several nodes
+/// on one database, one runs each turn ([`AppState::run_batch_turn`]) and the
+/// others count it as `skipped`.
 pub fn spawn_periodic_batch(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
+        let lease_secs = every_ms.div_euclid(1000).max(1);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match state.run_batch().await {
-                Ok(report) => tracing::info!(
+            let turn = state.clock.now_unix_millis().div_euclid(every_ms);
+            match state.run_batch_turn(turn, lease_secs).await {
+                Ok(TurnOutcome::Ran(report)) => tracing::info!(
                     report = %serde_json::to_string(&report).unwrap_or_default(),
                     "risk batch done"
                 ),
-                Err(crate::batch::BatchError::AlreadyRunning) => {
-                    tracing::info!("risk batch skipped: another run is in progress");
+                Ok(TurnOutcome::Skipped) => {
+                    tracing::info!(turn, "risk batch skipped: another node has this turn");
                 }
                 Err(e) => tracing::error!(error = %e, "risk batch failed"),
+            }
+        }
+    })
+}
+
+/// Sweeps the expired rows of the shared state (captcha challenges,
+/// rate-limit budgets) every `every`, and refreshes the
+/// `robert_captcha_outstanding` gauge of a database-backed captcha.
+pub fn spawn_shared_state_sweep(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now_ms = state.clock.now_unix_millis();
+            if let Err(e) = state.store.sweep_shared(now_ms).await {
+                tracing::warn!(error = %e, "shared-state sweep failed");
+            }
+            if let Captcha::Shared(c) = &state.captcha
+                && let Ok(n) = c.outstanding(now_ms.div_euclid(1000)).await
+            {
+                state.metrics.set_captcha_outstanding(n);
             }
         }
     })

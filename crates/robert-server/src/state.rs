@@ -9,7 +9,7 @@ use robert_store::Store;
 use serde_json::value::RawValue;
 
 use crate::captcha::Captcha;
-use crate::client::KeyedRateLimiter;
+use crate::client::RateLimiter;
 use crate::clock::SharedClock;
 use crate::codes::CodesClient;
 use crate::config::Config;
@@ -82,8 +82,12 @@ pub struct Inner {
     /// Bounds concurrent `/report` processing.
     pub report_slots: tokio::sync::Semaphore,
     /// Per-client limit of the submission codes tried at `/report`
-    /// (`limits.code_checks_per_minute`).
-    pub code_checks: KeyedRateLimiter,
+    /// (`limits.code_checks_per_minute`), in memory or in the database
+    /// (`limits.rate_limit_state`).
+    pub code_checks: RateLimiter,
+    /// This node's name in the claims of periodic tasks (random per
+    /// process; never a secret).
+    pub node_id: String,
     app_config: RwLock<Option<AppConfigCache>>,
 }
 
@@ -122,13 +126,28 @@ pub(crate) struct StateParts {
     pub push: PushClient,
     /// JWT issuers.
     pub tokens: Tokens,
+    /// The `/report` code-check limiter.
+    pub code_checks: RateLimiter,
+    /// This node's name in task claims.
+    pub node_id: String,
+}
+
+/// The name of the risk batch in the task claims ([`robert_store::SharedState::claim_turn`]).
+pub const BATCH_TASK: &str = "risk-batch";
+
+/// What [`AppState::run_batch_turn`] did.
+#[derive(Debug)]
+pub enum TurnOutcome {
+    /// This node ran the batch.
+    Ran(Box<crate::batch::BatchReport>),
+    /// Another node has the turn, or the batch lock (another run in progress).
+    Skipped,
 }
 
 impl AppState {
     /// Assembles the state.
     pub(crate) fn new(parts: StateParts) -> Self {
         let slots = parts.config.limits.max_concurrent_reports;
-        let code_checks = KeyedRateLimiter::per_minute(parts.config.limits.code_checks_per_minute);
         Self(Arc::new(Inner {
             start: parts.config.protocol.start(),
             store: parts.store,
@@ -141,7 +160,8 @@ impl AppState {
             tokens: parts.tokens,
             metrics: Metrics::new(),
             report_slots: tokio::sync::Semaphore::new(slots),
-            code_checks,
+            code_checks: parts.code_checks,
+            node_id: parts.node_id,
             app_config: RwLock::new(None),
         }))
     }
@@ -200,10 +220,60 @@ impl AppState {
                 let json = serde_json::to_value(report).ok();
                 self.metrics.observe_batch(true, json.as_ref());
             }
-            Err(crate::batch::BatchError::AlreadyRunning) => {}
+            Err(crate::batch::BatchError::AlreadyRunning) => self.metrics.observe_batch_skipped(),
             Err(_) => self.metrics.observe_batch(false, None),
         }
         result
+    }
+
+    /// Runs the risk batch once for turn `turn` (`--batch-every`: the
+    /// period's index since the Unix epoch) across every node on the
+    /// database: the node that claims the turn first runs it
+    /// ([`robert_store::SharedState::claim_turn`]); the others, and a run
+    /// that finds the batch lock taken, count as `skipped`. A claim not
+    /// finished within `lease_secs` (its node died) may be taken again in
+    /// the same turn; a failed run gives its turn back.
+    pub async fn run_batch_turn(
+        &self,
+        turn: i64,
+        lease_secs: i64,
+    ) -> Result<TurnOutcome, crate::batch::BatchError> {
+        let now = self.clock.now_unix();
+        let claimed = self
+            .store
+            .claim_turn(
+                BATCH_TASK,
+                turn,
+                &self.node_id,
+                now,
+                now.saturating_add(lease_secs.max(1)),
+            )
+            .await;
+        match claimed {
+            Ok(true) => {}
+            Ok(false) => {
+                self.metrics.observe_batch_skipped();
+                return Ok(TurnOutcome::Skipped);
+            }
+            Err(e) => {
+                self.metrics.observe_batch(false, None);
+                return Err(e.into());
+            }
+        }
+        let result = self.run_batch().await;
+        let done = result.is_ok();
+        if let Err(e) = self
+            .store
+            .finish_turn(BATCH_TASK, turn, &self.node_id, done)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the end of the batch turn");
+        }
+        match result {
+            Ok(report) => Ok(TurnOutcome::Ran(Box::new(report))),
+            Err(crate::batch::BatchError::AlreadyRunning) => Ok(TurnOutcome::Skipped),
+            Err(e) => Err(e),
+        }
     }
 
     /// Drops the cached `config` list (after an administrative change).

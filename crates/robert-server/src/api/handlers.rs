@@ -23,6 +23,7 @@ use super::dto::{
 use super::error::ApiError;
 use super::extract::{ApiJson, Client, json_body, parse_json};
 use crate::captcha::{CaptchaError, CaptchaKind};
+use crate::client::Limited;
 use crate::codes::{Settlement, Verification};
 use crate::keystore::{KeyEncryptionKey, KeyOpError, KeyRing};
 use crate::state::AppState;
@@ -106,6 +107,7 @@ pub(super) async fn register(
         .captcha
         .verify(req.captcha_id, req.captcha, state.clock.now_unix())
         .await
+        .map_err(captcha_error)?
     {
         return Err(ApiError::Unauthorized("Invalid captcha".into()));
     }
@@ -348,18 +350,30 @@ pub(super) async fn report(
     // Every code tried counts against its client, whatever the outcome
     // (attacks-and-faults.md D2: /report was a way around the code
     // service's per-address verify limit).
-    if state.codes.checks_tokens()
-        && let Err(wait) = state
+    if state.codes.checks_tokens() {
+        match state
             .code_checks
             .check(client, state.clock.now_unix_millis())
-    {
-        state.metrics.observe_code_checks_limited();
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "Too many submission codes tried from this address: retry in {wait} s"
-            ),
-            retry_after_secs: wait,
-        });
+            .await
+        {
+            Ok(()) => {}
+            Err(Limited::Wait(wait)) => {
+                state.metrics.observe_code_checks_limited();
+                return Err(ApiError::TooManyRequests {
+                    message: format!(
+                        "Too many submission codes tried from this address: retry in {wait} s"
+                    ),
+                    retry_after_secs: wait,
+                });
+            }
+            // The budgets' database failed: no code is tried unmetered.
+            Err(Limited::Unavailable(retry_after_secs)) => {
+                return Err(ApiError::RetryLater {
+                    message: "The rate-limit store is unavailable: retry later".into(),
+                    retry_after_secs,
+                });
+            }
+        }
     }
     // The code is held, not spent, until the report is stored: a crash in
     // between leaves a hold that expires (codes.rs).
@@ -443,10 +457,8 @@ pub(super) async fn captcha_create(
         .create(kind, type_str, locale, client, state.clock.now_unix())
         .await
         .map_err(captcha_error)?;
-    if let crate::captcha::Captcha::Builtin(b) = &state.captcha {
-        state
-            .metrics
-            .set_captcha_outstanding(b.outstanding() as u64);
+    if let Some(n) = state.captcha.outstanding() {
+        state.metrics.set_captcha_outstanding(n);
     }
     Ok((
         StatusCode::CREATED,
@@ -482,6 +494,10 @@ fn captcha_error(e: CaptchaError) -> ApiError {
         CaptchaError::Upstream(410) => ApiError::Gone("Captcha already used".into()),
         CaptchaError::Upstream(404) => ApiError::NotFound("Captcha not found".into()),
         CaptchaError::Upstream(_) => ApiError::BadRequest("Captcha service error".into()),
+        CaptchaError::Unavailable { retry_after_secs } => ApiError::RetryLater {
+            message: "Captchas are unavailable: retry later".into(),
+            retry_after_secs,
+        },
     }
 }
 

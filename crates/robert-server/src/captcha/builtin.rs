@@ -22,8 +22,9 @@
 //! * Expired challenges are swept at each creation, oldest first (amortized
 //!   constant time under the lock).
 //!
-//! State is per process: several server instances behind one address need
-//! the external provider (or sticky routing).
+//! State is per process (`captcha.state = memory`, the default on SQLite):
+//! several server nodes on one database use [`super::shared::SharedCaptcha`]
+//! (`captcha.state = database`), the same challenges kept in the database.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -116,13 +117,17 @@ impl Table {
 
 /// A bounded cache of rendered PNGs, oldest out first.
 #[derive(Default)]
-struct ImageCache {
+pub(super) struct ImageCache {
     pngs: HashMap<String, Arc<Vec<u8>>>,
     order: VecDeque<String>,
 }
 
 impl ImageCache {
-    fn insert(&mut self, id: String, png: Arc<Vec<u8>>, capacity: usize) {
+    pub(super) fn get(&self, id: &str) -> Option<Arc<Vec<u8>>> {
+        self.pngs.get(id).cloned()
+    }
+
+    pub(super) fn insert(&mut self, id: String, png: Arc<Vec<u8>>, capacity: usize) {
         if capacity == 0 || self.pngs.contains_key(&id) {
             return;
         }
@@ -142,7 +147,7 @@ impl ImageCache {
         }
     }
 
-    fn remove(&mut self, id: &str) {
+    pub(super) fn remove(&mut self, id: &str) {
         self.pngs.remove(id);
     }
 }
@@ -383,7 +388,7 @@ pub fn render_png(text: &[u8]) -> Result<Vec<u8>, CaptchaError> {
 
 /// Renders `text` as a distorted grayscale PNG, its distortions drawn from
 /// `rng` (the same seed gives the same bytes).
-fn render_png_with(text: &[u8], rng: &mut StdRng) -> Result<Vec<u8>, CaptchaError> {
+pub(super) fn render_png_with(text: &[u8], rng: &mut StdRng) -> Result<Vec<u8>, CaptchaError> {
     let (w, h) = (WIDTH as usize, HEIGHT as usize);
     // Light, noisy background.
     let mut px: Vec<u8> = (0..w * h).map(|_| rng.random_range(200..=255u8)).collect();

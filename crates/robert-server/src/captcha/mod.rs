@@ -14,6 +14,7 @@ pub mod audio;
 pub mod builtin;
 pub mod external;
 pub mod font;
+pub mod shared;
 
 use std::sync::Arc;
 
@@ -56,6 +57,12 @@ pub enum CaptchaError {
     /// The external service failed or refused; the status to answer with.
     #[error("captcha service error (HTTP {0})")]
     Upstream(u16),
+    /// The database holding the challenges failed: retry later (503).
+    #[error("captchas are unavailable, retry in {retry_after_secs} s")]
+    Unavailable {
+        /// Seconds before a retry (`Retry-After`).
+        retry_after_secs: u64,
+    },
 }
 
 /// Challenge kind.
@@ -91,8 +98,10 @@ pub struct Media {
 /// The configured provider.
 #[derive(Debug)]
 pub enum Captcha {
-    /// Built-in challenges.
+    /// Built-in challenges, kept in this process.
     Builtin(builtin::BuiltinCaptcha),
+    /// Built-in challenges, kept in the database (several nodes).
+    Shared(shared::SharedCaptcha),
     /// An external service.
     External(external::ExternalCaptcha),
     /// Every answer accepted (development only).
@@ -103,23 +112,31 @@ impl Captcha {
     /// Builds the provider of a configuration. The built-in and
     /// `accept-any` providers parse the embedded audio recordings now, and
     /// log an error if one is unusable (audio requests then fail with 500;
-    /// images still work).
-    pub fn from_config(cfg: &CaptchaConfig) -> Result<Self, crate::http_client::ClientBuildError> {
+    /// images still work). With `shared` (a store and the keys derived from
+    /// the KEK), the built-in provider keeps its challenges in the store.
+    pub fn from_config(
+        cfg: &CaptchaConfig,
+        shared: Option<(Arc<dyn robert_store::SharedState>, Arc<shared::CaptchaKeys>)>,
+    ) -> Result<Self, crate::http_client::ClientBuildError> {
         if cfg.mode != CaptchaMode::External
             && let Err(e) = audio::validate_assets()
         {
             tracing::error!(error = %e, "built-in audio captchas unavailable");
         }
+        let limits = builtin::BuiltinLimits {
+            ttl_secs: cfg.ttl_secs,
+            max_outstanding: cfg.max_outstanding,
+            max_outstanding_per_client: cfg.max_outstanding_per_client,
+            image_cache_entries: cfg.image_cache_entries,
+            length: cfg.length,
+        };
         Ok(match cfg.mode {
-            CaptchaMode::Builtin => {
-                Self::Builtin(builtin::BuiltinCaptcha::new(builtin::BuiltinLimits {
-                    ttl_secs: cfg.ttl_secs,
-                    max_outstanding: cfg.max_outstanding,
-                    max_outstanding_per_client: cfg.max_outstanding_per_client,
-                    image_cache_entries: cfg.image_cache_entries,
-                    length: cfg.length,
-                }))
-            }
+            CaptchaMode::Builtin => match shared {
+                Some((store, keys)) => {
+                    Self::Shared(shared::SharedCaptcha::new(store, keys, limits))
+                }
+                None => Self::Builtin(builtin::BuiltinCaptcha::new(limits)),
+            },
             CaptchaMode::External => Self::External(external::ExternalCaptcha::new(&cfg.external)?),
             CaptchaMode::AcceptAny => Self::AcceptAny,
         })
@@ -128,7 +145,7 @@ impl Captcha {
     /// The mode.
     pub fn mode(&self) -> CaptchaMode {
         match self {
-            Self::Builtin(_) => CaptchaMode::Builtin,
+            Self::Builtin(_) | Self::Shared(_) => CaptchaMode::Builtin,
             Self::External(_) => CaptchaMode::External,
             Self::AcceptAny => CaptchaMode::AcceptAny,
         }
@@ -147,6 +164,7 @@ impl Captcha {
     ) -> Result<String, CaptchaError> {
         match self {
             Self::Builtin(b) => b.create(kind, locale, client, now_unix),
+            Self::Shared(b) => b.create(kind, locale, client, now_unix).await,
             Self::External(e) => e.create(type_str, locale).await,
             Self::AcceptAny => {
                 use rand::Rng as _;
@@ -176,6 +194,16 @@ impl Captcha {
                 content_type: audio::CONTENT_TYPE.into(),
                 body: Bytes::from(b.audio(id, now_unix)?),
             }),
+            (Self::Shared(b), CaptchaKind::Image) => Ok(Media {
+                status: 200,
+                content_type: "image/png".into(),
+                body: Bytes::from(Arc::unwrap_or_clone(b.image(id, now_unix).await?)),
+            }),
+            (Self::Shared(b), CaptchaKind::Audio) => Ok(Media {
+                status: 200,
+                content_type: audio::CONTENT_TYPE.into(),
+                body: Bytes::from(b.audio(id, now_unix).await?),
+            }),
             (Self::AcceptAny, CaptchaKind::Audio) => {
                 use rand::RngExt as _;
                 let mut rng = rand::rng();
@@ -200,11 +228,40 @@ impl Captcha {
     }
 
     /// Checks an answer (`captcha`) for a challenge (`captchaId`).
-    pub async fn verify(&self, id: &str, answer: &str, now_unix: i64) -> bool {
-        match self {
+    /// [`CaptchaError::Unavailable`] when the challenges' database fails.
+    pub async fn verify(
+        &self,
+        id: &str,
+        answer: &str,
+        now_unix: i64,
+    ) -> Result<bool, CaptchaError> {
+        Ok(match self {
             Self::Builtin(b) => b.check(id, answer, now_unix),
+            Self::Shared(b) => b.check(id, answer, now_unix).await?,
             Self::External(e) => e.check(id, answer).await,
             Self::AcceptAny => true,
+        })
+    }
+
+    /// Test hook: the answer of a built-in challenge (in memory or in the
+    /// database), without consuming it; `None` for other providers.
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub async fn peek_answer(&self, id: &str, now_unix: i64) -> Option<String> {
+        match self {
+            Self::Builtin(b) => b.peek_answer(id),
+            Self::Shared(b) => b.peek_answer(id, now_unix).await,
+            Self::External(_) | Self::AcceptAny => None,
+        }
+    }
+
+    /// Outstanding built-in challenges, when cheap to know (in memory);
+    /// `None` for other providers and for the shared one, whose count the
+    /// maintenance task reads ([`crate::serve::spawn_shared_state_sweep`]).
+    pub fn outstanding(&self) -> Option<u64> {
+        match self {
+            Self::Builtin(b) => Some(b.outstanding() as u64),
+            Self::Shared(_) | Self::External(_) | Self::AcceptAny => None,
         }
     }
 }
@@ -247,6 +304,6 @@ mod tests {
         let m = any.media("x", CaptchaKind::Audio, 0).await.unwrap();
         assert_eq!(m.content_type, "audio/wav");
         assert_eq!(&m.body[8..12], b"WAVE");
-        assert!(any.verify("x", "whatever", 0).await);
+        assert!(any.verify("x", "whatever", 0).await.unwrap());
     }
 }

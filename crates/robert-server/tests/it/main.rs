@@ -12,6 +12,7 @@
 
 mod api;
 mod attacks;
+mod cluster;
 mod errors;
 mod fuzz;
 mod hsm;

@@ -219,6 +219,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "ROBERT server listening"
         );
         let _keys = serve::spawn_key_maintenance(state.clone(), startup.keystore, startup.keystore_generation);
+        let _sweep = serve::spawn_shared_state_sweep(state.clone(), Duration::from_secs(60));
         if let Some(every) = args.batch_every {
             tracing::info!(every_secs = every.as_secs(), "the risk batch runs inside the server");
             let _batch = serve::spawn_periodic_batch(state.clone(), every);
