@@ -1075,8 +1075,15 @@ impl robert_server::codes::LocalCodeService for RecordingCodes {
 #[tokio::test]
 async fn report_holds_the_code_and_confirms_only_once_stored() {
     use sha2::Digest as _;
-    // PostgreSQL: closing its pool makes the next write fail at once.
-    let Some(app) = TestApp::new(robert_store::Backend::Postgres, "two-phase").await else {
+    // PostgreSQL: closing its pool makes the next write fail at once. The
+    // code-check budgets stay in memory so that the failure reaches the
+    // insertion (with them in the database the report stops earlier, 503:
+    // `cluster::shared_state_failure_is_503_with_retry_after`).
+    let Some(app) = TestApp::with(robert_store::Backend::Postgres, "two-phase", |c| {
+        c.limits.rate_limit_state = robert_server::config::StateLocation::Memory;
+    })
+    .await
+    else {
         return;
     };
     let codes = std::sync::Arc::new(RecordingCodes::default());
