@@ -34,6 +34,39 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// Whether the database is unreachable or restarting rather than the
+    /// request or the data being at fault: the connection was lost, the pool
+    /// is closed or exhausted, the server is shutting down or refuses
+    /// connections, or it is a read-only standby (during a failover). The
+    /// caller should answer "retry later" (HTTP 503), not "internal error".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Closed => true,
+            Self::Database(e) => sqlx_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// See [`StoreError::is_unavailable`]. PostgreSQL SQLSTATEs: class 08
+/// (connection exception), 57P01–57P03 (admin/crash shutdown, cannot
+/// connect now), 53300 (too many connections), 25006 (read-only
+/// transaction: a standby not yet promoted).
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006"
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         Self::Database(Arc::new(e))
@@ -49,5 +82,22 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         Self::Io(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_the_database_going_away_not_a_bad_row() {
+        let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
+        assert!(StoreError::from(sqlx::Error::Io(io)).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::PoolClosed).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::Closed.is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::DuplicateIdA.is_unavailable());
+        assert!(!StoreError::Corrupt("x").is_unavailable());
     }
 }

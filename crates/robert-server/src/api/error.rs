@@ -15,7 +15,7 @@
 //! | [`ApiError::UnknownIdentity`] | 430 | "register again" (the reference's non-standard status) |
 //! | [`ApiError::TooManyRequests`] | 429, `Retry-After` | the reason (per-client captcha quota, code checks at `/report`) |
 //! | [`ApiError::Unavailable`] | 503 | the reason (no K_S for today, captcha capacity) |
-//! | [`ApiError::RetryLater`] | 503, `Retry-After` | the reason (a report with this code still in progress) |
+//! | [`ApiError::RetryLater`] | 503, `Retry-After` | the reason (a report with this code still in progress; the database unreachable or failing over) |
 //! | [`ApiError::Internal`] | 500 | `"An error occurred"`; the cause is logged, never sent |
 //!
 //! Every body is JSON: `{"message": "...", "detail": "..."?}`. Messages
@@ -130,8 +130,20 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait when the database is unreachable.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<robert_store::StoreError> for ApiError {
     fn from(e: robert_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            // A lost connection or a failover in progress: the request may
+            // succeed on retry, so 503 + Retry-After rather than 500.
+            tracing::warn!(cause = %e, "database unavailable");
+            return Self::RetryLater {
+                message: "The database is unavailable, retry later".into(),
+                retry_after_secs: DATABASE_RETRY_AFTER_SECS,
+            };
+        }
         Self::Internal(format!("store: {e}"))
     }
 }
