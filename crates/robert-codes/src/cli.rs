@@ -228,12 +228,7 @@ pub fn load_config(args: &CodesArgs) -> Result<Config, CliError> {
 
 /// Opens the store and builds the service with the system clock.
 pub async fn build_service(cfg: Config) -> Result<CodesService, CliError> {
-    let store = SqlStore::open(&cfg.database_url, cfg.max_connections).await?;
-    Ok(CodesService::new(
-        cfg,
-        Arc::new(store),
-        Arc::new(SystemClock),
-    )?)
+    Ok(CodesService::open(cfg, Arc::new(SystemClock)).await?)
 }
 
 /// Installs a `tracing` subscriber on stderr unless one exists: `[log]`

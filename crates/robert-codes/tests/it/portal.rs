@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use chrono::Duration;
 use robert_codes::{CodesService, ManualClock};
 
 use crate::support::*;
@@ -18,7 +17,7 @@ struct Portal {
 
 async fn portal(cfg: robert_codes::Config) -> Portal {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service_with(&db, cfg, &clock);
     svc.add_doctor("dr.martin", "Dr Martin", PW, Some(2))
         .await
@@ -248,12 +247,12 @@ async fn lockout_with_back_off() {
     }
     // Locked for 60 s: even the right password fails.
     assert_eq!(try_login(&p, PW).await.status, 401);
-    p.clock.advance(Duration::seconds(61));
+    p.clock.advance_secs(61);
     // Another failure: locked for 120 s now.
     assert_eq!(try_login(&p, "wrong again!!").await.status, 401);
-    p.clock.advance(Duration::seconds(100));
+    p.clock.advance_secs(100);
     assert_eq!(try_login(&p, PW).await.status, 401, "still locked");
-    p.clock.advance(Duration::seconds(21));
+    p.clock.advance_secs(21);
     login(&p).await;
     // Success resets the counter.
     let d = p
