@@ -39,14 +39,8 @@ fn storage(dir: &Path) -> EncryptedFileStorage<FileKeyProvider> {
 async fn nothing_in_clear_on_disk_and_state_survives_a_restart() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = w.phone_with(1, storage(dir.path()));
-    a.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
-        .await
-        .unwrap();
-    let mut b = w.phone_with(2, robert_client::MemoryStorage::new());
-    b.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
-        .await
-        .unwrap();
+    let mut a = w.registered_with(1, storage(dir.path())).await;
+    let mut b = w.registered(2).await;
 
     // Collect what must never appear on disk.
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
@@ -143,10 +137,7 @@ async fn nothing_in_clear_on_disk_and_state_survives_a_restart() {
 async fn hellos_are_persisted_only_on_request_and_atomically() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = w.phone_with(1, storage(dir.path()));
-    a.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
-        .await
-        .unwrap();
+    let mut a = w.registered_with(1, storage(dir.path())).await;
     let b = w.registered(2).await;
     let day_files = |dir: &Path| {
         files_under(dir)

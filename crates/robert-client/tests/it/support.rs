@@ -67,7 +67,11 @@ impl World {
     }
 
     pub async fn registered(&self, seed: u64) -> TestPhone {
-        let mut p = self.phone(seed);
+        self.registered_with(seed, MemoryStorage::new()).await
+    }
+
+    pub async fn registered_with<S: Storage>(&self, seed: u64, storage: S) -> TestPhone<S> {
+        let mut p = self.phone_with(seed, storage);
         p.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
             .await
             .unwrap();

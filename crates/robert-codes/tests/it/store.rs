@@ -4,7 +4,7 @@ use robert_codes::code::{self, CodeKind};
 use robert_codes::jwt::testing;
 use robert_codes::service::{Channel, IssueError};
 use robert_codes::store::{AuditEntry, CodeStore, NewCode, NewDoctor};
-use robert_codes::{ManualClock, pepper::Peppers};
+use robert_codes::{Clock as _, ManualClock, pepper::Peppers};
 
 use crate::both_backends;
 use crate::support::*;
@@ -56,7 +56,7 @@ both_backends!(long_code_window_follows_paris_civil_days, |db| {
             kind: CodeKind::Long,
             available_from: v.from.timestamp(),
             valid_until: v.until.timestamp(),
-            generated_at: clock.now_ts(),
+            generated_at: clock.now_unix(),
         };
         assert!(db.store.insert_code(&row).await.unwrap());
         codes.push(c);
@@ -121,25 +121,22 @@ both_backends!(codes_are_stored_only_as_keyed_hashes, |db| {
 });
 
 async fn raw_code_rows(db: &TestDb) -> Vec<Vec<u8>> {
-    use sqlx::Row as _;
+    // The same query through either back end's pool type.
+    macro_rules! code_hashes {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(&db.url).await.unwrap();
+            let rows = sqlx::query_scalar::<_, Vec<u8>>("SELECT code_hash FROM submission_code")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            rows
+        }};
+    }
     if db.backend == "sqlite" {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query("SELECT code_hash FROM submission_code")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        let out = rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect();
-        pool.close().await;
-        out
+        code_hashes!(sqlx::SqlitePool)
     } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query("SELECT code_hash FROM submission_code")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        let out = rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect();
-        pool.close().await;
-        out
+        code_hashes!(sqlx::PgPool)
     }
 }
 
@@ -150,15 +147,8 @@ both_backends!(fifty_concurrent_verifications_accept_exactly_one, |db| {
     for kind in [CodeKind::Short, CodeKind::Test] {
         let issued = svc.issue(kind, &Channel::Cli).await.unwrap();
         let path = format!("/api/v1/verify?code={}", issued.code.as_str());
-        let tasks: Vec<_> = (0..50)
-            .map(|_| {
-                let path = path.clone();
-                tokio::spawn(async move { http_get(addr, &path, &[]).await })
-            })
-            .collect();
         let mut valid = 0;
-        for t in tasks {
-            let (status, body) = t.await.unwrap();
+        for (status, body) in get_fifty_at_once(addr, &path).await {
             assert_eq!(status, 200, "{body}");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             if v["valid"] == serde_json::Value::Bool(true) {
@@ -170,24 +160,10 @@ both_backends!(fifty_concurrent_verifications_accept_exactly_one, |db| {
         assert_eq!(valid, 1, "{kind:?} on {}", db.backend);
     }
     // Same for a JWT's jti.
-    let token = testing::sign(
-        &testing::signing_key(7),
-        r#"{"alg":"ES256","kid":"K1","typ":"JWT"}"#,
-        &format!(
-            r#"{{"iss":"SIDEP","iat":{},"jti":"lab-42"}}"#,
-            clock.now_ts() - 60
-        ),
-    );
+    let token = jwt_for(&clock, "lab-42");
     let path = format!("/api/v1/verify?code={}", encode_query(&token));
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let path = path.clone();
-            tokio::spawn(async move { http_get(addr, &path, &[]).await })
-        })
-        .collect();
     let mut valid = 0;
-    for t in tasks {
-        let (status, body) = t.await.unwrap();
+    for (status, body) in get_fifty_at_once(addr, &path).await {
         assert_eq!(status, 200);
         if body.contains("true") {
             valid += 1;
@@ -351,16 +327,19 @@ both_backends!(doctors_sessions_audit_and_locks, |db| {
     assert_eq!(s.next_file_sequence(other, 22).await.unwrap(), 22);
 });
 
-/// Clock helper.
-trait NowTs {
-    fn now_ts(&self) -> i64;
-}
-
-impl NowTs for ManualClock {
-    fn now_ts(&self) -> i64 {
-        use robert_codes::Clock as _;
-        self.now_unix()
+/// Fifty concurrent GETs of `path`: (status, body) each.
+async fn get_fifty_at_once(addr: std::net::SocketAddr, path: &str) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let path = path.to_owned();
+            tokio::spawn(async move { http_get(addr, &path, &[]).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
     }
+    out
 }
 
 fn jwt_for(clock: &ManualClock, jti: &str) -> String {
@@ -369,7 +348,7 @@ fn jwt_for(clock: &ManualClock, jti: &str) -> String {
         r#"{"alg":"ES256","kid":"K1","typ":"JWT"}"#,
         &format!(
             r#"{{"iss":"SIDEP","iat":{},"jti":"{jti}"}}"#,
-            clock.now_ts() - 60
+            clock.now_unix() - 60
         ),
     )
 }
