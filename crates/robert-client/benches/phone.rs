@@ -68,7 +68,7 @@ fn hellos(senders: u8, t: NtpSeconds) -> Vec<[u8; 16]> {
 fn bench(c: &mut Criterion) {
     // Receive: 50 senders in range, one HELLO each per second (HELLOs
     // computed beforehand: the MAC is the sender's cost, not the receiver's).
-    let clock = ManualClock::new(T0);
+    let clock = ManualClock::at_ntp(T0);
     let mut p = phone(&clock);
     let senders = hellos(50, T0);
     let mut i = 0usize;
@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("receive_hello", |b| {
         b.iter(|| {
             if i.is_multiple_of(senders.len()) {
-                clock.advance(1);
+                clock.advance_secs(1);
             }
             let h = &senders[i % senders.len()];
             i += 1;
@@ -103,20 +103,20 @@ fn bench(c: &mut Criterion) {
     group.bench_function("hello", |b| b.iter(|| reg.hello(black_box(T0)).unwrap()));
 
     // Persist one day of 20 000 HELLOs (encode + write to memory storage).
-    let clock = ManualClock::new(T0);
+    let clock = ManualClock::at_ntp(T0);
     let mut p = phone(&clock);
     for _ in 0..400 {
-        for h in hellos(50, clock.now()) {
+        for h in hellos(50, clock.now_ntp()) {
             p.receive_hello(&h, -60, -30).unwrap();
         }
-        clock.advance(1);
+        clock.advance_secs(1);
     }
     group.throughput(Throughput::Elements(20_000));
     group.bench_function("persist_day_20000", |b| {
         b.iter(|| {
             // Mark the day dirty again with one more HELLO each time.
-            clock.advance(1);
-            let h = hellos(1, clock.now());
+            clock.advance_secs(1);
+            let h = hellos(1, clock.now_ntp());
             p.receive_hello(&h[0], -60, -30).unwrap();
             p.persist().unwrap()
         })

@@ -123,8 +123,8 @@ fn fmt_message(m: &Option<String>) -> String {
     m.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC`.
-pub(crate) fn fmt_utc(t: NtpSeconds) -> String {
+/// An instant as people read it in messages: `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn fmt_utc(t: NtpSeconds) -> String {
     let secs = t.seconds_into_utc_day();
     format!(
         "{} {:02}:{:02}:{:02} UTC",

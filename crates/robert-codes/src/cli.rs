@@ -228,43 +228,18 @@ pub fn load_config(args: &CodesArgs) -> Result<Config, CliError> {
 
 /// Opens the store and builds the service with the system clock.
 pub async fn build_service(cfg: Config) -> Result<CodesService, CliError> {
-    let store = SqlStore::open(&cfg.database_url, cfg.max_connections).await?;
-    Ok(CodesService::new(
-        cfg,
-        Arc::new(store),
-        Arc::new(SystemClock),
-    )?)
+    Ok(CodesService::open(cfg, Arc::new(SystemClock)).await?)
 }
 
 /// Installs a `tracing` subscriber on stderr unless one exists: `[log]`
 /// format (text or JSON lines) and filter (`RUST_LOG` overrides it);
-/// colours only when stderr is a terminal.
+/// colours only when stderr is a terminal and `NO_COLOR` is not set
+/// (`robert_http::log`, shared with `robert serve`).
 pub fn init_logging(cfg: &crate::config::LogConfig) {
-    use std::io::IsTerminal as _;
-    let ansi = std::io::stderr().is_terminal();
-    let _ = tracing::subscriber::set_global_default(log_subscriber(cfg, std::io::stderr, ansi));
+    robert_http::log::init(cfg);
 }
 
-/// The subscriber of [`init_logging`], writing to `writer`.
-pub fn log_subscriber<W>(
-    cfg: &crate::config::LogConfig,
-    writer: W,
-    ansi: bool,
-) -> Box<dyn tracing::Subscriber + Send + Sync>
-where
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
-{
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match cfg.format {
-        crate::config::LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
-        crate::config::LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
-    }
-}
+pub use robert_http::log::subscriber as log_subscriber;
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
     std::fs::write(path, data).map_err(io(format!("cannot write {}", path.display())))

@@ -1,64 +1,62 @@
-//! Time source. Everything that reads "now" takes a [`Clock`], so tests can
-//! set the instant (validity windows, DST transitions, expiry, purge) without
-//! sleeping.
+//! Time source. Everything that reads "now" takes a [`Clock`] (the
+//! workspace's one clock, from `robert-clock`), so tests can set the instant
+//! (validity windows, DST transitions, expiry, purge) without sleeping.
+//!
+//! The service reasons in `chrono` instants: [`utc_now`] reads a clock as
+//! one (to the millisecond), [`manual_at`] and [`set_manual`] set a
+//! [`ManualClock`] from one.
 
-use std::sync::{Arc, Mutex};
+use chrono::{DateTime, Utc};
 
-use chrono::{DateTime, Duration, Utc};
+pub use robert_clock::{Clock, ManualClock, SystemClock};
 
-/// A source of the current instant.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current instant, in UTC.
-    fn now(&self) -> DateTime<Utc>;
+/// The clock's current instant, in UTC, to the millisecond.
+pub fn utc_now<C: Clock + ?Sized>(clock: &C) -> DateTime<Utc> {
+    let millis = clock.now_unix_millis();
+    // `chrono` spans ±262,000 years; a clock beyond that saturates.
+    DateTime::from_timestamp_millis(millis).unwrap_or(if millis < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
+/// A manual clock stopped at `at` (to the millisecond).
+pub fn manual_at(at: DateTime<Utc>) -> ManualClock {
+    ManualClock::at_unix_millis(at.timestamp_millis())
 }
 
-/// A clock that only moves when told to (tests, simulations).
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
+/// Sets a manual clock to `at` (to the millisecond).
+pub fn set_manual(clock: &ManualClock, at: DateTime<Utc>) {
+    clock.set_unix_millis(at.timestamp_millis());
 }
 
-impl ManualClock {
-    /// A clock stopped at `now`.
-    pub fn new(now: DateTime<Utc>) -> Self {
-        Self {
-            now: Arc::new(Mutex::new(now)),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chrono_instants_round_trip_to_the_millisecond() {
+        let at = DateTime::from_timestamp_millis(1_767_225_600_123).unwrap();
+        let clock = manual_at(at);
+        assert_eq!(utc_now(&clock), at);
+        clock.advance_secs(-2);
+        assert_eq!(utc_now(&clock).timestamp_millis(), 1_767_225_598_123);
+        set_manual(&clock, at);
+        assert_eq!(utc_now(&clock), at);
+        let dynamic: &dyn Clock = &clock;
+        assert_eq!(utc_now(dynamic), at);
     }
 
-    /// Sets the current instant.
-    pub fn set(&self, now: DateTime<Utc>) {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
-    }
-
-    /// Moves the clock forward (or backward, with a negative duration).
-    pub fn advance(&self, by: Duration) {
-        let mut guard = self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    #[test]
+    fn out_of_range_clocks_saturate() {
+        assert_eq!(
+            utc_now(&ManualClock::at_unix_millis(i64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            utc_now(&ManualClock::at_unix_millis(i64::MIN)),
+            DateTime::<Utc>::MIN_UTC
+        );
     }
 }

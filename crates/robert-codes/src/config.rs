@@ -435,36 +435,7 @@ impl Default for PortalConfig {
     }
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines (colours only when stderr is a terminal).
-    #[default]
-    Text,
-    /// One JSON object per line (for log collectors).
-    Json,
-}
-
-/// `[log]`: the service's log output (stderr).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// `text` (default) or `json`.
-    pub format: LogFormat,
-    /// A `tracing` filter, e.g. `info` or `robert_codes=debug,info`
-    /// (`RUST_LOG` overrides it).
-    pub filter: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            filter: "info".into(),
-        }
-    }
-}
+pub use robert_http::log::{LogConfig, LogFormat};
 
 /// Retention.
 #[derive(Debug, Clone, Deserialize)]

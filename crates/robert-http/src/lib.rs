@@ -1,9 +1,11 @@
 //! The HTTP shell shared by the ROBERT server (`robert-server`) and the
 //! submission-code service (`robert-codes`): serving connections with
 //! connection-level limits ([`connections`]), the process's open-file
-//! limit, and the shutdown signal. I/O lives here, never in `robert-core`.
+//! limit, the shutdown signal and the log output ([`log`]). I/O lives here,
+//! never in `robert-core`.
 
 pub mod connections;
+pub mod log;
 
 /// Resolves on Ctrl-C or SIGTERM: the signal both services stop on.
 pub async fn shutdown_signal() {

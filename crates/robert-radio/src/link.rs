@@ -675,6 +675,18 @@ impl LinkModel {
             sender_tx_gain: from.device.app_gains.tx,
             via,
         };
+        // The receiver, a non-advertising Android, writes its payload into
+        // the sender with the partial RSSI it measured.
+        let partial_write = || {
+            let partial = calibration::saturate_i8(calibration::partial_rssi(
+                i32::from(c.rssi),
+                receiver.device.app_gains.rx,
+            ));
+            let via = Via::PartialRssiWrite {
+                partial_rssi: partial,
+            };
+            rec(c.t, receiver, sender, c.rssi, via)
+        };
         match (sender.device.platform, receiver.device.platform) {
             (Platform::Android { advertiser: true }, Platform::Android { advertiser }) => {
                 out.push(rec(c.t, sender, receiver, c.rssi, Via::Advert));
@@ -683,19 +695,7 @@ impl LinkModel {
                     && self.connection_ok(level_min, rng)
                 {
                     link.noadv_exchange_at = Some(c.t);
-                    let partial = calibration::saturate_i8(calibration::partial_rssi(
-                        i32::from(c.rssi),
-                        receiver.device.app_gains.rx,
-                    ));
-                    out.push(rec(
-                        c.t,
-                        receiver,
-                        sender,
-                        c.rssi,
-                        Via::PartialRssiWrite {
-                            partial_rssi: partial,
-                        },
-                    ));
+                    out.push(partial_write());
                 }
             }
             (Platform::Android { advertiser: true }, Platform::Ios) => {
@@ -739,19 +739,7 @@ impl LinkModel {
                     let remote = self.channel.sample_received_rssi(levels[s], rng);
                     out.push(rec(c.t, sender, receiver, remote, Via::GattRead));
                     if self.timing.ios_accepts_writes {
-                        let partial = calibration::saturate_i8(calibration::partial_rssi(
-                            i32::from(c.rssi),
-                            receiver.device.app_gains.rx,
-                        ));
-                        out.push(rec(
-                            c.t,
-                            receiver,
-                            sender,
-                            c.rssi,
-                            Via::PartialRssiWrite {
-                                partial_rssi: partial,
-                            },
-                        ));
+                        out.push(partial_write());
                     }
                 }
             }

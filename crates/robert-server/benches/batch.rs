@@ -283,16 +283,5 @@ fn main() {
     if !benching || std::env::var("ROBERT_BENCH_E2E").is_ok_and(|v| v == "0") {
         return;
     }
-    let backends: &[Backend] = match std::env::var("ROBERT_BENCH_BACKEND").as_deref() {
-        Ok("postgres") => &[Backend::Postgres],
-        Ok("both") => &[Backend::Sqlite, Backend::Postgres],
-        _ => &[Backend::Sqlite],
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for backend in backends {
-        rt.block_on(end_to_end(*backend));
-    }
+    robert_store::testing::bench_each_backend(end_to_end);
 }

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use robert_core::keys::Kek;
 use robert_core::registration::{ClientKeyAgreement, ServerKeyPair, parse_public_key};
-use robert_server::keystore::admin::{self, ImportItem};
 use robert_server::keystore::pkcs11::{Pkcs11KeyStore, testing};
 use robert_server::keystore::{KeyRing, SharedKek, SharedRegistrationKey};
 use zeroize::Zeroizing;
@@ -45,18 +44,7 @@ fn backends() -> Vec<(&'static str, SharedKek, SharedRegistrationKey)> {
         Zeroizing::new(testing::USER_PIN.into()),
     )
     .unwrap();
-    admin::import(
-        &store,
-        vec![
-            ImportItem::Kek(Zeroizing::new(hex::encode([0x42; 32]))),
-            ImportItem::RegistrationKey(Zeroizing::new(hex::encode(
-                pair.to_scalar_bytes().as_ref(),
-            ))),
-            ImportItem::FederationKey(Zeroizing::new(hex::encode([1; 32]))),
-        ],
-        false,
-    )
-    .unwrap();
+    testing::import_fixed_keys(&store, &pair).unwrap();
     let ring = KeyRing::from_set(robert_server::keystore::KeyStore::load(&store).unwrap()).unwrap();
     out.push(("softhsm", ring.kek().clone(), ring.registration().clone()));
     out

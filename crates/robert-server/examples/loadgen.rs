@@ -138,6 +138,56 @@ fn status_body(config: &Config, ring: &KeyRing, seed: &str, i: u64, now: NtpSeco
     )
 }
 
+/// Posts the JSON `body` to `url`: whether the answer had status
+/// `expected`, and the latency in microseconds.
+async fn post_timed(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+    expected: u16,
+) -> (bool, u64) {
+    let t = Instant::now();
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    let ok = match r {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            let _ = r.bytes().await;
+            s == expected
+        }
+        Err(_) => false,
+    };
+    (ok, t.elapsed().as_micros() as u64)
+}
+
+/// Waits for the workers (each returns its latencies) and prints one JSON
+/// line: requests, failures (as `failures_key`), rate and percentiles.
+async fn print_summary(
+    tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>,
+    started: Instant,
+    errors: &AtomicU64,
+    failures_key: &str,
+) {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let rps = all.len() as f64 / elapsed;
+    println!(
+        "{{\"requests\":{},\"{failures_key}\":{},\"seconds\":{elapsed:.1},\"per_second\":{rps:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+        all.len(),
+        errors.load(Ordering::Relaxed),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99)
+    );
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -240,22 +290,8 @@ async fn main() {
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed) % count;
                         let body = status_body(&config, &ring, &seed, i, SystemClock.now_ntp());
-                        let t = Instant::now();
-                        let r = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(body)
-                            .send()
-                            .await;
-                        let ok = match r {
-                            Ok(r) => {
-                                let s = r.status().as_u16();
-                                let _ = r.bytes().await;
-                                s == 200
-                            }
-                            Err(_) => false,
-                        };
-                        lat.push(t.elapsed().as_micros() as u64);
+                        let (ok, micros) = post_timed(&client, &url, body, 200).await;
+                        lat.push(micros);
                         if !ok {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -265,20 +301,7 @@ async fn main() {
             }
             tokio::time::sleep(Duration::from_secs(secs)).await;
             stop.store(true, Ordering::Relaxed);
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            all.sort_unstable();
-            let rps = all.len() as f64 / elapsed;
-            println!(
-                "{{\"requests\":{},\"non_200\":{},\"seconds\":{elapsed:.1},\"per_second\":{rps:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
-                all.len(),
-                errors.load(Ordering::Relaxed),
-                percentile(&all, 0.5),
-                percentile(&all, 0.99)
-            );
+            print_summary(tasks, started, &errors, "non_200").await;
         }
         Cmd::Register {
             url,
@@ -306,22 +329,8 @@ async fn main() {
                         let body = format!(
                             r#"{{"captcha":"x","captchaId":"y","clientPublicECDHKey":"{key}"}}"#
                         );
-                        let t = Instant::now();
-                        let r = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(body)
-                            .send()
-                            .await;
-                        let ok = match r {
-                            Ok(r) => {
-                                let s = r.status().as_u16();
-                                let _ = r.bytes().await;
-                                s == 201
-                            }
-                            Err(_) => false,
-                        };
-                        lat.push(t.elapsed().as_micros() as u64);
+                        let (ok, micros) = post_timed(&client, &url, body, 201).await;
+                        lat.push(micros);
                         if !ok {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -329,20 +338,7 @@ async fn main() {
                     lat
                 }));
             }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            all.sort_unstable();
-            let rps = all.len() as f64 / elapsed;
-            println!(
-                "{{\"requests\":{},\"non_201\":{},\"seconds\":{elapsed:.1},\"per_second\":{rps:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
-                all.len(),
-                errors.load(Ordering::Relaxed),
-                percentile(&all, 0.5),
-                percentile(&all, 0.99)
-            );
+            print_summary(tasks, started, &errors, "non_201").await;
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The real backend, in process, on the simulated clock: the ROBERT server
 //! (`robert_server`, embedded SQLite store, captcha `accept-any`) and the
-//! submission-code service (`robert_codes`, its own SQLite store), whose
-//! claim API the server calls over HTTP on 127.0.0.1 as in production. The
-//! server is assembled by [`robert_server::serve::ServerBuilder`], as
+//! submission-code service (`robert_codes`, its own SQLite store), on one
+//! manual clock, whose claim API the server calls over HTTP on 127.0.0.1 as
+//! in production. The server is assembled by [`robert_server::serve::ServerBuilder`], as
 //! `robert serve` assembles it, from keys made here.
 //!
 //! Phones reach the server either through its axum `Router` directly
@@ -20,11 +20,12 @@ use axum::Router;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use robert_codes::service::Channel;
-use robert_codes::{CodeKind, CodesService, SqlStore};
+use robert_codes::{CodeKind, CodesService};
 use robert_core::ebid::Ebid;
 use robert_core::id_a::IdA;
 use robert_core::time::{NtpSeconds, ServiceStart, UtcDate};
 use robert_server::batch::{BatchConfig, BatchReport};
+use robert_server::clock::ManualClock;
 use robert_server::config::{CaptchaMode, Config};
 use robert_server::keystore::KeySet;
 use robert_server::serve::ServerBuilder;
@@ -50,9 +51,9 @@ pub enum CodeSource {
 pub(crate) struct Backend {
     pub(crate) state: AppState,
     pub(crate) router: Router,
-    server_clock: Arc<robert_server::clock::ManualClock>,
+    /// The one clock of the server and the code service.
+    clock: ManualClock,
     codes: CodesService,
-    codes_clock: robert_codes::ManualClock,
     codes_shutdown: Option<oneshot::Sender<()>>,
     server_shutdown: Option<oneshot::Sender<()>>,
     /// Base URL phones use.
@@ -75,10 +76,6 @@ impl std::fmt::Debug for Backend {
             .field("server_url", &self.server_url)
             .finish_non_exhaustive()
     }
-}
-
-fn chrono_at(t: NtpSeconds) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(t.to_unix(), 0).unwrap_or_default()
 }
 
 fn backend_err(what: &str, e: impl std::fmt::Display) -> SimError {
@@ -112,13 +109,11 @@ impl Backend {
         };
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_BAC0_E7D5);
         let today = UtcDate::of(start);
+        let clock = ManualClock::at_ntp(start);
 
         // --- The code service, listening on 127.0.0.1:0 (the server calls its verify API).
         let codes_db = dir.join("codes.db");
         remove_db(&codes_db);
-        let codes_store = SqlStore::open(&format!("sqlite://{}?mode=rwc", codes_db.display()), 4)
-            .await
-            .map_err(|e| backend_err("code store", e))?;
         let mut pepper = [0u8; 32];
         rng.fill_bytes(&mut pepper);
         let lots_dir = dir.join("lots");
@@ -128,19 +123,18 @@ impl Backend {
             robert_core::b64::encode(pepper)
         ))
         .map_err(|e| backend_err("code service configuration", e))?;
+        codes_config.database_url = format!("sqlite://{}?mode=rwc", codes_db.display());
+        codes_config.max_connections = 4;
         codes_config.lots.output_dir = lots_dir.clone();
         codes_config.lots.days_ahead = 11;
         codes_config.lots.schedule = vec![robert_codes::config::ScheduleEntry {
             start_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
             daily_volume: codes_per_day.max(1),
         }];
-        let codes_clock = robert_codes::ManualClock::new(chrono_at(start));
-        let codes = CodesService::new(
-            codes_config,
-            Arc::new(codes_store),
-            Arc::new(codes_clock.clone()),
-        )
-        .map_err(|e| backend_err("code service", e))?;
+        // The same front door as `robert codes serve`, on the shared clock.
+        let codes = CodesService::open(codes_config, Arc::new(clock.clone()))
+            .await
+            .map_err(|e| backend_err("code service", e))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| backend_err("code service listener", e))?;
@@ -180,17 +174,13 @@ impl Backend {
         // No token consumer to please, and RSA key generation would cost
         // about a second per run: the generated ES256 keys sign the tokens.
         config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
-        let store = robert_store::open(&robert_store::default_sqlite_url(&dir), &config.store)
-            .await
-            .map_err(|e| backend_err("server store", e))?;
-        let server_clock = Arc::new(robert_server::clock::ManualClock::at_ntp(start));
         let mut set = KeySet::default();
         set.fill_missing(today.add_days(-20), last_day.add_days(2), true, &mut rng);
         let batch = config.batch.clone();
-        // The same builder as `robert serve`, with keys made here.
-        let state = ServerBuilder::new(config, server_clock.clone())
+        // The same builder as `robert serve`, with keys made here; it opens
+        // the configured database (`robert.db` in the data directory).
+        let state = ServerBuilder::new(config, Arc::new(clock.clone()))
             .keys(set)
-            .store(store)
             .build()
             .await
             .map_err(|e| backend_err("server", e))?;
@@ -220,9 +210,8 @@ impl Backend {
         Ok(Self {
             state,
             router,
-            server_clock,
+            clock,
             codes,
-            codes_clock,
             codes_shutdown: Some(codes_tx),
             server_shutdown,
             server_url,
@@ -236,10 +225,9 @@ impl Backend {
         })
     }
 
-    /// Moves the server's and the code service's clocks.
+    /// Moves the clock of the server and the code service.
     pub(crate) fn set_time(&self, t: NtpSeconds) {
-        self.server_clock.set_ntp(t);
-        self.codes_clock.set(chrono_at(t));
+        self.clock.set_ntp(t);
     }
 
     /// The laboratories' daily job: tops up the lots of the next days and

@@ -70,7 +70,7 @@ impl SimPhone {
         seed: u64,
         calibration: &CalibrationTable,
     ) -> Result<Self, ClientError> {
-        let clock = ManualClock::new(start);
+        let clock = ManualClock::at_ntp(start);
         let phone = Phone::open_with_calibration(
             config,
             transport,
@@ -89,7 +89,7 @@ impl SimPhone {
 
     /// Sets this phone's clock.
     pub(crate) fn at(&mut self, t: NtpSeconds) -> &mut SdkPhone {
-        self.clock.set(t);
+        self.clock.set_ntp(t);
         &mut self.phone
     }
 
@@ -100,7 +100,7 @@ impl SimPhone {
         if cached.at == t.get() && cached.at != 0 {
             return cached.payload;
         }
-        self.clock.set(t);
+        self.clock.set_ntp(t);
         let payload = self.phone.ble_payload().ok();
         let entry = CachedPayload {
             at: t.get(),

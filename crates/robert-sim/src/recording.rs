@@ -253,6 +253,12 @@ pub enum RecordingError {
 }
 
 impl Recording {
+    /// The phones that are not positive cases (those whose alerts are
+    /// scored), with their indices in [`Recording::phones`].
+    pub fn negatives(&self) -> impl Iterator<Item = (usize, &PhoneRecord)> {
+        self.phones.iter().enumerate().filter(|(_, p)| !p.positive)
+    }
+
     /// Writes the recording as gzipped JSON.
     pub fn save(&self, path: &Path) -> Result<(), RecordingError> {
         let io = |source| RecordingError::Io {

@@ -130,16 +130,5 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let backends: &[Backend] = match std::env::var("ROBERT_BENCH_BACKEND").as_deref() {
-        Ok("postgres") => &[Backend::Postgres],
-        Ok("both") => &[Backend::Sqlite, Backend::Postgres],
-        _ => &[Backend::Sqlite],
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for b in backends {
-        rt.block_on(bench(*b));
-    }
+    robert_store::testing::bench_each_backend(bench);
 }

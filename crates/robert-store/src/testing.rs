@@ -53,6 +53,35 @@ pub const PG_URL_ENV: &str = "ROBERT_TEST_PG_URL";
 /// Default PostgreSQL server for tests.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Environment variable choosing the back ends the benchmarks run on:
+/// `sqlite` (the default), `postgres` or `both`.
+pub const BENCH_BACKEND_ENV: &str = "ROBERT_BENCH_BACKEND";
+
+/// Runs `bench` once per back end that [`BENCH_BACKEND_ENV`] chooses, each
+/// on a multi-threaded runtime: the database benchmarks' main loop.
+///
+/// # Panics
+///
+/// If the runtime cannot start (a benchmark has nothing to measure then).
+pub fn bench_each_backend<F, Fut>(mut bench: F)
+where
+    F: FnMut(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let backends: &[Backend] = match std::env::var(BENCH_BACKEND_ENV).as_deref() {
+        Ok("postgres") => &[Backend::Postgres],
+        Ok("both") => &[Backend::Sqlite, Backend::Postgres],
+        _ => &[Backend::Sqlite],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    for backend in backends {
+        rt.block_on(bench(*backend));
+    }
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 static SKIP_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

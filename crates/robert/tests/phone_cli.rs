@@ -4,36 +4,38 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{KillOnDrop as Server, free_port};
 
 /// The reference's development registration key (any valid P-256 SPKI).
 const KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7fAxfrLtG5tXyjomCOg9r1wNnr9len4m9sTflJUHDdkwubKyidTtFkVfNLrM91yuffdrpJZe9XOkof8P+zPGDg==";
 
-fn robert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_robert"))
-        .args(args)
+/// `robert args`, without the caller's phone, clock and configuration
+/// variables, with fast key-store hashing.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_robert"));
+    cmd.args(args)
         .env_remove("ROBERT_PHONE_SERVER")
         .env_remove("ROBERT_PHONE_SERVER_KEY")
         .env_remove("ROBERT_CLOCK_OFFSET")
         .env_remove("ROBERT_CONFIG")
         .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
-        .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
-        .output()
-        .unwrap()
+        .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1");
+    cmd
+}
+
+fn robert(args: &[&str]) -> Output {
+    command(args).output().unwrap()
 }
 
 /// [`robert`] with extra environment variables, in `cwd`, with `stdin`.
 fn robert_with(args: &[&str], envs: &[(&str, &str)], cwd: &Path, stdin: &str) -> Output {
     use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_robert"))
-        .args(args)
-        .env_remove("ROBERT_PHONE_SERVER")
-        .env_remove("ROBERT_PHONE_SERVER_KEY")
-        .env_remove("ROBERT_CLOCK_OFFSET")
-        .env_remove("ROBERT_CONFIG")
-        .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
-        .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
+    let mut child = command(args)
         .envs(envs.iter().copied())
         .current_dir(cwd)
         .stdin(std::process::Stdio::piped())
@@ -93,24 +95,6 @@ fn text(out: &Output) -> (String, String) {
 
 fn d(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Kills the server when the test ends, even on failure.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Two phones in two directories against a real `robert serve` (captcha in

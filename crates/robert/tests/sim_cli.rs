@@ -30,23 +30,23 @@ fn run_ok(args: &[&str], tag: &str) -> (String, PathBuf) {
     (stdout, out)
 }
 
-fn small() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../robert-sim/scenarios/small.toml")
+/// [`run_ok`] of `robert command --scenario small.toml options…`.
+fn run_small(command: &str, options: &[&str], tag: &str) -> (String, PathBuf) {
+    let small = small();
+    let mut args = vec![command, "--scenario", &small];
+    args.extend(options);
+    run_ok(&args, tag)
+}
+
+/// The simulator's small scenario, as an argument.
+fn small() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../robert-sim/scenarios/small.toml");
+    path.to_str().unwrap().to_owned()
 }
 
 #[test]
 fn simulate_a_small_scenario_writes_a_report() {
-    let small_toml = small();
-    let (stdout, out) = run_ok(
-        &[
-            "simulate",
-            "--scenario",
-            small_toml.to_str().unwrap(),
-            "--fast",
-            "--quiet",
-        ],
-        "sim-cli",
-    );
+    let (stdout, out) = run_small("simulate", &["--fast", "--quiet"], "sim-cli");
     assert!(stdout.contains("ci-small"), "{stdout}");
     assert!(stdout.contains("recall"), "{stdout}");
     // The closing paragraph says what the alerts mean and which settings.
@@ -89,7 +89,7 @@ fn simulate_without_scenario_or_with_a_bad_file_exits_2() {
         "simulate",
         "--quiet",
         "--scenario",
-        small().to_str().unwrap(),
+        &small(),
         "--step-static",
         "99",
     ]);
@@ -99,12 +99,9 @@ fn simulate_without_scenario_or_with_a_bad_file_exits_2() {
 
 #[test]
 fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
-    let small_toml = small();
-    let (stdout, out) = run_ok(
+    let (stdout, out) = run_small(
+        "calibrate",
         &[
-            "calibrate",
-            "--scenario",
-            small_toml.to_str().unwrap(),
             "--filter-risk",
             "0.1,0.9",
             "--filter-duration",
@@ -149,7 +146,7 @@ fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
     let o = robert(&[
         "calibrate",
         "--scenario",
-        small().to_str().unwrap(),
+        &small(),
         "--filter-risk",
         "1.5",
         "--quiet",
@@ -165,28 +162,14 @@ fn calibrate_picks_values_no_worse_than_the_reference_and_writes_its_report() {
 
 #[test]
 fn the_typical_level_preset_runs_and_a_bad_preset_or_anchor_exits_2() {
-    let small_toml = small();
-    let (stdout, out) = run_ok(
-        &[
-            "simulate",
-            "--scenario",
-            small_toml.to_str().unwrap(),
-            "--fast",
-            "--quiet",
-            "--scoring-preset",
-            "typical-level",
-        ],
+    let (stdout, out) = run_small(
+        "simulate",
+        &["--fast", "--quiet", "--scoring-preset", "typical-level"],
         "sim-cli-typical",
     );
     assert!(stdout.contains("server scoring typical-level"), "{stdout}");
     let _ = std::fs::remove_dir_all(&out);
-    let o = robert(&[
-        "simulate",
-        "--scenario",
-        small_toml.to_str().unwrap(),
-        "--scoring-preset",
-        "v3",
-    ]);
+    let o = robert(&["simulate", "--scenario", &small(), "--scoring-preset", "v3"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("typical-level"),

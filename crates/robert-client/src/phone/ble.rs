@@ -15,7 +15,7 @@ use super::{BLE_PAYLOAD_LEN, BLE_PAYLOAD_VERSION, Phone, RSSI_UNAVAILABLE};
 impl<T: Transport, S: Storage> Phone<T, S> {
     /// The tuple whose epoch contains now (§3.4), if any.
     pub fn current_tuple(&self) -> Option<Tuple> {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         self.state
             .registration
             .as_ref()?
@@ -25,7 +25,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     /// Whether the tuple stock is low and a status request should refill it.
     pub fn needs_refill(&self) -> bool {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         self.state
             .registration
             .as_ref()
@@ -38,7 +38,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         if !self.is_registered() {
             return Err(ClientError::NotRegistered);
         }
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let recent =
             self.state.schedule.last_attempt.is_some_and(|t| {
                 now.get() < t.get().saturating_add(self.config.min_status_gap_secs)
@@ -54,7 +54,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// The 16-byte HELLO to broadcast now (§3.5). Refused when no stored
     /// EBID covers the current epoch.
     pub fn hello(&self) -> Result<[u8; Hello::LEN], ClientError> {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let reg = self.registration().ok_or(ClientError::NotRegistered)?;
         Ok(reg.hello(now)?.to_bytes())
     }
@@ -81,7 +81,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         if raw_rssi == RSSI_UNAVAILABLE {
             return Err(ReceiveError::NoRssi);
         }
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         if !hello
             .time
             .within(now.time16(), self.config.hello_time_tolerance_secs)

@@ -325,7 +325,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     /// A summary for display.
     pub fn summary(&self) -> PhoneSummary {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let reg = self.state.registration.as_ref();
         PhoneSummary {
             registered_since: reg.map(Registration::registered_at),
@@ -382,7 +382,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     /// Deletes received HELLOs older than the retention period (14 days).
     pub fn purge(&mut self) {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let cutoff = now.minus(self.config.retention_days * SECONDS_PER_DAY);
         if self.contacts.purge_before(cutoff) > 0 {
             let cutoff_day = day_of(cutoff);

@@ -85,7 +85,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     }
 
     pub(super) fn check_drift(&self, server: NtpSeconds) -> Result<(), ClientError> {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let drift = i64::try_from(server.get()).unwrap_or(i64::MAX)
             - i64::try_from(now.get()).unwrap_or(i64::MAX);
         if drift.unsigned_abs() > self.config.clock_tolerance_secs {

@@ -89,7 +89,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         })?;
         let bundle = TupleBundle::open(&keys.key_a_tuples, &sealed)
             .map_err(|_| ClientError::TuplesUndecryptable)?;
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let robert_core::registration::ClientKeys {
             key_a,
             key_a_tuples,
@@ -119,7 +119,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     /// The authenticated fields of a request for now.
     pub(super) fn auth_request(&self, salt: Salt) -> Result<api::AuthRequest, ClientError> {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let reg = self.registration().ok_or(ClientError::NotRegistered)?;
         let fields = reg.auth_fields(salt, now).ok_or(ClientError::Hello(
             crate::identity::HelloError::NoCurrentEbid,

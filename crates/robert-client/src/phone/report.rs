@@ -16,7 +16,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
     /// What a report would send now (window and filter applied), without
     /// sending anything.
     pub fn prepare_report(&self, basis: ReportBasis) -> ReportSelection {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let window = report_window(now, basis, &self.config.report_spans);
         select_contacts(&self.contacts, window, &self.filter, self.filter_mode)
     }
@@ -48,7 +48,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         };
         let response = self.post(Endpoint::Report, body, Retry::IfNotSent).await?;
         let parsed: Option<api::ReportResponse> = serde_json::from_slice(response.body()).ok();
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         self.state.reported_at = Some(now);
         self.state_dirty = true;
         self.clear_local_history();

@@ -23,7 +23,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     /// Sends a status request if the schedule says one is due.
     pub async fn status_if_due(&mut self) -> Result<Option<StatusOutcome>, ClientError> {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         if self.is_registered() && self.state.schedule.is_due(now) {
             self.status().await.map(Some)
         } else {
@@ -45,7 +45,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             "status",
         )?;
         let result = self.post(Endpoint::Status, body, Retry::Always).await;
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let response = match result {
             Ok(r) => r,
             Err(ClientError::RegistrationDropped) => {
@@ -169,7 +169,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
 
     /// Takes the pending notification if its delivery time has come.
     pub fn take_due_notification(&mut self) -> Option<Notification> {
-        let now = self.clock.now();
+        let now = self.clock.now_ntp();
         let n = self.state.pending_notification?;
         if n.deliver_at <= now {
             self.state.pending_notification = None;

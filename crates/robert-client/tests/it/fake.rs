@@ -138,7 +138,7 @@ impl FakeServer {
     }
 
     fn now(&self) -> NtpSeconds {
-        self.clock.now()
+        self.clock.now_ntp()
     }
 
     fn finish(&self, status: StatusCode, body: Value) -> Response {

@@ -13,7 +13,6 @@ use robert_client::{
 };
 use robert_core::hello::Hello;
 use robert_core::mac::Salt;
-use robert_core::time::SECONDS_PER_DAY;
 
 use crate::support::{World, exchange, t0};
 
@@ -42,7 +41,7 @@ async fn register_stores_tuples_and_emits_valid_hellos() {
     assert_eq!((payload[16], payload[17] as i8), (1, -25));
 
     // The HELLO follows the epoch: next epoch, next EBID.
-    w.clock.advance(900);
+    w.clock.advance_secs(900);
     let next = Hello::from_bytes(&p.hello().unwrap()).unwrap();
     assert_ne!(next.ebid, hello.ebid);
     assert_eq!(p.current_tuple().unwrap().epoch.get(), 66_856);
@@ -139,7 +138,7 @@ async fn receive_calibrates_dedups_and_rejects() {
         Err(ReceiveError::Own)
     );
     // A HELLO replayed 4 minutes later is stale (the server would drop it).
-    w.clock.advance(240);
+    w.clock.advance_secs(240);
     assert_eq!(a.receive_hello(&hb, -70, -25), Err(ReceiveError::StaleTime));
     assert_eq!(a.contacts().len(), 1);
 }
@@ -148,7 +147,7 @@ async fn receive_calibrates_dedups_and_rejects() {
 async fn status_refills_tuples_and_notifies_once_at_risk() {
     let w = World::new();
     let mut p = w.registered(1).await;
-    w.clock.advance(3 * 86_400); // tuples run low
+    w.clock.advance_secs(3 * 86_400); // tuples run low
     assert!(p.needs_refill());
     let out = p.status().await.unwrap();
     assert_eq!(out.risk_level, 0.0);
@@ -165,7 +164,7 @@ async fn status_refills_tuples_and_notifies_once_at_risk() {
     for ident in w.server.lock().ids.values_mut() {
         ident.at_risk = true;
     }
-    w.clock.advance(12 * 3600); // 21:45 UTC
+    w.clock.advance_secs(12 * 3600); // 21:45 UTC
     let out = p.status().await.unwrap();
     assert_eq!(out.risk_level, 4.0);
     let n = out.notification.unwrap();
@@ -175,12 +174,12 @@ async fn status_refills_tuples_and_notifies_once_at_risk() {
     assert!(p.status_info().last_contact_date.is_some());
     assert!(p.status_info().declaration_token.is_some());
     assert!(p.take_due_notification().is_none(), "not yet");
-    w.clock.set(n.deliver_at);
+    w.clock.set_ntp(n.deliver_at);
     assert_eq!(p.take_due_notification(), Some(n));
     assert!(p.take_due_notification().is_none());
 
     // Same level, same scoring epoch: no new notification.
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     let out = p.status().await.unwrap();
     assert_eq!(out.risk_level, 4.0);
     // The fake's lastRiskScoringDate is the status epoch, so it is newer: a
@@ -212,9 +211,9 @@ async fn status_errors_back_off_and_430_wipes_the_registration() {
     // Rate limit of the server: two statuses within 2 epochs. A 400 with no
     // message right after a status is read as "too soon", with the time the
     // next one is accepted.
-    w.clock.advance(3 * 3600);
+    w.clock.advance_secs(3 * 3600);
     assert!(p.status_if_due().await.unwrap().is_some());
-    w.clock.advance(60);
+    w.clock.advance_secs(60);
     assert!(matches!(
         p.status().await,
         Err(ClientError::StatusTooSoon { gap_epochs: 2, .. })
@@ -223,7 +222,7 @@ async fn status_errors_back_off_and_430_wipes_the_registration() {
     // The server forgets the registration: 430, local registration wiped,
     // received HELLOs kept.
     w.server.lock().ids.clear();
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     let err = p.status().await.unwrap_err();
     assert!(err.is_registration_dropped(), "{err:?}");
     assert!(!p.is_registered());
@@ -247,13 +246,13 @@ async fn clock_misalignment_is_detected() {
         other => panic!("{other:?}"),
     }
     // Every response's Date header is checked too.
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     assert!(matches!(
         p.status().await,
         Err(ClientError::ClockMisaligned { drift_secs: 300 })
     ));
     w.server.lock().date_offset = Some(-100);
-    w.clock.advance(3600); // the refused status still counted for the rate limit
+    w.clock.advance_secs(3600); // the refused status still counted for the rate limit
     p.status().await.unwrap();
 }
 
@@ -355,7 +354,7 @@ async fn network_errors_are_retried_with_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_transport_over_tcp_checks_the_date_header() {
     let w = World::new();
-    w.clock.set(robert_client::SystemClock::now_ntp());
+    w.clock.set_ntp(robert_client::SystemClock.now_ntp());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = w.server.router();
@@ -381,7 +380,7 @@ async fn reqwest_transport_over_tcp_checks_the_date_header() {
     p.check_clock().await.unwrap();
 
     // A phone whose clock is 10 minutes fast is told so by the Date header.
-    let fast = robert_client::ManualClock::new(w.clock.now().plus(600));
+    let fast = robert_client::ManualClock::at_ntp(w.clock.now_ntp().plus(600));
     let mut q = Phone::open(
         Arc::new(config),
         transport,
@@ -407,7 +406,7 @@ async fn server_5xx_is_an_http_error() {
         .lock()
         .scripted
         .push_back((StatusCode::INTERNAL_SERVER_ERROR, "An error occured"));
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     match p.status().await {
         Err(ClientError::Http { status, message }) => {
             assert_eq!(status, 500);
@@ -431,13 +430,13 @@ async fn report_sends_only_filtered_contacts_and_the_contact_becomes_at_risk() {
     for _ in 0..18 {
         let h = brief.hello().unwrap();
         reporter.receive_hello(&h, -60, -30).unwrap();
-        w.clock.advance(5);
+        w.clock.advance_secs(5);
     }
     // 20 minutes with `far`, at −95 dBm raw (calibrated −65 + ... too weak).
     for _ in 0..240 {
         let h = far.hello().unwrap();
         reporter.receive_hello(&h, -100, -30).unwrap();
-        w.clock.advance(5);
+        w.clock.advance_secs(5);
     }
     let _ = (&mut brief, &mut far);
 
@@ -480,7 +479,7 @@ async fn report_sends_only_filtered_contacts_and_the_contact_becomes_at_risk() {
         reporter.contacts().is_empty(),
         "handed over, deleted locally"
     );
-    assert_eq!(reporter.reported_at(), Some(w.clock.now()));
+    assert_eq!(reporter.reported_at(), Some(w.clock.now_ntp()));
 
     // What the server received: only `close`'s EBIDs, HELLO fields intact.
     let close_id = w
@@ -508,7 +507,7 @@ async fn report_sends_only_filtered_contacts_and_the_contact_becomes_at_risk() {
 
     // Batch, then status: `close` is at risk, the reporter is not.
     w.server.run_batch(10);
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     assert_eq!(close.status().await.unwrap().risk_level, 4.0);
     assert_eq!(reporter.status().await.unwrap().risk_level, 0.0);
 }
@@ -541,7 +540,7 @@ async fn unregister_then_status_is_430_and_delete_history_reaches_the_server() {
             .is_empty()
     );
     assert!(!w.server.lock().ids.contains_key(&b_id));
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     assert!(stale.status().await.unwrap_err().is_registration_dropped());
     assert!(!stale.is_registered());
     // Unregistering an already dropped registration still wipes locally.
@@ -564,7 +563,7 @@ fn b_storage_state(b: &mut Phone<ServiceTransport<axum::Router>, MemoryStorage>)
 async fn ensure_identity_refills_when_low() {
     let w = World::new();
     let mut p = w.registered(1).await;
-    w.clock.advance(3 * SECONDS_PER_DAY + 12 * 3600);
+    w.clock.advance_secs(3 * 86_400 + 12 * 3600);
     let before = w.server.lock().requests.len();
     let t = p.ensure_identity().await.unwrap();
     assert_eq!(
@@ -577,7 +576,7 @@ async fn ensure_identity_refills_when_low() {
     p.ensure_identity().await.unwrap();
     assert_eq!(w.server.lock().requests.len(), before + 1);
     // Past every tuple and the server unreachable: no identity.
-    w.clock.advance(10 * SECONDS_PER_DAY);
+    w.clock.advance_secs(10 * 86_400);
     w.server
         .lock()
         .scripted
@@ -592,7 +591,7 @@ async fn ensure_identity_refills_when_low() {
     let f = p
         .registration()
         .unwrap()
-        .auth_fields(Salt::Status, w.clock.now())
+        .auth_fields(Salt::Status, w.clock.now_ntp())
         .unwrap();
     assert_eq!(f.ebid, latest.ebid);
 }
@@ -606,7 +605,7 @@ async fn retention_purges_old_hellos_after_status() {
     a.persist().unwrap();
     assert_eq!(a.summary().contacts_per_day.len(), 1);
     for _ in 0..5 {
-        w.clock.advance(3 * SECONDS_PER_DAY);
+        w.clock.advance_secs(3 * 86_400);
         a.status().await.unwrap();
     }
     assert!(a.contacts().is_empty(), "older than 14 days");
@@ -640,7 +639,7 @@ async fn push_info_rides_with_status_and_unregister() {
         !format!("{push:?}").contains("apns-token"),
         "token kept out of Debug"
     );
-    w.clock.advance(2 * 900);
+    w.clock.advance_secs(2 * 900);
     p.status().await.unwrap();
     let body = w.server.lock().last_bodies["/status"].clone();
     assert_eq!(
@@ -669,7 +668,7 @@ async fn the_server_config_list_sets_the_on_device_filter() {
         {"name": "ble.filterMode", "value": "FULL"},
         {"name": "ble.filterConfig", "value": "{\"durationThreshold\": 300, \"riskThreshold\": 0.3}"}
     ]);
-    w.clock.advance(2 * 900);
+    w.clock.advance_secs(2 * 900);
     p.status().await.unwrap();
     let (mode, config) = p.proximity_filter();
     assert_eq!(mode, FilterMode::Full);
@@ -690,7 +689,7 @@ async fn the_server_config_list_sets_the_on_device_filter() {
         {"name": "ble.filterConfig", "value": {"deltas": []}}
     ]);
     let mut p = reopened;
-    w.clock.advance(2 * 900);
+    w.clock.advance_secs(2 * 900);
     p.status().await.unwrap();
     assert_eq!(p.proximity_filter().0, FilterMode::Medium);
     assert_eq!(p.proximity_filter().1.duration_threshold_secs, 300);

@@ -39,14 +39,8 @@ fn storage(dir: &Path) -> EncryptedFileStorage<FileKeyProvider> {
 async fn nothing_in_clear_on_disk_and_state_survives_a_restart() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = w.phone_with(1, storage(dir.path()));
-    a.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
-        .await
-        .unwrap();
-    let mut b = w.phone_with(2, robert_client::MemoryStorage::new());
-    b.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
-        .await
-        .unwrap();
+    let mut a = w.registered_with(1, storage(dir.path())).await;
+    let mut b = w.registered(2).await;
 
     // Collect what must never appear on disk.
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
@@ -55,11 +49,11 @@ async fn nothing_in_clear_on_disk_and_state_survives_a_restart() {
         let hb = b.ble_payload().unwrap();
         received.push(hb[..16].to_vec());
         a.receive_ble_payload(&hb, -65).unwrap();
-        w.clock.advance(20);
+        w.clock.advance_secs(20);
     }
     exchange(&mut a, &mut b, &w.clock, 5, 5);
     a.persist().unwrap();
-    w.clock.advance(3600);
+    w.clock.advance_secs(3600);
     a.status().await.unwrap();
     a.persist().unwrap();
 
@@ -143,10 +137,7 @@ async fn nothing_in_clear_on_disk_and_state_survives_a_restart() {
 async fn hellos_are_persisted_only_on_request_and_atomically() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = w.phone_with(1, storage(dir.path()));
-    a.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
-        .await
-        .unwrap();
+    let mut a = w.registered_with(1, storage(dir.path())).await;
     let b = w.registered(2).await;
     let day_files = |dir: &Path| {
         files_under(dir)
@@ -164,7 +155,7 @@ async fn hellos_are_persisted_only_on_request_and_atomically() {
     a.persist().unwrap();
     assert_eq!(day_files(dir.path()), 1);
     // A crash between persists loses only the unpersisted HELLOs.
-    w.clock.advance(1);
+    w.clock.advance_secs(1);
     a.receive_hello(&b.hello().unwrap(), -60, -30).unwrap();
     drop(a);
     let a = w.phone_with(3, storage(dir.path()));

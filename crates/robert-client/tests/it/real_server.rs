@@ -4,7 +4,8 @@
 //! the server calls over HTTP on 127.0.0.1), with the real risk batch.
 //!
 //! The phones reach the server in process through [`ServiceTransport`]; the
-//! three clocks (phones, server, code service) move together.
+//! server and the code service share one clock, the phones have theirs, and
+//! both move together.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use robert_client::{
     RetryPolicy, ServiceTransport, Storage as _,
 };
 use robert_codes::service::Channel;
-use robert_codes::{CodeKind, CodesService, SqlStore};
+use robert_codes::{CodeKind, CodesService};
 use robert_core::ebid::Ebid;
 use robert_core::id_a::IdA;
 use robert_core::time::{NtpSeconds, UtcDate};
@@ -35,16 +36,11 @@ fn start() -> NtpSeconds {
     UtcDate::new(2024, 3, 14).unwrap().midnight().plus(8 * 3600)
 }
 
-fn chrono_at(t: NtpSeconds) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(t.to_unix(), 0).unwrap()
-}
-
 struct Real {
     state: AppState,
     router: Router,
-    server_clock: Arc<robert_server::clock::ManualClock>,
+    backend_clock: ManualClock,
     codes: CodesService,
-    codes_clock: robert_codes::ManualClock,
     phone_clock: ManualClock,
     config: Arc<PhoneConfig>,
     db: Option<TestDatabase>,
@@ -60,8 +56,7 @@ impl Real {
             "sqlite://{}?mode=rwc",
             codes_dir.path().join("codes.db").display()
         );
-        let codes_store = SqlStore::open(&url, 4).await.unwrap();
-        let codes_config = robert_codes::Config::from_toml(
+        let mut codes_config = robert_codes::Config::from_toml(
             r#"
 [[peppers]]
 id = "a"
@@ -73,13 +68,12 @@ verify_burst = 10000
 "#,
         )
         .unwrap();
-        let codes_clock = robert_codes::ManualClock::new(chrono_at(t));
-        let codes = CodesService::new(
-            codes_config,
-            Arc::new(codes_store),
-            Arc::new(codes_clock.clone()),
-        )
-        .unwrap();
+        codes_config.database_url = url;
+        codes_config.max_connections = 4;
+        let backend_clock = ManualClock::at_ntp(t);
+        let codes = CodesService::open(codes_config, Arc::new(backend_clock.clone()))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let codes_router = codes.router();
@@ -100,7 +94,6 @@ verify_burst = 10000
         config.codes.timeout_ms = 5000;
         // The generated ES256 keys sign the tokens (RSA key generation is slow).
         config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
-        let server_clock = Arc::new(robert_server::clock::ManualClock::at_ntp(t));
         let mut set = KeySet::default();
         let today = UtcDate::of(t);
         set.fill_missing(
@@ -109,7 +102,7 @@ verify_burst = 10000
             true,
             &mut rand::rng(),
         );
-        let state = ServerBuilder::new(config, server_clock.clone())
+        let state = ServerBuilder::new(config, Arc::new(backend_clock.clone()))
             .keys(set)
             .store(db.store())
             .build()
@@ -128,10 +121,9 @@ verify_burst = 10000
         Self {
             state,
             router,
-            server_clock,
+            backend_clock,
             codes,
-            codes_clock,
-            phone_clock: ManualClock::new(t),
+            phone_clock: ManualClock::at_ntp(t),
             config: Arc::new(phone_config),
             db: Some(db),
             _codes_dir: codes_dir,
@@ -139,14 +131,13 @@ verify_burst = 10000
     }
 
     fn now(&self) -> NtpSeconds {
-        robert_client::Clock::now(&self.phone_clock)
+        robert_client::Clock::now_ntp(&self.phone_clock)
     }
 
     fn advance(&self, secs: u64) {
         let t = self.now().plus(secs);
-        self.phone_clock.set(t);
-        self.server_clock.set_ntp(t);
-        self.codes_clock.set(chrono_at(t));
+        self.phone_clock.set_ntp(t);
+        self.backend_clock.set_ntp(t);
     }
 
     fn phone_with(&self, seed: u64, storage: MemoryStorage) -> RealPhone {

@@ -31,7 +31,7 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
-        let clock = ManualClock::new(t0());
+        let clock = ManualClock::at_ntp(t0());
         let server = FakeServer::new(clock.clone(), 42);
         let mut config = PhoneConfig::with_key_base64(
             "http://robert.test",
@@ -67,7 +67,11 @@ impl World {
     }
 
     pub async fn registered(&self, seed: u64) -> TestPhone {
-        let mut p = self.phone(seed);
+        self.registered_with(seed, MemoryStorage::new()).await
+    }
+
+    pub async fn registered_with<S: Storage>(&self, seed: u64, storage: S) -> TestPhone<S> {
+        let mut p = self.phone_with(seed, storage);
         p.register(&mut robert_client::FixedCaptchaAnswer("ok".into()))
             .await
             .unwrap();
@@ -81,8 +85,8 @@ pub fn exchange<T, S1, S2>(
     a: &mut Phone<T, S1>,
     b: &mut Phone<T, S2>,
     clock: &ManualClock,
-    minutes: u64,
-    step: u64,
+    minutes: i64,
+    step: i64,
 ) where
     T: robert_client::Transport,
     S1: Storage,
@@ -94,7 +98,7 @@ pub fn exchange<T, S1, S2>(
         let pb = b.ble_payload().unwrap();
         a.receive_ble_payload(&pb, -60).unwrap();
         b.receive_ble_payload(&pa, -60).unwrap();
-        clock.advance(step);
+        clock.advance_secs(step);
         elapsed += step;
     }
 }

@@ -9,7 +9,7 @@ pub mod html;
 use std::net::SocketAddr;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -351,22 +351,32 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn code_submit(
-    State(service): State<CodesService>,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let s = match current_session(&service, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return to_login(),
-        Err(r) => return r,
-    };
-    let Ok(Form(form)) = form else {
-        return bad_form();
-    };
-    if !ct_eq(&s.csrf, &form.csrf) {
-        return forbidden_csrf(Some(&s.csrf));
+/// The session behind a posted form that carries only the CSRF token.
+/// Rejected with the login page without a session, 400 for a malformed
+/// form, 403 when the token is not the session's (checked in this order).
+struct CsrfSession(Session);
+
+impl FromRequest<CodesService> for CsrfSession {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, service: &CodesService) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let form = Form::<CsrfForm>::from_request(req, service).await;
+        let s = match current_session(service, &headers).await? {
+            Some(s) => s,
+            None => return Err(to_login()),
+        };
+        let Ok(Form(form)) = form else {
+            return Err(bad_form());
+        };
+        if !ct_eq(&s.csrf, &form.csrf) {
+            return Err(forbidden_csrf(Some(&s.csrf)));
+        }
+        Ok(Self(s))
     }
+}
+
+async fn code_submit(State(service): State<CodesService>, CsrfSession(s): CsrfSession) -> Response {
     let ch = channel(&service, &s.doctor);
     let Channel::Portal { daily_quota, .. } = ch else {
         return internal("unexpected channel");
@@ -422,22 +432,7 @@ async fn code_submit(
     }
 }
 
-async fn logout(
-    State(service): State<CodesService>,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let s = match current_session(&service, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return to_login(),
-        Err(r) => return r,
-    };
-    let Ok(Form(form)) = form else {
-        return bad_form();
-    };
-    if !ct_eq(&s.csrf, &form.csrf) {
-        return forbidden_csrf(Some(&s.csrf));
-    }
+async fn logout(State(service): State<CodesService>, CsrfSession(s): CsrfSession) -> Response {
     if let Err(e) = service.logout(&s.token).await {
         return internal(e);
     }

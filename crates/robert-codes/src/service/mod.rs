@@ -22,7 +22,7 @@ use crate::pepper::{Peppers, domain_hash};
 use crate::ratelimit::KeyedLimiter;
 use crate::store::{
     AuditEntry, CodeStore, Doctor, KPI_KIND_JWT, KpiRow, NewCode, NewDoctor, PurgeCutoffs,
-    PurgeReport, StoreError,
+    PurgeReport, SqlStore, StoreError,
 };
 
 pub use verify::{CLAIM_HOLD_SECS, VerifyOutcome};
@@ -303,6 +303,16 @@ fn valid_username(u: &str) -> bool {
 }
 
 impl CodesService {
+    /// Opens the configured store (`database_url`, `max_connections`,
+    /// migrated) and builds the service on `clock`: the one assembly of a
+    /// code service from its configuration, used by `robert codes`,
+    /// `robert serve --codes-config` and the simulator. Tests that make
+    /// their own store call [`CodesService::new`].
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        let store = SqlStore::open(&config.database_url, config.max_connections).await?;
+        Self::new(config, Arc::new(store), clock)
+    }
+
     /// Builds the service from a loaded configuration and an opened store.
     pub fn new(
         config: Config,
@@ -377,7 +387,7 @@ impl CodesService {
 
     /// Current instant from the injected clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
+        crate::clock::utc_now(&*self.inner.clock)
     }
 
     /// Issues a short or test code for `channel`, enforcing its daily quota.

@@ -2,14 +2,14 @@
 
 use robert_codes::code::CodeKind;
 use robert_codes::service::Channel;
-use robert_codes::{CodeStore as _, ManualClock};
+use robert_codes::CodeStore as _;
 
 use crate::support::*;
 
 #[tokio::test]
 async fn verify_answers_valid_false_for_anything_malformed() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let addr = serve(svc.router()).await;
     for path in [
@@ -46,7 +46,7 @@ async fn verify_answers_valid_false_for_anything_malformed() {
 #[tokio::test]
 async fn generate_requires_a_key_and_returns_the_reference_shape() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2022-01-11T18:28:30Z"));
+    let clock = manual_at(utc("2022-01-11T18:28:30Z"));
     let svc = service(&db, &clock);
     let addr = serve(svc.router()).await;
     let (status, _) = http_get(addr, "/api/v1/generate/short", &[]).await;
@@ -91,7 +91,7 @@ async fn generate_requires_a_key_and_returns_the_reference_shape() {
 #[tokio::test]
 async fn api_quota_and_rate_limits() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let mut cfg = config();
     cfg.api.clients[0].daily_quota = 2;
     cfg.api.clients[0].per_minute = 3;
@@ -164,7 +164,7 @@ async fn api_quota_and_rate_limits() {
 #[tokio::test]
 async fn kpi_endpoint_bounds_and_shape() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let c = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
     assert!(svc.verify(&c.code).await.unwrap().valid);
@@ -222,7 +222,7 @@ async fn internal_endpoints_are_not_on_the_public_router() {
     assert!(defaults.listen.ip().is_loopback());
     assert_ne!(defaults.listen, defaults.internal_listen);
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let addr = serve(svc.router()).await;
     for path in [
@@ -243,7 +243,7 @@ fn verify_route_never_fails_on_arbitrary_input() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (router, _db) = rt.block_on(async {
         let db = sqlite().await;
-        let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+        let clock = manual_at(utc("2026-01-10T10:00:00Z"));
         (service(&db, &clock).router(), db)
     });
     let mut runner = TestRunner::new(PtConfig {
@@ -303,7 +303,7 @@ async fn get_from(
 #[tokio::test]
 async fn generate_api_key_mode_ignores_gateway_headers() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     assert!(
         svc.config().api.gateway.is_none(),
@@ -338,7 +338,7 @@ async fn generate_api_key_mode_ignores_gateway_headers() {
 #[tokio::test]
 async fn generate_trusted_gateway_mode() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let mut cfg = config();
     cfg.api.trust_forwarded_for = true;
     cfg.api.gateway = Some(
@@ -417,7 +417,7 @@ fn gateway_mode_needs_addresses() {
 #[tokio::test]
 async fn openapi_document_is_served_and_matches_the_api() {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let addr = serve(svc.router()).await;
     let (status, body) = http_get(addr, "/api/v1/openapi.json", &[]).await;

@@ -19,7 +19,6 @@ use std::process::{Child, Command, Stdio};
 use fantoccini::error::CmdError;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use robert_codes::ManualClock;
 
 use crate::support::*;
 
@@ -192,7 +191,7 @@ fn wd(e: CmdError) -> String {
 /// A portal with one doctor (`quota` codes a day), served on loopback.
 async fn portal(quota: Option<u64>) -> (TestDb, SocketAddr) {
     let db = sqlite().await;
-    let clock = ManualClock::new(chrono::Utc::now());
+    let clock = manual_at(chrono::Utc::now());
     let svc = service(&db, &clock);
     svc.add_doctor("dr.martin", "Dr Martin", PASSWORD, quota)
         .await

@@ -77,32 +77,16 @@ async fn doctors_issue_and_qr_files() {
     let (_, out) = run(&["-c", &cfg, "issue", "short"]).await;
     let issued = out.lines().next().unwrap().to_owned();
     assert_eq!(issued.len(), 6);
-    let png = dir.path().join("qr.png");
-    run(&[
-        "-c",
-        &cfg,
-        "qr",
-        "--code",
-        &issued,
-        "-o",
-        &png.display().to_string(),
-    ])
-    .await;
+    // The QR code of the issued code, as PNG then SVG (chosen by extension).
+    let [png, svg] = ["qr.png", "qr.svg"].map(|name| dir.path().join(name));
+    for out in [&png, &svg] {
+        let out = out.display().to_string();
+        run(&["-c", &cfg, "qr", "--code", &issued, "-o", &out]).await;
+    }
     assert_eq!(
         decode_qr(&png),
         format!("https://bonjour.tousanticovid.gouv.fr/app/code/{issued}")
     );
-    let svg = dir.path().join("qr.svg");
-    run(&[
-        "-c",
-        &cfg,
-        "qr",
-        "--code",
-        &issued,
-        "-o",
-        &svg.display().to_string(),
-    ])
-    .await;
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     let (_, out) = run(&["new-pepper"]).await;
     assert_eq!(base64_len(out.trim()), 32);
@@ -112,6 +96,18 @@ async fn doctors_issue_and_qr_files() {
     assert!(out.contains("nbShortCodesGenerated"));
     let (_, out) = run(&["-c", &cfg, "purge"]).await;
     assert!(out.starts_with("purged"));
+}
+
+/// The PDF's first page at 150 dpi, as `prefix`.png (`pdftoppm`).
+fn first_page_png(pdf: &Path, prefix: &Path) -> std::path::PathBuf {
+    let st = Command::new("pdftoppm")
+        .args(["-r", "150", "-png", "-singlefile"])
+        .arg(pdf)
+        .arg(prefix)
+        .status()
+        .unwrap();
+    assert!(st.success(), "pdftoppm failed");
+    prefix.with_extension("png")
 }
 
 fn base64_len(s: &str) -> usize {
@@ -154,15 +150,8 @@ async fn letter_pdf_renders_and_its_qr_decodes_to_the_code() {
         ])
         .await;
         assert_eq!(code, ExitCode::SUCCESS);
-        let prefix = dir.path().join(format!("page-{lang}"));
-        let st = Command::new("pdftoppm")
-            .args(["-r", "150", "-png", "-singlefile"])
-            .arg(&pdf)
-            .arg(&prefix)
-            .status()
-            .unwrap();
-        assert!(st.success(), "pdftoppm failed");
-        let url = decode_qr(&prefix.with_extension("png"));
+        let png = first_page_png(&pdf, &dir.path().join(format!("page-{lang}")));
+        let url = decode_qr(&png);
         let code = url.rsplit('/').next().unwrap().to_owned();
         assert!(
             url.starts_with("https://bonjour.tousanticovid.gouv.fr/app/code/"),
@@ -225,15 +214,8 @@ async fn letter_with_a_long_code() {
     assert!(bytes.starts_with(b"%PDF-1.4"));
     assert!(bytes.windows(code.len()).any(|w| w == code.as_bytes()));
     if Path::new("/usr/bin/pdftoppm").exists() {
-        let prefix = dir.path().join("p");
-        let st = Command::new("pdftoppm")
-            .args(["-r", "150", "-png", "-singlefile"])
-            .arg(&pdf)
-            .arg(&prefix)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        assert!(decode_qr(&prefix.with_extension("png")).ends_with(code));
+        let png = first_page_png(&pdf, &dir.path().join("p"));
+        assert!(decode_qr(&png).ends_with(code));
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use robert_codes::config::{ScheduleEntry, SftpConfig};
 use robert_codes::lots::{CSV_HEADER, LotError};
 use robert_codes::sftp::SftpError;
-use robert_codes::{CodeStore as _, CodesService, ManualClock};
+use robert_codes::{CodeStore as _, CodesService};
 use sha2::Digest as _;
 
 use crate::both_backends;
@@ -64,7 +64,7 @@ fn codes_of(csv: &str) -> Vec<String> {
 // the wait is real.
 both_backends!(scheduled_daily_job_writes_lots_at_its_time, |db| {
     let out = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(utc("2026-03-28T09:59:54Z"));
+    let clock = manual_at(utc("2026-03-28T09:59:54Z"));
     let mut cfg = lot_config(out.path(), 6);
     cfg.lots.scheduled = true;
     cfg.lots.run_at_utc = "10:00".into();
@@ -85,7 +85,7 @@ both_backends!(scheduled_daily_job_writes_lots_at_its_time, |db| {
     assert_eq!(names.iter().filter(|n| n.ends_with(".tgz")).count(), 2);
     // Later turns (the loop may run once more before the clock moves on;
     // then tomorrow) find the days topped up: no new lots.
-    clock.set(utc("2026-03-28T10:00:05Z"));
+    set_manual(&clock, utc("2026-03-28T10:00:05Z"));
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(files_in(out.path()).len(), 4);
     job.abort();
@@ -95,7 +95,7 @@ both_backends!(scheduled_daily_job_writes_lots_at_its_time, |db| {
 both_backends!(lot_job_writes_reference_format_and_is_idempotent, |db| {
     let out = tempfile::tempdir().unwrap();
     // 2026-03-28 10:00 UTC: days 28, 29 (DST change), 30 of March.
-    let clock = ManualClock::new(utc("2026-03-28T10:00:00Z"));
+    let clock = manual_at(utc("2026-03-28T10:00:00Z"));
     let svc = service_with(&db, lot_config(out.path(), 6), &clock);
     let report = svc.run_lot_job().await.unwrap();
     // 6 per day in batches of 4: a 4-code lot and a 2-code lot, each over 3 days.
@@ -164,7 +164,7 @@ both_backends!(lot_job_writes_reference_format_and_is_idempotent, |db| {
     assert!(svc.run_lot_job().await.unwrap().lots.is_empty());
     assert_eq!(files_in(out.path()).len(), 4);
     // Next day: only the new last day (03-31) is topped up.
-    clock.set(utc("2026-03-29T10:00:00Z"));
+    set_manual(&clock, utc("2026-03-29T10:00:00Z"));
     let report = svc.run_lot_job().await.unwrap();
     assert_eq!(report.lots.len(), 2);
     assert!(report.lots.iter().all(|l| l.days.len() == 1));
@@ -179,17 +179,17 @@ both_backends!(lot_job_writes_reference_format_and_is_idempotent, |db| {
 
     // Codes from the archive verify on their day, once.
     let codes = codes_of(&first[2].1);
-    clock.set(utc("2026-03-29T21:59:59Z")); // the day before 03-30 (Paris)
+    set_manual(&clock, utc("2026-03-29T21:59:59Z")); // the day before 03-30 (Paris)
     assert!(!svc.verify(&codes[0]).await.unwrap().valid);
-    clock.set(utc("2026-03-29T22:00:00Z"));
+    set_manual(&clock, utc("2026-03-29T22:00:00Z"));
     assert!(svc.verify(&codes[0]).await.unwrap().valid);
     assert!(!svc.verify(&codes[0]).await.unwrap().valid);
-    clock.set(utc("2026-04-06T21:59:00Z"));
+    set_manual(&clock, utc("2026-04-06T21:59:00Z"));
     assert!(svc.verify(&codes[1]).await.unwrap().valid);
-    clock.set(utc("2026-04-06T21:59:01Z"));
+    set_manual(&clock, utc("2026-04-06T21:59:01Z"));
     assert!(!svc.verify(&codes[2]).await.unwrap().valid);
     // Purge two days after expiry: the unused codes of day 03-30 go.
-    clock.set(utc("2026-04-08T22:00:00Z"));
+    set_manual(&clock, utc("2026-04-08T22:00:00Z"));
     let r = svc.purge().await.unwrap();
     assert!(r.expired_unused >= 5, "{r:?}");
     assert_eq!(r.used, 2);
@@ -204,7 +204,7 @@ both_backends!(failed_upload_leaves_no_codes_and_no_files, |db| {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let mut cfg = lot_config(out.path(), 3);
     cfg.lots.sftp = Some(sftp_config(closed, &client_key, &host_pub, "/nonexistent"));
     let svc = service_with(&db, cfg, &clock);
@@ -323,7 +323,7 @@ async fn sftp_upload_to_local_openssh_server() {
     let remote = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-10-24T10:00:00Z"));
+    let clock = manual_at(utc("2026-10-24T10:00:00Z"));
     let mut cfg = lot_config(out.path(), 3);
     cfg.lots.sftp = Some(sftp_config(
         sshd.port,
@@ -495,7 +495,7 @@ async fn lot_files_are_private() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("lots");
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-10-24T10:00:00Z"));
+    let clock = manual_at(utc("2026-10-24T10:00:00Z"));
     let svc = service_with(&db, lot_config(&dir, 3), &clock);
     svc.run_lot_job().await.unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

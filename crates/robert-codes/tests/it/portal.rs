@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use chrono::Duration;
 use robert_codes::{CodesService, ManualClock};
 
 use crate::support::*;
@@ -18,7 +17,7 @@ struct Portal {
 
 async fn portal(cfg: robert_codes::Config) -> Portal {
     let db = sqlite().await;
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service_with(&db, cfg, &clock);
     svc.add_doctor("dr.martin", "Dr Martin", PW, Some(2))
         .await
@@ -51,14 +50,12 @@ async fn try_login(p: &Portal, password: &str) -> Resp {
         encode_query(password)
     );
     let c = format!("robert_codes_login_csrf={cookie}");
-    http(
-        p.addr,
-        "POST",
-        "/portal/login",
-        &[FORM, ("Cookie", &c)],
-        &body,
-    )
-    .await
+    post_form(p.addr, "/portal/login", &c, &body).await
+}
+
+/// Posts a form to the portal with a cookie.
+async fn post_form(addr: SocketAddr, path: &str, cookie: &str, body: &str) -> Resp {
+    http(addr, "POST", path, &[FORM, ("Cookie", cookie)], body).await
 }
 
 async fn login(p: &Portal) -> String {
@@ -85,32 +82,11 @@ async fn login_generate_verify_and_logout() {
     assert_eq!(element_text(&r.body, "quota-left").as_deref(), Some("2"));
     let csrf = csrf_of(&r.body);
     // Without or with a wrong CSRF token: refused.
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        "csrf=nope",
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/code", &cookie, "csrf=nope").await;
     assert_eq!(r.status, 403);
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        "",
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/code", &cookie, "").await;
     assert_eq!(r.status, 400);
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        &format!("csrf={csrf}"),
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/code", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let code = element_text(&r.body, "code").unwrap();
@@ -129,25 +105,12 @@ async fn login_generate_verify_and_logout() {
     // Quota of 2: one more, then 429.
     let form = format!("csrf={csrf}");
     assert_eq!(
-        http(
-            p.addr,
-            "POST",
-            "/portal/code",
-            &[FORM, ("Cookie", &cookie)],
-            &form
-        )
-        .await
-        .status,
+        post_form(p.addr, "/portal/code", &cookie, &form)
+            .await
+            .status,
         200
     );
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        &form,
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/code", &cookie, &form).await;
     assert_eq!(r.status, 429);
     assert!(r.body.contains("Quota atteint"));
 
@@ -163,23 +126,9 @@ async fn login_generate_verify_and_logout() {
     );
 
     // Logout needs the CSRF token, then the session is gone.
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/logout",
-        &[FORM, ("Cookie", &cookie)],
-        "csrf=x",
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/logout", &cookie, "csrf=x").await;
     assert_eq!(r.status, 403);
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/logout",
-        &[FORM, ("Cookie", &cookie)],
-        &form,
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/logout", &cookie, &form).await;
     assert_eq!(r.status, 303);
     let r = http(p.addr, "GET", "/portal/code", &[("Cookie", &cookie)], "").await;
     assert_eq!(
@@ -226,11 +175,10 @@ async fn login_csrf_is_required() {
     let body = format!("csrf=abc&username=dr.martin&password={}", encode_query(PW));
     let r = http(p.addr, "POST", "/portal/login", &[FORM], &body).await;
     assert_eq!(r.status, 403);
-    let r = http(
+    let r = post_form(
         p.addr,
-        "POST",
         "/portal/login",
-        &[FORM, ("Cookie", "robert_codes_login_csrf=xyz")],
+        "robert_codes_login_csrf=xyz",
         &body,
     )
     .await;
@@ -248,12 +196,12 @@ async fn lockout_with_back_off() {
     }
     // Locked for 60 s: even the right password fails.
     assert_eq!(try_login(&p, PW).await.status, 401);
-    p.clock.advance(Duration::seconds(61));
+    p.clock.advance_secs(61);
     // Another failure: locked for 120 s now.
     assert_eq!(try_login(&p, "wrong again!!").await.status, 401);
-    p.clock.advance(Duration::seconds(100));
+    p.clock.advance_secs(100);
     assert_eq!(try_login(&p, PW).await.status, 401, "still locked");
-    p.clock.advance(Duration::seconds(21));
+    p.clock.advance_secs(21);
     login(&p).await;
     // Success resets the counter.
     let d = p
@@ -280,11 +228,10 @@ async fn unknown_and_disabled_doctors_cannot_log_in() {
     assert_eq!(try_login(&p, PW).await.status, 401);
     let (c, f) = login_form(&p).await;
     let body = format!("csrf={f}&username=nobody&password=whatever1234");
-    let r = http(
+    let r = post_form(
         p.addr,
-        "POST",
         "/portal/login",
-        &[FORM, ("Cookie", &format!("robert_codes_login_csrf={c}"))],
+        &format!("robert_codes_login_csrf={c}"),
         &body,
     )
     .await;
@@ -315,22 +262,14 @@ async fn malformed_portal_requests_get_4xx_pages() {
         assert!((400..500).contains(&r.status), "{} for {body}", r.status);
     }
     let big = "a".repeat(20_000);
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/login",
-        &[FORM, ("Cookie", &cookie)],
-        &format!("csrf={big}"),
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/login", &cookie, &format!("csrf={big}")).await;
     assert!((400..500).contains(&r.status), "{}", r.status);
     let r = http(p.addr, "GET", "/portal/nope", &[], "").await;
     assert_eq!(r.status, 404);
-    let r = http(
+    let r = post_form(
         p.addr,
-        "POST",
         "/portal/code",
-        &[FORM, ("Cookie", "robert_codes_session=forged")],
+        "robert_codes_session=forged",
         "csrf=x",
     )
     .await;
@@ -419,14 +358,7 @@ async fn code_page_has_qr_copy_print_and_quota_reset() {
     );
     assert!(r.body.contains("lang=\"en\"") && r.body.contains("Generate a code"));
     let form = format!("csrf={}", csrf_of(&r.body));
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        &form,
-    )
-    .await;
+    let r = post_form(p.addr, "/portal/code", &cookie, &form).await;
     assert_eq!(r.status, 200);
     let code = element_text(&r.body, "code").unwrap();
     let link = robert_codes::qr::deep_link(&p.svc.config().qr.url_template, &code);
@@ -445,22 +377,8 @@ async fn code_page_has_qr_copy_print_and_quota_reset() {
     assert!(r.body.contains("id=\"print\""));
     assert!(r.body.contains("Copy the code"));
     // Quota of 2: the second code, then the reset time.
-    http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        &form,
-    )
-    .await;
-    let r = http(
-        p.addr,
-        "POST",
-        "/portal/code",
-        &[FORM, ("Cookie", &cookie)],
-        &form,
-    )
-    .await;
+    post_form(p.addr, "/portal/code", &cookie, &form).await;
+    let r = post_form(p.addr, "/portal/code", &cookie, &form).await;
     assert_eq!(r.status, 429);
     assert!(
         r.body.contains("repart à zéro à 00:00") && r.body.contains("dans 13 h 00 min"),

@@ -4,23 +4,23 @@ use robert_codes::code::{self, CodeKind};
 use robert_codes::jwt::testing;
 use robert_codes::service::{Channel, IssueError};
 use robert_codes::store::{AuditEntry, CodeStore, NewCode, NewDoctor};
-use robert_codes::{ManualClock, pepper::Peppers};
+use robert_codes::{Clock as _, ManualClock, pepper::Peppers};
 
 use crate::both_backends;
 use crate::support::*;
 
 both_backends!(short_code_is_valid_once_within_its_hour, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let issued = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
     assert_eq!(issued.code.len(), 6);
     assert_eq!(issued.validity.until, utc("2026-01-10T11:00:00Z"));
     // A second code to check kinds and hashes do not mix.
     let other = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
-    clock.set(utc("2026-01-10T11:00:00Z")); // last valid second
+    set_manual(&clock, utc("2026-01-10T11:00:00Z")); // last valid second
     assert!(svc.verify(&issued.code).await.unwrap().valid);
     assert!(!svc.verify(&issued.code).await.unwrap().valid, "used twice");
-    clock.set(utc("2026-01-10T11:00:01Z"));
+    set_manual(&clock, utc("2026-01-10T11:00:01Z"));
     assert!(!svc.verify(&other.code).await.unwrap().valid, "expired");
     assert!(!svc.verify(&issued.code.to_lowercase()).await.unwrap().valid);
     assert!(!svc.verify("ZZZZZZ").await.unwrap().valid, "unknown");
@@ -29,21 +29,21 @@ both_backends!(short_code_is_valid_once_within_its_hour, |db| {
 });
 
 both_backends!(test_code_lasts_to_end_of_utc_day_15_days_ahead, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T23:30:00Z"));
+    let clock = manual_at(utc("2026-01-10T23:30:00Z"));
     let svc = service(&db, &clock);
     let issued = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
     assert_eq!(issued.code.len(), 12);
     assert_eq!(issued.validity.until, utc("2026-01-25T23:59:59Z"));
     let other = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
-    clock.set(utc("2026-01-25T23:59:59Z"));
+    set_manual(&clock, utc("2026-01-25T23:59:59Z"));
     assert!(svc.verify(&issued.code).await.unwrap().valid);
-    clock.set(utc("2026-01-26T00:00:00Z"));
+    set_manual(&clock, utc("2026-01-26T00:00:00Z"));
     assert!(!svc.verify(&other.code).await.unwrap().valid);
 });
 
 both_backends!(long_code_window_follows_paris_civil_days, |db| {
     // Store a long code for day 2026-03-25 (DST starts on 03-29).
-    let clock = ManualClock::new(utc("2026-03-20T12:00:00Z"));
+    let clock = manual_at(utc("2026-03-20T12:00:00Z"));
     let svc = service(&db, &clock);
     let peppers = svc.config().load_peppers().unwrap();
     let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 25).unwrap();
@@ -56,18 +56,18 @@ both_backends!(long_code_window_follows_paris_civil_days, |db| {
             kind: CodeKind::Long,
             available_from: v.from.timestamp(),
             valid_until: v.until.timestamp(),
-            generated_at: clock.now_ts(),
+            generated_at: clock.now_unix(),
         };
         assert!(db.store.insert_code(&row).await.unwrap());
         codes.push(c);
     }
-    clock.set(utc("2026-03-24T22:59:59Z")); // 23:59:59 CET on the 24th
+    set_manual(&clock, utc("2026-03-24T22:59:59Z")); // 23:59:59 CET on the 24th
     assert!(!svc.verify(&codes[0]).await.unwrap().valid, "not yet");
-    clock.set(utc("2026-03-24T23:00:00Z")); // Paris midnight
+    set_manual(&clock, utc("2026-03-24T23:00:00Z")); // Paris midnight
     assert!(svc.verify(&codes[0]).await.unwrap().valid);
-    clock.set(utc("2026-04-01T21:59:00Z")); // 23:59 CEST on D+7
+    set_manual(&clock, utc("2026-04-01T21:59:00Z")); // 23:59 CEST on D+7
     assert!(svc.verify(&codes[1]).await.unwrap().valid);
-    clock.set(utc("2026-04-01T21:59:01Z"));
+    set_manual(&clock, utc("2026-04-01T21:59:01Z"));
     assert!(!svc.verify(&codes[2]).await.unwrap().valid, "expired");
     assert_eq!(
         db.store.count_long_codes(v.from.timestamp()).await.unwrap(),
@@ -76,7 +76,7 @@ both_backends!(long_code_window_follows_paris_civil_days, |db| {
 });
 
 both_backends!(pepper_rotation_keeps_live_codes_valid, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let old = service(&db, &clock);
     let a = old.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
     let b = old.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
@@ -96,7 +96,7 @@ both_backends!(pepper_rotation_keeps_live_codes_valid, |db| {
 });
 
 both_backends!(codes_are_stored_only_as_keyed_hashes, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let issued = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
     let peppers: Peppers = svc.config().load_peppers().unwrap();
@@ -121,44 +121,34 @@ both_backends!(codes_are_stored_only_as_keyed_hashes, |db| {
 });
 
 async fn raw_code_rows(db: &TestDb) -> Vec<Vec<u8>> {
-    use sqlx::Row as _;
+    // The same query through either back end's pool type.
+    macro_rules! code_hashes {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(&db.url).await.unwrap();
+            let rows = sqlx::query_scalar::<_, Vec<u8>>("SELECT code_hash FROM submission_code")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            rows
+        }};
+    }
     if db.backend == "sqlite" {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query("SELECT code_hash FROM submission_code")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        let out = rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect();
-        pool.close().await;
-        out
+        code_hashes!(sqlx::SqlitePool)
     } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query("SELECT code_hash FROM submission_code")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        let out = rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect();
-        pool.close().await;
-        out
+        code_hashes!(sqlx::PgPool)
     }
 }
 
 both_backends!(fifty_concurrent_verifications_accept_exactly_one, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let addr = serve(svc.router()).await;
     for kind in [CodeKind::Short, CodeKind::Test] {
         let issued = svc.issue(kind, &Channel::Cli).await.unwrap();
         let path = format!("/api/v1/verify?code={}", issued.code.as_str());
-        let tasks: Vec<_> = (0..50)
-            .map(|_| {
-                let path = path.clone();
-                tokio::spawn(async move { http_get(addr, &path, &[]).await })
-            })
-            .collect();
         let mut valid = 0;
-        for t in tasks {
-            let (status, body) = t.await.unwrap();
+        for (status, body) in get_fifty_at_once(addr, &path).await {
             assert_eq!(status, 200, "{body}");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             if v["valid"] == serde_json::Value::Bool(true) {
@@ -170,24 +160,10 @@ both_backends!(fifty_concurrent_verifications_accept_exactly_one, |db| {
         assert_eq!(valid, 1, "{kind:?} on {}", db.backend);
     }
     // Same for a JWT's jti.
-    let token = testing::sign(
-        &testing::signing_key(7),
-        r#"{"alg":"ES256","kid":"K1","typ":"JWT"}"#,
-        &format!(
-            r#"{{"iss":"SIDEP","iat":{},"jti":"lab-42"}}"#,
-            clock.now_ts() - 60
-        ),
-    );
+    let token = jwt_for(&clock, "lab-42");
     let path = format!("/api/v1/verify?code={}", encode_query(&token));
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let path = path.clone();
-            tokio::spawn(async move { http_get(addr, &path, &[]).await })
-        })
-        .collect();
     let mut valid = 0;
-    for t in tasks {
-        let (status, body) = t.await.unwrap();
+    for (status, body) in get_fifty_at_once(addr, &path).await {
         assert_eq!(status, 200);
         if body.contains("true") {
             valid += 1;
@@ -204,7 +180,7 @@ both_backends!(fifty_concurrent_verifications_accept_exactly_one, |db| {
 });
 
 both_backends!(quota_is_atomic_and_per_day, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let channel = Channel::Portal {
         id: 1,
@@ -229,7 +205,7 @@ both_backends!(quota_is_atomic_and_per_day, |db| {
     assert_eq!(ok, 3);
     assert_eq!(svc.quota_left(&channel, 3).await.unwrap(), 0);
     // Next Paris day (midnight Paris = 23:00 UTC in winter).
-    clock.set(utc("2026-01-10T23:00:00Z"));
+    set_manual(&clock, utc("2026-01-10T23:00:00Z"));
     assert_eq!(svc.quota_left(&channel, 3).await.unwrap(), 3);
     assert!(svc.issue(CodeKind::Short, &channel).await.is_ok());
 });
@@ -237,17 +213,17 @@ both_backends!(quota_is_atomic_and_per_day, |db| {
 both_backends!(
     purge_removes_codes_two_days_after_expiry_and_counts_kpis,
     |db| {
-        let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+        let clock = manual_at(utc("2026-01-10T10:00:00Z"));
         let svc = service(&db, &clock);
         let used = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
         let _unused = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
         let live = svc.issue(CodeKind::Test, &Channel::Cli).await.unwrap();
         assert!(svc.verify(&used.code).await.unwrap().valid);
         // Expired at 11:00 on the 10th; still kept on the 12th at 10:59:59.
-        clock.set(utc("2026-01-12T10:59:59Z"));
+        set_manual(&clock, utc("2026-01-12T10:59:59Z"));
         let r = svc.purge().await.unwrap();
         assert_eq!((r.expired_unused, r.used), (0, 0));
-        clock.set(utc("2026-01-12T11:00:01Z"));
+        set_manual(&clock, utc("2026-01-12T11:00:01Z"));
         let r = svc.purge().await.unwrap();
         assert_eq!((r.expired_unused, r.used), (1, 1));
         assert!(
@@ -351,16 +327,19 @@ both_backends!(doctors_sessions_audit_and_locks, |db| {
     assert_eq!(s.next_file_sequence(other, 22).await.unwrap(), 22);
 });
 
-/// Clock helper.
-trait NowTs {
-    fn now_ts(&self) -> i64;
-}
-
-impl NowTs for ManualClock {
-    fn now_ts(&self) -> i64 {
-        use robert_codes::Clock as _;
-        self.now().timestamp()
+/// Fifty concurrent GETs of `path`: (status, body) each.
+async fn get_fifty_at_once(addr: std::net::SocketAddr, path: &str) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let path = path.to_owned();
+            tokio::spawn(async move { http_get(addr, &path, &[]).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
     }
+    out
 }
 
 fn jwt_for(clock: &ManualClock, jti: &str) -> String {
@@ -369,13 +348,13 @@ fn jwt_for(clock: &ManualClock, jti: &str) -> String {
         r#"{"alg":"ES256","kid":"K1","typ":"JWT"}"#,
         &format!(
             r#"{{"iss":"SIDEP","iat":{},"jti":"{jti}"}}"#,
-            clock.now_ts() - 60
+            clock.now_unix() - 60
         ),
     )
 }
 
 both_backends!(a_claim_holds_a_code_for_one_report_until_settled, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let (a, b) = ([0xAA; 32], [0xBB; 32]);
     for kind in [CodeKind::Short, CodeKind::Test] {
@@ -431,7 +410,7 @@ both_backends!(a_claim_holds_a_code_for_one_report_until_settled, |db| {
 
 both_backends!(an_unsettled_claim_expires, |db| {
     // What a server killed between claim and confirm leaves behind.
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let hold = chrono::Duration::seconds(robert_codes::service::CLAIM_HOLD_SECS);
     let (a, b) = ([1; 32], [2; 32]);
@@ -441,13 +420,13 @@ both_backends!(an_unsettled_claim_expires, |db| {
     for code in [&taken, &kept, &token] {
         assert!(svc.claim(code, &a).await.unwrap().valid);
     }
-    clock.set(utc("2026-01-10T10:00:00Z") + hold);
+    set_manual(&clock, utc("2026-01-10T10:00:00Z") + hold);
     assert!(
         !svc.claim(&taken, &b).await.unwrap().valid,
         "last held second"
     );
     assert!(!svc.verify(&taken).await.unwrap().valid, "last held second");
-    clock.advance(chrono::Duration::seconds(1));
+    clock.advance_secs(1);
     // Expired: another report takes it, the first can no longer confirm.
     assert!(svc.claim(&taken, &b).await.unwrap().valid);
     assert!(!svc.confirm(&taken, &a).await.unwrap());
@@ -461,7 +440,7 @@ both_backends!(an_unsettled_claim_expires, |db| {
 });
 
 both_backends!(fifty_concurrent_claims_hold_exactly_one, |db| {
-    let clock = ManualClock::new(utc("2026-01-10T10:00:00Z"));
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
     let svc = service(&db, &clock);
     let addr = serve(svc.router()).await;
     let token = jwt_for(&clock, "lab-9");

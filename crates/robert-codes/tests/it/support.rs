@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{DateTime, Utc};
 use robert_codes::jwt::testing;
 use robert_codes::{CodesService, Config, ManualClock, SqlStore};
+pub use robert_codes::clock::{manual_at, set_manual};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs the body once per available back end, `$db` being a [`TestDb`].

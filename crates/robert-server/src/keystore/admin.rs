@@ -39,11 +39,17 @@ pub struct KeyReport {
     pub kek_check_value: Option<String>,
 }
 
+/// Saves `set` if it `changed`, then completes `report` with what the store
+/// now holds.
 fn finish(
     store: &dyn KeyStore,
     set: &KeySet,
+    changed: bool,
     mut report: KeyReport,
 ) -> Result<KeyReport, KeyStoreError> {
+    if changed {
+        store.save(set)?;
+    }
     report.keystore = store.location();
     report.server_key_range = match (
         set.server_keys.keys().next(),
@@ -99,17 +105,12 @@ pub fn init(
     if jwt == GeneratedJwtKeys::Rs256 {
         added.extend(set.fill_missing_rsa_jwt(&mut rand::rng())?);
     }
-    if !added.is_empty() || !store.exists() {
-        store.save(&set)?;
-    }
-    finish(
-        store,
-        &set,
-        KeyReport {
-            added,
-            ..KeyReport::default()
-        },
-    )
+    let changed = !added.is_empty() || !store.exists();
+    let report = KeyReport {
+        added,
+        ..KeyReport::default()
+    };
+    finish(store, &set, changed, report)
 }
 
 /// Adds the JWT keys of `jwt`'s algorithm to an existing store if they are
@@ -168,18 +169,13 @@ pub fn rotate(
         .into_iter()
         .map(|d| format!("K_S {d}"))
         .collect();
-    if !added.is_empty() || !removed.is_empty() {
-        store.save(&set)?;
-    }
-    finish(
-        store,
-        &set,
-        KeyReport {
-            added,
-            removed,
-            ..KeyReport::default()
-        },
-    )
+    let changed = !added.is_empty() || !removed.is_empty();
+    let report = KeyReport {
+        added,
+        removed,
+        ..KeyReport::default()
+    };
+    finish(store, &set, changed, report)
 }
 
 /// `keys show-public`: the registration public key in the base64
@@ -552,10 +548,8 @@ fn merge(
             }
         }
     }
-    if !report.added.is_empty() || !report.replaced.is_empty() {
-        store.save(&set)?;
-    }
-    finish(store, &set, report)
+    let changed = !report.added.is_empty() || !report.replaced.is_empty();
+    finish(store, &set, changed, report)
 }
 
 #[cfg(test)]

@@ -318,18 +318,7 @@ fn ring_operations_are_byte_exact(f: &Fixture) {
     let s = f.open();
     let kek = Kek::from_bytes([0x42; 32]);
     let pair = ServerKeyPair::generate(&mut rand::rng());
-    admin::import(
-        s.as_ref(),
-        vec![
-            ImportItem::Kek(Zeroizing::new(hex::encode([0x42; 32]))),
-            ImportItem::RegistrationKey(Zeroizing::new(hex::encode(
-                pair.to_scalar_bytes().as_ref(),
-            ))),
-            ImportItem::FederationKey(Zeroizing::new(hex::encode([1; 32]))),
-        ],
-        false,
-    )
-    .unwrap();
+    testing::import_fixed_keys(s.as_ref(), &pair).unwrap();
     let ring = KeyRing::from_set(s.load().unwrap()).unwrap();
 
     // ECDH: what the app computes, what the memory key computes.

@@ -15,6 +15,11 @@ both_backends!(
     unregistered_sender_is_discarded,
 );
 
+/// One KPI's current value.
+async fn kpi_of(store: &dyn Store, name: &str) -> i64 {
+    store.kpis().await.unwrap().get(name)
+}
+
 /// positive-declaration 1, 4 and kpis 5: John and Sarah 60 min, John reports.
 async fn sixty_minutes_puts_the_contact_at_risk(store: Arc<dyn Store>, _url: String) {
     let mut w = World::new(1);
@@ -121,14 +126,7 @@ async fn short_contacts_stay_below_the_threshold(store: Arc<dyn Store>, _url: St
     assert_eq!(report.registrations_evaluated, 1);
     assert_eq!(report.registrations_at_risk, 1);
     assert!(reg(&*store, &fifteen).await.at_risk);
-    assert_eq!(
-        store
-            .kpis()
-            .await
-            .unwrap()
-            .get(kpi::EXPOSED_BUT_NOT_AT_RISK_USERS),
-        1
-    );
+    assert_eq!(kpi_of(&*store, kpi::EXPOSED_BUT_NOT_AT_RISK_USERS).await, 1);
 }
 
 /// kpis 1–4: an exposure 8 days old is above the threshold but too old
@@ -156,11 +154,11 @@ async fn exposure_older_than_seven_days_counts_in_the_retention_kpi(
     assert_eq!(report.retention_expired, 3);
     assert_eq!(report.registrations_at_risk, 1);
     assert_eq!(
-        store
-            .kpis()
-            .await
-            .unwrap()
-            .get(kpi::USERS_ABOVE_RISK_THRESHOLD_BUT_RETENTION_PERIOD_EXPIRED),
+        kpi_of(
+            &*store,
+            kpi::USERS_ABOVE_RISK_THRESHOLD_BUT_RETENTION_PERIOD_EXPIRED
+        )
+        .await,
         3
     );
     for p in [&old, &ines, &hugo] {
@@ -188,11 +186,11 @@ async fn exposure_older_than_seven_days_counts_in_the_retention_kpi(
         .unwrap();
     w.batch(&*store, now(), 4).await;
     assert_eq!(
-        store
-            .kpis()
-            .await
-            .unwrap()
-            .get(kpi::USERS_ABOVE_RISK_THRESHOLD_BUT_RETENTION_PERIOD_EXPIRED),
+        kpi_of(
+            &*store,
+            kpi::USERS_ABOVE_RISK_THRESHOLD_BUT_RETENTION_PERIOD_EXPIRED
+        )
+        .await,
         4
     );
 }
@@ -267,7 +265,7 @@ async fn only_exposures_after_the_last_detection_count(store: Arc<dyn Store>, _u
         .unwrap()
         .unwrap();
     assert!(out.notified && !out.alerted);
-    assert_eq!(store.kpis().await.unwrap().get(kpi::NOTIFIED_USERS), 2);
+    assert_eq!(kpi_of(&*store, kpi::NOTIFIED_USERS).await, 2);
 }
 
 /// unregister 2: Sarah unregisters, then Paul reports their contact.

@@ -49,7 +49,7 @@ async fn register_gives_a_bundle_from_now_to_the_end_of_day_plus_three() {
             assert_eq!((c.epoch, c.id_a), (t.epoch, id));
             assert_eq!(t.ecc.decrypt(ring.key_g(), &t.ebid), CountryCode::FRANCE);
         }
-        let reg = app.state.store.get_registration(id).await.unwrap().unwrap();
+        let reg = app.registration(id).await.unwrap();
         assert!(!reg.at_risk && !reg.is_notified);
         assert_eq!(reg.created_at, app.now());
         // Push registration forwarded in the background.
@@ -118,19 +118,6 @@ async fn status_not_at_risk() {
     }
 }
 
-fn id_of(app: &TestApp, phone: &Phone) -> IdA {
-    let t = phone.bundle.tuples[0];
-    t.ebid
-        .decrypt(
-            app.state
-                .keys
-                .get()
-                .server_key(app.state.start.day_of(t.epoch))
-                .unwrap(),
-        )
-        .id_a
-}
-
 #[tokio::test]
 async fn status_rate_limit_and_its_diagnostics() {
     for app in TestApp::all("ratelimit").await {
@@ -140,13 +127,7 @@ async fn status_rate_limit_and_its_diagnostics() {
         let r = phone.status(&app).await;
         assert_eq!(r.status, 400, "{r:?}");
         assert!(r.message().contains("Too many status requests"));
-        let reg = app
-            .state
-            .store
-            .get_registration(id_of(&app, &phone))
-            .await
-            .unwrap()
-            .unwrap();
+        let reg = app.registration(phone.id_a(&app)).await.unwrap();
         let failed = reg.last_failed_status.unwrap();
         let now_epoch = app.state.start.epoch_at(app.now());
         assert_eq!(failed.epoch, now_epoch);
@@ -181,7 +162,7 @@ async fn clock_skew_is_400_and_records_the_drift() {
         let mut phone = Phone::register(&app, "ines").await;
         let now = app.now();
         let epoch = app.state.start.epoch_at(now);
-        let id = id_of(&app, &phone);
+        let id = phone.id_a(&app);
         let r = app
             .post(
                 "/api/v6/status",
@@ -191,13 +172,7 @@ async fn clock_skew_is_400_and_records_the_drift() {
         assert_eq!(r.status, 400, "{r:?}");
         assert!(r.message().contains("60 seconds"));
         assert_eq!(
-            app.state
-                .store
-                .get_registration(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .last_timestamp_drift,
+            app.registration(id).await.unwrap().last_timestamp_drift,
             -61
         );
         let r = app
@@ -207,16 +182,7 @@ async fn clock_skew_is_400_and_records_the_drift() {
             )
             .await;
         assert_eq!(r.status, 200, "60 s is within the tolerance: {r:?}");
-        assert_eq!(
-            app.state
-                .store
-                .get_registration(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .last_timestamp_drift,
-            60
-        );
+        assert_eq!(app.registration(id).await.unwrap().last_timestamp_drift, 60);
         // The clock check takes precedence over an unknown identity (430).
         assert_eq!(phone.unregister(&app).await.status, 200);
         let r = app
@@ -238,7 +204,7 @@ async fn authentication_failures() {
         let mut phone = Phone::register(&app, "hugo").await;
         let now = app.now();
         let epoch = app.state.start.epoch_at(now);
-        let id = id_of(&app, &phone);
+        let id = phone.id_a(&app);
 
         // Any epoch whose K_S exists authenticates (the EBID must match it).
         for e in [epoch.get() + 1, epoch.get() + 95] {
@@ -258,7 +224,7 @@ async fn authentication_failures() {
         let mut body = phone.auth_body_at(epoch, now, Salt::Unregister);
         let r = app.post("/api/v6/status", &body).await;
         assert_eq!((r.status, r.message()), (400, "Authentication failed"));
-        let reg = app.state.store.get_registration(id).await.unwrap().unwrap();
+        let reg = app.registration(id).await.unwrap();
         assert_eq!(reg.last_failed_status.unwrap().message, "Invalid MAC");
         // A flipped MAC bit.
         body = phone.auth_body_at(epoch, now, Salt::Status);
@@ -313,7 +279,7 @@ async fn authentication_failures() {
 async fn at_risk_status_tokens_and_kpis() {
     for app in TestApp::all("atrisk").await {
         let mut phone = Phone::register(&app, "sarah").await;
-        let id = id_of(&app, &phone);
+        let id = phone.id_a(&app);
         let start = app.state.start;
         let now_epoch = start.epoch_at(app.now());
         let last_contact = app.now().utc_midnight().minus(2 * 86_400);
@@ -385,7 +351,7 @@ async fn at_risk_status_tokens_and_kpis() {
 async fn unregister_and_delete_history() {
     for app in TestApp::all("unregister").await {
         let mut phone = Phone::register(&app, "sarah").await;
-        let id = id_of(&app, &phone);
+        let id = phone.id_a(&app);
         let epoch = app.state.start.epoch_at(app.now());
         app.state
             .store
@@ -413,14 +379,7 @@ async fn unregister_and_delete_history() {
 
         let r = phone.unregister(&app).await;
         assert_eq!(r.json, json!({"success": true, "message": null}));
-        assert!(
-            app.state
-                .store
-                .get_registration(id)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(app.registration(id).await.is_none());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(
             app.stubs
@@ -612,13 +571,7 @@ async fn no_server_key_for_today_is_503_not_500() {
         .await;
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.message().contains("No server key"));
-    let reg = app
-        .state
-        .store
-        .get_registration(id_of(&app, &phone))
-        .await
-        .unwrap()
-        .unwrap();
+    let reg = app.registration(phone.id_a(&app)).await.unwrap();
     assert_eq!(
         reg.last_status_epoch,
         Epoch(0),

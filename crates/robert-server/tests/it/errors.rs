@@ -4,17 +4,7 @@ use robert_core::mac::Salt;
 use serde_json::json;
 
 use super::phone::Phone;
-use super::support::TestApp;
-
-const POST_ROUTES: [&str; 7] = [
-    "/api/v6/captcha",
-    "/api/v6/register",
-    "/api/v6/status",
-    "/api/v6/report",
-    "/api/v6/unregister",
-    "/api/v6/deleteExposureHistory",
-    "/api/v6/captcha",
-];
+use super::support::{API_POST_ROUTES, TestApp};
 
 fn assert_json_error(r: &super::support::Resp, status: u16, ctx: &str) {
     assert_eq!(r.status, status, "{ctx}: {:?}", r.json);
@@ -38,7 +28,7 @@ async fn transport_level_rejections_on_every_post_route() {
     })
     .await
     .unwrap();
-    for route in POST_ROUTES {
+    for route in API_POST_ROUTES {
         let r = app.post_raw(route, None, "{}").await;
         assert_json_error(&r, 415, route);
         assert!(r.message().contains("application/json"));

@@ -42,6 +42,15 @@ impl std::fmt::Debug for Phone {
 }
 
 impl Phone {
+    /// The server's identifier of this phone's registration (ID_A), read
+    /// from its first EBID with the app's keys.
+    pub fn id_a(&self, app: &TestApp) -> robert_core::id_a::IdA {
+        let t = self.bundle.tuples[0];
+        let key = app.state.keys.get();
+        let k_s = key.server_key(app.state.start.day_of(t.epoch)).unwrap();
+        t.ebid.decrypt(k_s).id_a
+    }
+
     /// Registers through `/captcha`, the image, and `/register` at the app's current time.
     pub async fn register(app: &TestApp, name: &str) -> Phone {
         let c = app

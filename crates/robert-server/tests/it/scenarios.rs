@@ -248,7 +248,7 @@ async fn privacy_purge_after_fifteen_days() {
         proximity(&app, &mut [&mut sarah, &mut john], ago(15 * DAY), HOUR);
         declare(&app, &mut john).await;
         app.batch().await;
-        let id = sarah_id(&app, &sarah);
+        let id = sarah.id_a(&app);
         assert!(!app.state.store.exposures(id).await.unwrap().is_empty());
         app.set_now(today_noon());
         app.batch().await;
@@ -261,19 +261,6 @@ async fn privacy_purge_after_fifteen_days() {
         );
         app.cleanup().await;
     }
-}
-
-fn sarah_id(app: &TestApp, phone: &Phone) -> robert_core::id_a::IdA {
-    let t = phone.bundle.tuples[0];
-    t.ebid
-        .decrypt(
-            app.state
-                .keys
-                .get()
-                .server_key(app.state.start.day_of(t.epoch))
-                .unwrap(),
-        )
-        .id_a
 }
 
 // ------------------------------------------------- delete-exposure-history
@@ -289,7 +276,7 @@ async fn delete_exposure_history() {
         proximity(&app, &mut [&mut paul, &mut sarah], ago(HOUR), 15 * MIN);
         declare(&app, &mut paul).await;
         app.batch().await;
-        let id = sarah_id(&app, &sarah);
+        let id = sarah.id_a(&app);
         assert!(!app.state.store.exposures(id).await.unwrap().is_empty());
         let r = sarah.delete_history(&app).await;
         assert_eq!((r.status, r.json["success"].as_bool()), (200, Some(true)));
@@ -304,7 +291,7 @@ async fn delete_exposure_history() {
         assert!(
             app.state
                 .store
-                .exposures(sarah_id(&app, &ines))
+                .exposures(ines.id_a(&app))
                 .await
                 .unwrap()
                 .is_empty()
@@ -323,18 +310,11 @@ async fn unregister_scenarios() {
         )
         .unwrap();
         // 1. Sarah unregisters: her status is 430 and her registration is gone.
-        let id = sarah_id(&app, &sarah);
+        let id = sarah.id_a(&app);
         let r = sarah.unregister(&app).await;
         assert_eq!((r.status, r.json["success"].as_bool()), (200, Some(true)));
         assert_eq!(sarah.status(&app).await.status, 430);
-        assert!(
-            app.state
-                .store
-                .get_registration(id)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(app.registration(id).await.is_none());
         // 2. Paul and Sarah2 60 min 5 days ago; Sarah2 unregisters; Paul declares:
         //    the batch discards the contact ("could not be validated").
         proximity(&app, &mut [&mut paul, &mut sarah2], ago(5 * DAY), HOUR);

@@ -30,6 +30,36 @@ fn config(dir: &std::path::Path) -> Config {
     c
 }
 
+/// `serve::run` on its listeners in a task, until [`Running::stop`].
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), serve::ServeError>>,
+}
+
+impl Running {
+    fn start(
+        state: &robert_server::state::AppState,
+        main: tokio::net::TcpListener,
+        internal: Option<tokio::net::TcpListener>,
+    ) -> Self {
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve::run(state.clone(), main, internal, async {
+            let _ = rx.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Asks for a graceful shutdown and waits for it (5 s at most).
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn real_socket_round_trip_and_graceful_shutdown() {
     let app = TestApp::new(robert_store::Backend::Sqlite, "socket")
@@ -37,10 +67,7 @@ async fn real_socket_round_trip_and_graceful_shutdown() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::run(app.state.clone(), listener, None, async {
-        let _ = rx.await;
-    }));
+    let server = Running::start(&app.state, listener, None);
     let client = robert_server::http_client::client(Duration::from_secs(5)).unwrap();
     let clock: serde_json::Value = client
         .get(format!("http://{addr}/api/v6/clock"))
@@ -68,12 +95,7 @@ async fn real_socket_round_trip_and_graceful_shutdown() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 415);
-    tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
     app.cleanup().await;
 }
 
@@ -189,10 +211,7 @@ async fn internal_endpoints_on_their_own_listener_by_default() {
     let (main, internal) = serve::bind(&s.state.config).await.unwrap();
     let internal = internal.unwrap();
     let (a, b) = (main.local_addr().unwrap(), internal.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::run(s.state.clone(), main, Some(internal), async {
-        let _ = rx.await;
-    }));
+    let server = Running::start(&s.state, main, Some(internal));
     let client = robert_server::http_client::client(Duration::from_secs(5)).unwrap();
     let get = |url: String| {
         let client = client.clone();
@@ -204,12 +223,7 @@ async fn internal_endpoints_on_their_own_listener_by_default() {
     assert_eq!(get(format!("http://{b}/internal/api/v2/kpis")).await, 200);
     assert_eq!(get(format!("http://{b}/metrics")).await, 200);
     assert_eq!(get(format!("http://{b}/api/v6/clock")).await, 404);
-    tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
     s.state.store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -232,10 +246,7 @@ async fn internal_endpoints_on_the_public_listener_when_asked() {
     let (main, internal) = serve::bind(&s.state.config).await.unwrap();
     assert!(internal.is_none());
     let a = main.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::run(s.state.clone(), main, None, async {
-        let _ = rx.await;
-    }));
+    let server = Running::start(&s.state, main, None);
     let client = robert_server::http_client::client(Duration::from_secs(5)).unwrap();
     for path in ["/internal/api/v2/kpis", "/metrics", "/api/v6/clock"] {
         let status = client
@@ -246,12 +257,7 @@ async fn internal_endpoints_on_the_public_listener_when_asked() {
             .status();
         assert_eq!(status.as_u16(), 200, "{path}");
     }
-    tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
     s.state.store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,6 +11,7 @@ use axum::extract::{Path, Query};
 use axum::http::{Request, StatusCode};
 use axum::routing::{delete, get, post};
 use http_body_util::BodyExt as _;
+use robert_core::id_a::IdA;
 use robert_core::time::{NtpSeconds, UtcDate};
 use robert_server::clock::ManualClock;
 use robert_server::config::{CaptchaMode, Config};
@@ -217,6 +218,16 @@ pub fn test_keys(today: UtcDate) -> KeySet {
     set
 }
 
+/// The public API's POST routes.
+pub const API_POST_ROUTES: [&str; 6] = [
+    "/api/v6/captcha",
+    "/api/v6/register",
+    "/api/v6/status",
+    "/api/v6/report",
+    "/api/v6/unregister",
+    "/api/v6/deleteExposureHistory",
+];
+
 /// The test application.
 pub struct TestApp {
     pub state: AppState,
@@ -227,6 +238,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The stored registration `id`, if any.
+    pub async fn registration(&self, id: IdA) -> Option<robert_store::Registration> {
+        self.state.store.get_registration(id).await.unwrap()
+    }
+
     /// An app on `backend` (`None`: PostgreSQL unavailable, test skipped).
     pub async fn new(backend: Backend, label: &str) -> Option<Self> {
         Self::with(backend, label, |_| {}).await

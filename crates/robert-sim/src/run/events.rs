@@ -175,7 +175,7 @@ impl Sim<'_> {
             .iter_mut()
             .enumerate()
             .filter(|(_, p)| {
-                p.clock.set(now);
+                p.clock.set_ntp(now);
                 p.phone.is_registered() && p.phone.needs_refill()
             })
             .filter_map(|(i, _)| u32::try_from(i).ok())

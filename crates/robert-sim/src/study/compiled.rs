@@ -22,7 +22,7 @@
 //! that both paths agree on recorded data.
 
 use robert_core::filter::FilterMode;
-use robert_core::scoring::WindowLevel;
+use robert_core::scoring::{TypicalParams, WindowLevel};
 use robert_core::time::EPOCH_DURATION_SECS;
 
 use crate::recording::{GroupRecord, Recording, UNKNOWN_SENDER};
@@ -386,18 +386,38 @@ pub enum ServerSetting {
         delta_scale: f64,
     },
     /// The typical-level scoring; statistic: the worst day's near-minutes.
-    Typical {
-        /// `level_low` (dBm).
-        level_low: f64,
-        /// `level_high − level_low` (dB).
-        width: f64,
-        /// Quantile of the window levels.
-        quantile: f64,
-        /// Minimum duration (minutes).
-        min_minutes: f64,
-        /// Window level kind.
-        level: WindowLevel,
-    },
+    Typical(TypicalSetting),
+}
+
+/// The typical-level scoring's values the optimiser varies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TypicalSetting {
+    /// `level_low` (dBm).
+    pub level_low: f64,
+    /// `level_high − level_low` (dB).
+    pub width: f64,
+    /// Quantile of the window levels.
+    pub quantile: f64,
+    /// Minimum duration (minutes).
+    pub min_minutes: f64,
+    /// Window level kind.
+    pub level: WindowLevel,
+}
+
+impl TypicalSetting {
+    /// The scoring's parameters with these values, the default `rssi_max`
+    /// and `r0`.
+    pub fn params(&self, r0: f64) -> TypicalParams {
+        TypicalParams {
+            level_low: self.level_low,
+            level_high: self.level_low + self.width,
+            quantile: self.quantile,
+            min_minutes: self.min_minutes,
+            level: self.level,
+            r0,
+            ..TypicalParams::default()
+        }
+    }
 }
 
 /// The reference deltas of scoring v2.
@@ -433,13 +453,13 @@ impl ServerSetting {
                 let per_minute = (softmax(risks[..m].iter().copied(), 0.2) * 1.2).min(1.0);
                 per_minute * f64::from(s.v2_kmax)
             }
-            Self::Typical {
+            Self::Typical(TypicalSetting {
                 level_low,
                 width,
                 quantile,
                 min_minutes,
                 level,
-            } => {
+            }) => {
                 let minutes = f64::from(s.typical_minutes);
                 if minutes < min_minutes || minutes <= 0.0 {
                     return 0.0;

@@ -437,10 +437,7 @@ impl Fixed {
                         let rep = replay(&run.rec, s);
                         let truth = run.rec.truth(truth_m).unwrap_or_default();
                         run.rec
-                            .phones
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, p)| !p.positive)
+                            .negatives()
                             .map(|(i, _)| {
                                 (rep.final_risk[i], truth.get(i).copied().unwrap_or(false))
                             })

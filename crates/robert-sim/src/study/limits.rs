@@ -245,10 +245,7 @@ impl OracleRun {
 fn scored(run: &Run, stat: &[f64]) -> Vec<Scored> {
     let truth = run.rec.truth(1.0).unwrap_or_default();
     run.rec
-        .phones
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.positive)
+        .negatives()
         .map(|(i, _)| {
             (
                 stat.get(i).copied().unwrap_or(0.0),

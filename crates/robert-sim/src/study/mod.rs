@@ -32,9 +32,7 @@ pub mod search;
 use std::path::{Path, PathBuf};
 
 use robert_core::filter::{FilterConfig, FilterMode, ProximityFilter};
-use robert_core::scoring::{
-    RiskParams, Scoring, ScoringTypical, ScoringV2, TypicalParams, V2Params, WindowLevel,
-};
+use robert_core::scoring::{RiskParams, Scoring, ScoringTypical, ScoringV2, V2Params, WindowLevel};
 use robert_radio::channel::Ablation;
 use serde::Serialize;
 
@@ -42,7 +40,7 @@ use crate::error::SimError;
 use crate::options::{Delivery, SimOptions};
 use crate::recording::Recording;
 use crate::replay::ReplaySettings;
-use compiled::{FilterSetting, ServerSetting};
+use compiled::{FilterSetting, ServerSetting, TypicalSetting};
 use corpus::{Entry, RunId};
 
 /// How the study runs.
@@ -266,24 +264,9 @@ impl Setting {
                     .map_err(err)?,
                 )
             }
-            ServerSetting::Typical {
-                level_low,
-                width,
-                quantile,
-                min_minutes,
-                level,
-            } => Scoring::Typical(
-                ScoringTypical::new(TypicalParams {
-                    level_low,
-                    level_high: level_low + width,
-                    quantile,
-                    min_minutes,
-                    rssi_max: -35,
-                    level,
-                    r0,
-                })
-                .map_err(err)?,
-            ),
+            ServerSetting::Typical(t) => {
+                Scoring::Typical(ScoringTypical::new(t.params(r0)).map_err(err)?)
+            }
         })
     }
 
@@ -319,19 +302,13 @@ impl Setting {
                 "v2 p0 {p0:.0}, deltas ×{delta_scale:.2}, S ≥ {:.1}",
                 self.cut
             ),
-            ServerSetting::Typical {
-                level_low,
-                width,
-                quantile,
-                min_minutes,
-                level,
-            } => format!(
+            ServerSetting::Typical(t) => format!(
                 "typical level: {} q{:.2} from {:.0} to {:.0} dBm, contacts ≥ {:.0} min, ≥ {:.1} near-min/day",
-                level.name(),
-                quantile,
-                level_low,
-                level_low + width,
-                min_minutes,
+                t.level.name(),
+                t.quantile,
+                t.level_low,
+                t.level_low + t.width,
+                t.min_minutes,
                 self.cut
             ),
         };
@@ -402,13 +379,13 @@ impl Family {
                 p0: x[5],
                 delta_scale: x[6],
             },
-            Self::Typical => ServerSetting::Typical {
+            Self::Typical => ServerSetting::Typical(TypicalSetting {
                 level_low: x[5],
                 width: x[6],
                 quantile: x[7],
                 min_minutes: x[8],
                 level: LEVELS[pick(x[9], 2)],
-            },
+            }),
         };
         Setting {
             filter,
@@ -571,13 +548,7 @@ pub fn run_study(
     for run in &runs {
         let settings = ReplaySettings::online(&run.rec).map_err(SimError::Study)?;
         let rep = crate::replay::replay(&run.rec, &settings);
-        for (i, p) in run
-            .rec
-            .phones
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.positive)
-        {
+        for (i, p) in run.rec.negatives() {
             online_phones += 1;
             online_mismatches += u64::from(rep.alerted[i] != p.online_alert_s.is_some());
         }
@@ -637,44 +608,29 @@ pub fn run_study(
         .filter(|&i| opts.held_out_draws.contains(&runs[i].id.draw))
         .collect();
     progress("choosing the recommended setting (all families, training draws)");
-    let (at_model, _) = ws.tune(
-        Family::Typical,
-        &train,
-        &[0],
-        opts.recall_target,
-        opts.budget,
-        opts.seed,
-    );
-    let (robust, _) = ws.tune(
-        Family::Typical,
-        &train,
-        &opts.shifts_db,
-        opts.recall_target,
-        opts.budget,
-        opts.seed,
-    );
-    let (v2_tuned, _) = ws.tune(
-        Family::V2,
-        &train,
-        &[0],
-        opts.recall_target,
-        opts.budget,
-        opts.seed,
-    );
+    // Every tuning below: on the training draws, to the recall target,
+    // within the budget.
+    let tune = |ws: &mut evaluate::Workspace<'_>, family: Family, shifts: &[i32]| {
+        ws.tune(
+            family,
+            &train,
+            shifts,
+            opts.recall_target,
+            opts.budget,
+            opts.seed,
+        )
+        .0
+    };
+    let at_model = tune(&mut ws, Family::Typical, &[0]);
+    let robust = tune(&mut ws, Family::Typical, &opts.shifts_db);
+    let v2_tuned = tune(&mut ws, Family::V2, &[0]);
 
     // Sensitivity to the anchor, on held-out draws.
     let mut anchors = Vec::new();
     let mut reference_curves = Vec::new();
     for &shift in &opts.shifts_db {
         progress(&format!("anchor {} dBm", -35 + shift));
-        let (opt, _) = ws.tune(
-            Family::Typical,
-            &train,
-            &[shift],
-            opts.recall_target,
-            opts.budget,
-            opts.seed,
-        );
+        let opt = tune(&mut ws, Family::Typical, &[shift]);
         let reference = ReplaySettings {
             anchor_shift_db: shift,
             ..ReplaySettings::reference()
@@ -751,14 +707,7 @@ pub fn run_study(
         Some(anchor) => {
             let shift = anchor + 35;
             progress(&format!("tuning for the deployment's anchor {anchor} dBm"));
-            let (s, _) = ws.tune(
-                Family::Typical,
-                &train,
-                &[shift],
-                opts.recall_target,
-                opts.budget,
-                opts.seed,
-            );
+            let s = tune(&mut ws, Family::Typical, &[shift]);
             let h = judge(&runs, &held, &s.replay_settings(shift)?);
             Some((anchor, s, h))
         }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 use robert_core::filter::FilterMode;
-use robert_core::scoring::typical::TypicalParams;
 
 use super::compiled::ServerSetting;
 use super::evaluate::{CvResult, HeldOut};
@@ -187,24 +186,19 @@ pub fn config_lines(s: &Setting) -> String {
                 deltas.join(", ")
             );
         }
-        ServerSetting::Typical {
-            level_low,
-            width,
-            quantile,
-            min_minutes,
-            level,
-        } => {
+        ServerSetting::Typical(t) => {
+            let p = t.params(r0);
             let _ = writeln!(
                 out,
                 "[batch.scoring]\npreset = \"typical-level\"\n[batch.scoring.typical]\n\
                  level_low = {}\nlevel_high = {}\nquantile = {}\n\
                  min_minutes = {}\nrssi_max = {}\nlevel = \"{}\"\nr0 = {r0}",
-                tidy(level_low),
-                tidy(level_low + width),
-                tidy(quantile),
-                tidy(min_minutes),
-                TypicalParams::default().rssi_max,
-                level.name()
+                tidy(p.level_low),
+                tidy(p.level_high),
+                tidy(p.quantile),
+                tidy(p.min_minutes),
+                p.rssi_max,
+                p.level.name()
             );
         }
     }

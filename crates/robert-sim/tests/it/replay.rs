@@ -136,12 +136,7 @@ fn an_offline_anchor_shift_is_a_simulation_at_that_anchor() {
         },
     );
     let mut alerts = 0;
-    for (i, p) in rec_low
-        .phones
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.positive)
-    {
+    for (i, p) in rec_low.negatives() {
         assert_eq!(shifted.alerted[i], p.online_alert_s.is_some(), "phone {i}");
         assert!(
             (shifted.score_sum[i] - p.online_score).abs() <= 1e-9 * p.online_score.abs().max(1.0)

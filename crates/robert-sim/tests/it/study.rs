@@ -5,7 +5,9 @@
 use robert_core::filter::FilterMode;
 use robert_core::scoring::WindowLevel;
 use robert_radio::scenario::{Density, Scenario};
-use robert_sim::study::compiled::{FilterSetting, ServerSetting, compile, statistic};
+use robert_sim::study::compiled::{
+    FilterSetting, ServerSetting, TypicalSetting, compile, statistic,
+};
 use robert_sim::study::corpus::RunId;
 use robert_sim::study::evaluate::{Workspace, cross_validate_family, folds};
 use robert_sim::study::{Family, Run, Setting, recording_options};
@@ -49,13 +51,13 @@ fn runs() -> Vec<Run> {
 
 fn settings() -> Vec<Setting> {
     let typical = |level_low, width, quantile, min_minutes, level, cut| Setting {
-        server: ServerSetting::Typical {
+        server: ServerSetting::Typical(TypicalSetting {
             level_low,
             width,
             quantile,
             min_minutes,
             level,
-        },
+        }),
         cut,
         ..Setting::reference()
     };
@@ -104,13 +106,7 @@ fn the_fast_path_agrees_with_the_exact_replay() {
                 let exact =
                     robert_sim::replay::replay(&run.rec, &s.replay_settings(shift).unwrap());
                 let (_, r0) = s.risk_threshold_and_r0();
-                for (i, p) in run
-                    .rec
-                    .phones
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| !p.positive)
-                {
+                for (i, p) in run.rec.negatives() {
                     // The exact statistic: S for v2, the worst day for typical.
                     let exact_stat = match s.server {
                         ServerSetting::V2 { .. } => exact.score_sum[i],

@@ -394,8 +394,8 @@ async fn meet(
     if std::fs::canonicalize(&args.dir).ok() == std::fs::canonicalize(other).ok() {
         bail!("a phone cannot meet itself: give another directory to --with");
     }
-    let start = clock(args).now();
-    let manual = ManualClock::new(start);
+    let start = clock(args).now_ntp();
+    let manual = ManualClock::at_ntp(start);
     let shared: Arc<dyn Clock> = Arc::new(manual.clone());
     let mut a = open_phone(args, shared.clone())?;
     let mut b = open_other(other, shared)?;
@@ -407,7 +407,7 @@ async fn meet(
     let steps = minutes * 60 / every;
     let mut heard = 0usize;
     for i in 0..steps {
-        manual.set(start.plus(i * every));
+        manual.set_ntp(start.plus(i * every));
         let pa = a.ble_payload().map_err(|e| no_ebid(e, &args.dir))?;
         let pb = b.ble_payload().map_err(|e| no_ebid(e, other))?;
         let ok_a = a.receive_ble_payload(&pb, rssi).is_ok();
@@ -415,7 +415,7 @@ async fn meet(
         heard += usize::from(ok_a && ok_b);
     }
     let end = start.plus(steps * every);
-    manual.set(end);
+    manual.set_ntp(end);
     a.persist()?;
     b.persist()?;
     outln!(
@@ -444,16 +444,9 @@ fn parse_date(what: &str, s: &str) -> anyhow::Result<NtpSeconds> {
     Ok(d.midnight())
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC`.
+/// `YYYY-MM-DD HH:MM:SS UTC`, as the SDK's messages write instants.
 fn when(t: NtpSeconds) -> String {
-    let secs = t.seconds_into_utc_day();
-    format!(
-        "{} {:02}:{:02}:{:02} UTC",
-        UtcDate::of(t),
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    robert_client::error::fmt_utc(t)
 }
 
 fn risk_text(level: f64) -> &'static str {

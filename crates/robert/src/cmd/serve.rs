@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use robert_server::clock::{OffsetClock, SharedClock};
-use robert_server::config::{Config, LogFormat};
+use robert_server::config::Config;
 use robert_server::serve;
 
 /// Arguments of `robert serve`.
@@ -128,25 +128,12 @@ pub(crate) fn parse_offset(s: &str) -> Result<i64, String> {
     Ok(if negative { -secs } else { secs })
 }
 
-/// Installs the log subscriber (stderr). Text logs are coloured only when
-/// stderr is a terminal (and `NO_COLOR` is not set): a log file or a pipe
-/// gets plain text.
+/// Installs the log subscriber (stderr; `robert_http::log`, shared with
+/// `robert codes serve`). Text logs are coloured only when stderr is a
+/// terminal (and `NO_COLOR` is not set): a log file or a pipe gets plain
+/// text.
 pub(crate) fn init_logging(config: &Config) {
-    use std::io::IsTerminal as _;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    let _ = match config.log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    robert_http::log::init(&config.log);
 }
 
 /// The server clock: the system clock shifted by `server.clock_offset_secs`.

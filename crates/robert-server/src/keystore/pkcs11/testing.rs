@@ -181,3 +181,30 @@ pub fn rerun_with_softhsm(label: &str) -> Option<std::process::ExitStatus> {
         .unwrap_or_else(|e| panic!("cannot run {label} again: {e}"));
     Some(status)
 }
+
+/// Imports fixed test keys into `store`, as `robert keys import` would: the
+/// KEK `0x42…42`, `pair` as the registration key and the federation key
+/// `0x01…01` (the keystore tests and benchmark compare a store's results
+/// with these keys held in memory).
+///
+/// # Errors
+///
+/// As [`crate::keystore::admin::import`].
+pub fn import_fixed_keys(
+    store: &dyn crate::keystore::KeyStore,
+    pair: &robert_core::registration::ServerKeyPair,
+) -> Result<crate::keystore::admin::KeyReport, crate::keystore::KeyStoreError> {
+    use crate::keystore::admin::{self, ImportItem};
+    use zeroize::Zeroizing;
+    admin::import(
+        store,
+        vec![
+            ImportItem::Kek(Zeroizing::new(hex::encode([0x42; 32]))),
+            ImportItem::RegistrationKey(Zeroizing::new(hex::encode(
+                pair.to_scalar_bytes().as_ref(),
+            ))),
+            ImportItem::FederationKey(Zeroizing::new(hex::encode([1; 32]))),
+        ],
+        false,
+    )
+}
