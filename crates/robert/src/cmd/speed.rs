@@ -62,6 +62,7 @@ struct Measurement {
 #[derive(Debug, Serialize)]
 struct Report {
     skinny_backend: &'static str,
+    crypto_backends: String,
     cpu_threads: usize,
     results: Vec<Measurement>,
 }
@@ -198,6 +199,19 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
             },
         ),
         op(
+            "hello-check",
+            "the same through Hello::check (ECC, EBID and MAC issued together)",
+            1,
+            || {
+                if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
+                    let c = h.check(&k_g, &k_s, &k_a);
+                    black_box(
+                        c.country == CountryCode::FRANCE && c.content.epoch == epoch && c.mac_valid,
+                    );
+                }
+            },
+        ),
+        op(
             "hello-verify-cold-key",
             "the same, with K_A set up per HELLO (HMAC key schedule included)",
             1,
@@ -256,6 +270,7 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let report = Report {
         skinny_backend: skinny::backend_name(),
+        crypto_backends: robert_core::crypto::backends(),
         cpu_threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -265,8 +280,9 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         outln!(
-            "SKINNY backend: {}   (bundle at epoch {epoch}: {n_tuples} tuples)",
-            report.skinny_backend
+            "SKINNY backend: {}   SHA-256, AES: {}   (bundle at epoch {epoch}: {n_tuples} tuples)",
+            report.skinny_backend,
+            report.crypto_backends
         );
         outln!("{:<24} {:>12} {:>14}  what", "operation", "ns/op", "ops/s");
         for m in &report.results {
