@@ -1,10 +1,10 @@
 //! The primitives of the hot paths, specialised for their fixed sizes.
 //!
-//! * [`HmacKey`]: HMAC-SHA-256 from the precomputed inner and outer states of
+//! * `HmacKey`: HMAC-SHA-256 from the precomputed inner and outer states of
 //!   a K_A. A message of at most 55 bytes (the 12-byte HELLO input, the
 //!   17-byte request input) is one inner and one outer compression, both
 //!   blocks laid out directly (no buffering, no padding logic).
-//! * [`Aes256Keys`]: the 15 round keys of an AES-256 K_G, expanded once, for
+//! * `Aes256Keys`: the 15 round keys of an AES-256 K_G, expanded once, for
 //!   the ECC's single block.
 //!
 //! Each has a portable back end (the RustCrypto crates: `sha2`'s compression
