@@ -24,7 +24,7 @@ use skinny::Skinny64_192;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::Error;
+use crate::{Error, crypto};
 
 /// HMAC-SHA256.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -102,12 +102,13 @@ impl KeyS {
     }
 }
 
-/// The prepared AES cipher of a [`KeyG`].
+/// The prepared AES cipher of a [`KeyG`]. AES-256 (production) has its round
+/// keys expanded once for AES-NI ([`crypto::Aes256Keys`]).
 #[derive(Clone)]
 enum EccAes {
     Aes128(aes::Aes128),
     Aes192(aes::Aes192),
-    Aes256(aes::Aes256),
+    Aes256(crypto::Aes256Keys),
 }
 
 /// K_G: the federation key (AES-128, -192 or -256), which encrypts country codes
@@ -131,7 +132,13 @@ impl KeyG {
         let aes = match bytes.len() {
             16 => EccAes::Aes128(aes::Aes128::new_from_slice(bytes).map_err(|_| bad())?),
             24 => EccAes::Aes192(aes::Aes192::new_from_slice(bytes).map_err(|_| bad())?),
-            32 => EccAes::Aes256(aes::Aes256::new_from_slice(bytes).map_err(|_| bad())?),
+            32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(bytes);
+                let aes = EccAes::Aes256(crypto::Aes256Keys::new(&key));
+                key.zeroize();
+                aes
+            }
             _ => return Err(bad()),
         };
         Ok(Self {
@@ -160,17 +167,33 @@ impl KeyG {
     pub fn ecc_mask(&self, ebid: &[u8; 8]) -> u8 {
         let mut block = [0u8; 16];
         block[..8].copy_from_slice(ebid);
-        let mut b = block.into();
+        self.ecc_block(&block)[0]
+    }
+
+    #[inline]
+    fn ecc_block(&self, block: &[u8; 16]) -> [u8; 16] {
+        let mut b = aes::Block::from(*block);
         match &self.aes {
             EccAes::Aes128(c) => c.encrypt_block(&mut b),
             EccAes::Aes192(c) => c.encrypt_block(&mut b),
-            EccAes::Aes256(c) => c.encrypt_block(&mut b),
+            EccAes::Aes256(k) => return k.encrypt(block),
         }
-        b[0]
+        b.into()
     }
 
     /// [`KeyG::ecc_mask`] for many EBIDs at once (AES pipelined over the blocks).
     pub fn ecc_masks(&self, ebids: &[[u8; 8]]) -> Vec<u8> {
+        if let EccAes::Aes256(k) = &self.aes {
+            // Independent blocks: the CPU overlaps their AES rounds.
+            return ebids
+                .iter()
+                .map(|e| {
+                    let mut block = [0u8; 16];
+                    block[..8].copy_from_slice(e);
+                    k.encrypt(&block)[0]
+                })
+                .collect();
+        }
         let mut blocks: Vec<aes::Block> = ebids
             .iter()
             .map(|e| {
@@ -182,7 +205,7 @@ impl KeyG {
         match &self.aes {
             EccAes::Aes128(c) => c.encrypt_blocks(&mut blocks),
             EccAes::Aes192(c) => c.encrypt_blocks(&mut blocks),
-            EccAes::Aes256(c) => c.encrypt_blocks(&mut blocks),
+            EccAes::Aes256(_) => {}
         }
         blocks.iter().map(|b| b[0]).collect()
     }
@@ -191,12 +214,12 @@ impl KeyG {
 /// K_A (the spec's K^auth_A): the per-registration HMAC-SHA256 key of HELLO and
 /// request MACs (protocol.md §3.2, §5, §8).
 ///
-/// Construction also computes the keyed HMAC state, so a MAC costs two
-/// SHA-256 compressions instead of four.
+/// Construction also computes the HMAC inner and outer states, so a MAC of a
+/// HELLO or a request costs two SHA-256 compressions instead of four.
 #[derive(Clone)]
 pub struct KeyA {
     raw: Zeroizing<[u8; 32]>,
-    keyed: HmacSha256,
+    hmac: crypto::HmacKey,
 }
 
 secret_debug_eq!(KeyA);
@@ -205,12 +228,8 @@ impl KeyA {
     /// Wraps raw key bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         let raw = Zeroizing::new(bytes);
-        // HMAC accepts keys of any length, so this cannot fail.
-        let keyed = match <HmacSha256 as KeyInit>::new_from_slice(raw.as_ref()) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        Self { raw, keyed }
+        let hmac = crypto::HmacKey::new(&raw);
+        Self { raw, hmac }
     }
 
     /// The raw key, for wrapping and storage only.
@@ -218,9 +237,19 @@ impl KeyA {
         &self.raw
     }
 
-    /// A fresh HMAC computation under this key.
-    pub(crate) fn mac(&self) -> HmacSha256 {
-        self.keyed.clone()
+    /// HMAC-SHA-256 under this key of a message of at most 55 bytes.
+    #[inline]
+    pub(crate) fn mac<const N: usize>(&self, msg: &[u8; N]) -> [u8; 32] {
+        self.hmac.mac(msg)
+    }
+
+    /// [`KeyA::mac`] of `L` messages at once, their compressions interleaved.
+    #[inline]
+    pub(crate) fn macs<const N: usize, const L: usize>(
+        &self,
+        msgs: &[[u8; N]; L],
+    ) -> [[u8; 32]; L] {
+        self.hmac.macs(msgs)
     }
 }
 

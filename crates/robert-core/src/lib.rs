@@ -16,6 +16,7 @@
 //! | [`contact`] | server-side validation of uploaded contacts |
 //! | [`scoring`] | risk scoring v2 / v0, aggregation and risk evaluation |
 //! | [`filter`] | the phone's on-device proximity filter |
+//! | [`crypto`] | the hot paths' SHA-256 and AES back ends (SHA-NI, AES-NI, portable) |
 //!
 //! # Invariants
 //!
@@ -52,6 +53,7 @@
 pub mod b64;
 pub mod calibration;
 pub mod contact;
+pub mod crypto;
 pub mod ebid;
 pub mod ecc;
 pub mod error;

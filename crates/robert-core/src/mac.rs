@@ -10,7 +10,6 @@
 
 use core::fmt;
 
-use hmac::Mac as _;
 use subtle::ConstantTimeEq;
 
 use crate::ebid::Ebid;
@@ -43,9 +42,7 @@ impl HelloMac {
 
     /// Computes the MAC of a HELLO's first 11 bytes.
     pub fn compute(key: &KeyA, ecc: Ecc, ebid: &Ebid, time: Time16) -> Self {
-        let mut m = key.mac();
-        m.update(&hello_mac_input(ecc, ebid, time));
-        let out = m.finalize().into_bytes();
+        let out = key.mac(&hello_mac_input(ecc, ebid, time));
         let mut mac = [0u8; Self::LEN];
         mac.copy_from_slice(&out[..Self::LEN]);
         Self(mac)
@@ -73,7 +70,7 @@ impl fmt::Debug for HelloMac {
     }
 }
 
-fn hello_mac_input(ecc: Ecc, ebid: &Ebid, time: Time16) -> [u8; 12] {
+pub(crate) fn hello_mac_input(ecc: Ecc, ebid: &Ebid, time: Time16) -> [u8; 12] {
     let mut input = [0u8; 12];
     input[0] = Salt::Hello as u8;
     input[1] = ecc.0;
@@ -101,9 +98,7 @@ impl RequestMac {
         input[1..9].copy_from_slice(&ebid.0);
         input[9..13].copy_from_slice(&epoch_id.to_be_bytes());
         input[13..17].copy_from_slice(&time.to_bytes());
-        let mut m = key.mac();
-        m.update(&input);
-        Self(m.finalize().into_bytes().into())
+        Self(key.mac(&input))
     }
 
     /// Checks the MAC in constant time.

@@ -399,3 +399,38 @@ proptest! {
         prop_assert_eq!(TupleBundle::open(&kt, &b.seal(&kt, &mut rng)).unwrap(), b);
     }
 }
+
+/// The batch's grouped check gives `verify_hello`'s result for every HELLO,
+/// in order, whatever the count (groups of `MAC_LANES` and a remainder) and
+/// the mix of valid, altered and mistimed HELLOs.
+#[test]
+fn verify_hellos_equals_verify_hello_one_by_one() {
+    let (v, ks, _, ka, id) = setup();
+    let t = midnight().plus(3600 * 10);
+    let ebid = Ebid::encrypt(&ks, v.start.epoch_at(t), id).unwrap();
+    let ecc = Ecc::encrypt(&v.key_g, &ebid, CountryCode::FRANCE);
+    let dec = |_: UtcDate| Some(ebid.decrypt(&ks));
+    let base = uploaded(&ka, ecc, &ebid, t, t.plus(10));
+    let who = v.identify(&ebid, ecc, &[base], dec).unwrap();
+    let mut all = Vec::new();
+    for i in 0..23u64 {
+        let mut h = uploaded(&ka, ecc, &ebid, t.plus(i * 7), t.plus(i * 7 + (i % 5) * 50));
+        if i % 3 == 1 {
+            h.mac.0[(i % 5) as usize] ^= 0x10;
+        }
+        all.push(h);
+    }
+    for n in 0..all.len() {
+        let hellos = &all[..n];
+        let grouped = v.verify_hellos(&who, &ebid, ecc, &ka, hellos);
+        let single: Vec<_> = hellos
+            .iter()
+            .map(|h| v.verify_hello(&who, &ebid, ecc, &ka, h))
+            .collect();
+        assert_eq!(grouped, single, "{n} HELLOs");
+    }
+    let results = v.verify_hellos(&who, &ebid, ecc, &ka, &all);
+    assert!(results.iter().any(|r| r.is_ok()));
+    assert!(results.contains(&Err(HelloRejection::Mac)));
+    assert!(results.contains(&Err(HelloRejection::TimeTolerance)));
+}

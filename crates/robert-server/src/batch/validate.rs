@@ -406,11 +406,11 @@ fn score_one(
         }
     };
     let mut inputs = Vec::with_capacity(contact.hellos.len());
-    for hello in &contact.hellos {
-        match ctx
-            .validator
-            .verify_hello(&identity, &contact.ebid, contact.ecc, key, hello)
-        {
+    let checked =
+        ctx.validator
+            .verify_hellos(&identity, &contact.ebid, contact.ecc, key, &contact.hellos);
+    for verdict in checked {
+        match verdict {
             Ok(v) => inputs.push(ScoringInput::new(
                 v.time_collected(),
                 i32::from(v.rssi_calibrated()),

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use robert_core::contact::{ContactValidator, HelloPolicy, UploadedHello};
 use robert_core::ebid::{self, Ebid};
 use robert_core::ecc::{CountryCode, Ecc};
 use robert_core::hello::Hello;
 use robert_core::id_a::IdA;
 use robert_core::keys::{KeyA, KeyATuples, KeyG, KeyS};
+use robert_core::mac::HelloMac;
 use robert_core::time::{Epoch, ServiceStart};
 use robert_core::tuples::{self, BundleSpan};
 use serde::Serialize;
@@ -62,6 +64,7 @@ struct Measurement {
 #[derive(Debug, Serialize)]
 struct Report {
     skinny_backend: &'static str,
+    crypto_backends: String,
     cpu_threads: usize,
     results: Vec<Measurement>,
 }
@@ -140,6 +143,28 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         from: epoch,
         days: 4,
     };
+    // A contact of 10 HELLOs from one sender, as the batch checks it.
+    let validator = ContactValidator {
+        key_g: k_g.clone(),
+        country: CountryCode::FRANCE,
+        start,
+        policy: HelloPolicy::default(),
+    };
+    let t0 = start.epoch_start(epoch);
+    let contact: Vec<UploadedHello> = (0..10u64)
+        .map(|i| {
+            let t = t0.plus(i * 6);
+            UploadedHello {
+                time_collected: t,
+                time_sent: t.time16(),
+                mac: HelloMac::compute(&k_a, ecc, &ebid, t.time16()),
+                rssi_calibrated: -50,
+            }
+        })
+        .collect();
+    let sender = validator
+        .identify(&ebid, ecc, &contact, |_| Some(ebid.decrypt(&k_s)))
+        .map_err(|e| anyhow::anyhow!("benchmark contact: {e}"))?;
     let n_tuples = tuples::generate(id_a, span, &start, &k_g, CountryCode::FRANCE, |_| {
         Some(&k_s)
     })
@@ -198,8 +223,34 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
             },
         ),
         op(
+            "hello-check",
+            "the same through Hello::check (ECC, EBID and MAC issued together)",
+            1,
+            || {
+                if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
+                    let c = h.check(&k_g, &k_s, &k_a);
+                    black_box(
+                        c.country == CountryCode::FRANCE && c.content.epoch == epoch && c.mac_valid,
+                    );
+                }
+            },
+        ),
+        op(
+            "contact-hellos",
+            "batch HELLO checks (MAC in lanes, Time16, epoch), per HELLO of a 10-HELLO contact",
+            10,
+            || {
+                let ok = validator
+                    .verify_hellos(&sender, &ebid, ecc, &k_a, black_box(&contact))
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count();
+                black_box(ok);
+            },
+        ),
+        op(
             "hello-verify-cold-key",
-            "the same, with K_A set up per HELLO (HMAC key schedule included)",
+            "hello-verify with K_A set up per HELLO (HMAC key schedule included)",
             1,
             || {
                 if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
@@ -256,6 +307,7 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let report = Report {
         skinny_backend: skinny::backend_name(),
+        crypto_backends: robert_core::crypto::backends(),
         cpu_threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -265,8 +317,9 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         outln!(
-            "SKINNY backend: {}   (bundle at epoch {epoch}: {n_tuples} tuples)",
-            report.skinny_backend
+            "SKINNY backend: {}   SHA-256, AES: {}   (bundle at epoch {epoch}: {n_tuples} tuples)",
+            report.skinny_backend,
+            report.crypto_backends
         );
         outln!("{:<24} {:>12} {:>14}  what", "operation", "ns/op", "ops/s");
         for m in &report.results {

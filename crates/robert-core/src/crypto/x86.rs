@@ -1,0 +1,334 @@
+//! x86-64 kernels: SHA-256 with SHA-NI, AES-256 with AES-NI.
+//!
+//! All `unsafe` of robert-core lives here, audited like `skinny/src/x86.rs`.
+//! The kernels are safe `#[target_feature]` functions (Rust ≥ 1.87 lets them
+//! call intrinsics safely); the only `unsafe` operation is calling such a
+//! function from a method of a proof type ([`ShaNi`], [`AesNi`]), which is
+//! sound because a proof value can only be created by its `detect`
+//! constructor after runtime detection confirmed the features.
+//!
+//! Data goes in and out of vectors by value (`_mm_set_epi32`,
+//! `_mm_set_epi64x`, `_mm_extract_*`), never through pointers: no unsafe
+//! loads or stores, and no pointer checks in the debug build, where the
+//! instruction-count guard runs.
+
+#![allow(unsafe_code, reason = "SIMD intrinsics behind runtime CPU detection")]
+
+use core::arch::x86_64::*;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// SHA-256 round constants (FIPS 180-4 §4.2.2).
+const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+cpufeatures::new!(cpuid_sha, "sha", "sse2", "ssse3", "sse4.1");
+cpufeatures::new!(cpuid_aes, "aes", "sse2", "sse4.1");
+
+/// Proof that this CPU has SHA-NI (and SSE4.1).
+///
+/// The field is private: the only constructor is [`ShaNi::detect`], which
+/// checks the CPU first. Every `unsafe` call below relies on this.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShaNi(());
+
+impl ShaNi {
+    /// `Some` when the CPU has SHA-NI.
+    #[inline]
+    pub(crate) fn detect() -> Option<Self> {
+        cpuid_sha::get().then_some(Self(()))
+    }
+
+    /// One SHA-256 compression ([`super::portable::compress`]).
+    #[inline]
+    pub(crate) fn compress(self, state: &mut [u32; 8], w: &[u32; 16]) {
+        // SAFETY: `self` proves SHA-NI and SSE4.1 support (see `ShaNi`).
+        unsafe { sha_compress(state, w) }
+    }
+
+    /// HMAC-SHA-256 of `L` one-block inner messages under one key: the
+    /// inner compression of each `w` from `inner`, then the outer compression
+    /// of its digest from `outer`, without leaving the vector registers in
+    /// between, the `L` lanes interleaved. Returns the MACs as big-endian words.
+    #[inline]
+    pub(crate) fn hmac_one_block<const L: usize>(
+        self,
+        inner: &[u32; 8],
+        outer: &[u32; 8],
+        w: &[[u32; 16]; L],
+    ) -> [[u32; 8]; L] {
+        // SAFETY: `self` proves SHA-NI and SSE4.1 support (see `ShaNi`).
+        unsafe { sha_hmac_one_block(inner, outer, w) }
+    }
+}
+
+/// Proof that this CPU has AES-NI (and SSE4.1).
+///
+/// The field is private: the only constructor is [`AesNi::detect`], which
+/// checks the CPU first. Every `unsafe` call below relies on this.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AesNi(());
+
+impl AesNi {
+    /// `Some` when the CPU has AES-NI.
+    #[inline]
+    pub(crate) fn detect() -> Option<Self> {
+        cpuid_aes::get().then_some(Self(()))
+    }
+
+    /// The 15 AES-256 round keys of `key`.
+    pub(crate) fn expand256(self, key: &[u8; 32]) -> AesRoundKeys {
+        // SAFETY: `self` proves AES-NI support (see `AesNi`).
+        unsafe { aes256_expand(key) }
+    }
+
+    /// AES-256 encryption of one block under expanded round keys.
+    #[inline]
+    pub(crate) fn encrypt256(self, rk: &AesRoundKeys, block: &[u8; 16]) -> [u8; 16] {
+        // SAFETY: `self` proves AES-NI support (see `AesNi`).
+        unsafe { aes256_encrypt(rk, block) }
+    }
+}
+
+// ---------------------------------------------------------------- SHA-256
+
+/// The 64 rounds of one block in each of `L` independent lanes (message
+/// words in `w`, lane 0 = word 0). The lanes' instructions alternate, so
+/// the CPU overlaps their dependency chains (`sha256rnds2` has a latency of
+/// several cycles but issues more often).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3")]
+fn rounds64<const L: usize>(
+    abef: &mut [__m128i; L],
+    cdgh: &mut [__m128i; L],
+    mut w: [[__m128i; 4]; L],
+) {
+    let (abef_in, cdgh_in) = (*abef, *cdgh);
+    for r in 0..16 {
+        let i = r % 4;
+        let rk = _mm_set_epi32(
+            K[4 * r + 3] as i32,
+            K[4 * r + 2] as i32,
+            K[4 * r + 1] as i32,
+            K[4 * r] as i32,
+        );
+        for l in 0..L {
+            let w = &mut w[l];
+            if r >= 4 {
+                let t1 = _mm_sha256msg1_epu32(w[i], w[(i + 1) % 4]);
+                let t2 = _mm_alignr_epi8::<4>(w[(i + 3) % 4], w[(i + 2) % 4]);
+                let t3 = _mm_add_epi32(t1, t2);
+                w[i] = _mm_sha256msg2_epu32(t3, w[(i + 3) % 4]);
+            }
+            let t1 = _mm_add_epi32(w[i], rk);
+            cdgh[l] = _mm_sha256rnds2_epu32(cdgh[l], abef[l], t1);
+            let t2 = _mm_shuffle_epi32::<0x0E>(t1);
+            abef[l] = _mm_sha256rnds2_epu32(abef[l], cdgh[l], t2);
+        }
+    }
+    for l in 0..L {
+        abef[l] = _mm_add_epi32(abef[l], abef_in[l]);
+        cdgh[l] = _mm_add_epi32(cdgh[l], cdgh_in[l]);
+    }
+}
+
+/// Four words, lane 0 = `w[0]` (built from values: no pointer arithmetic).
+#[inline]
+#[target_feature(enable = "sse2")]
+fn words4(w0: u32, w1: u32, w2: u32, w3: u32) -> __m128i {
+    _mm_set_epi32(w3 as i32, w2 as i32, w1 as i32, w0 as i32)
+}
+
+#[inline]
+#[target_feature(enable = "sse2")]
+fn load_words(w: &[u32; 16]) -> [__m128i; 4] {
+    [
+        words4(w[0], w[1], w[2], w[3]),
+        words4(w[4], w[5], w[6], w[7]),
+        words4(w[8], w[9], w[10], w[11]),
+        words4(w[12], w[13], w[14], w[15]),
+    ]
+}
+
+/// `[a, b, c, d, e, f, g, h]` → the (ABEF, CDGH) register pair of SHA-NI.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn load_state(s: &[u32; 8]) -> (__m128i, __m128i) {
+    (
+        words4(s[5], s[4], s[1], s[0]),
+        words4(s[7], s[6], s[3], s[2]),
+    )
+}
+
+/// The (ABEF, CDGH) pair → `[a, b, c, d]`, `[e, f, g, h]` as two vectors.
+#[inline]
+#[target_feature(enable = "sse2,ssse3,sse4.1")]
+fn unpack_state(abef: __m128i, cdgh: __m128i) -> (__m128i, __m128i) {
+    let feba = _mm_shuffle_epi32::<0x1B>(abef);
+    let dchg = _mm_shuffle_epi32::<0xB1>(cdgh);
+    (
+        _mm_blend_epi16::<0xF0>(feba, dchg),
+        _mm_alignr_epi8::<8>(dchg, feba),
+    )
+}
+
+/// The (ABEF, CDGH) pair → `[a, b, c, d, e, f, g, h]`.
+#[inline]
+#[target_feature(enable = "sse2,ssse3,sse4.1")]
+fn store_state(abef: __m128i, cdgh: __m128i) -> [u32; 8] {
+    let (abcd, efgh) = unpack_state(abef, cdgh);
+    [
+        _mm_extract_epi32::<0>(abcd) as u32,
+        _mm_extract_epi32::<1>(abcd) as u32,
+        _mm_extract_epi32::<2>(abcd) as u32,
+        _mm_extract_epi32::<3>(abcd) as u32,
+        _mm_extract_epi32::<0>(efgh) as u32,
+        _mm_extract_epi32::<1>(efgh) as u32,
+        _mm_extract_epi32::<2>(efgh) as u32,
+        _mm_extract_epi32::<3>(efgh) as u32,
+    ]
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_compress(state: &mut [u32; 8], w: &[u32; 16]) {
+    let (abef, cdgh) = load_state(state);
+    let (mut abef, mut cdgh) = ([abef], [cdgh]);
+    rounds64(&mut abef, &mut cdgh, [load_words(w)]);
+    *state = store_state(abef[0], cdgh[0]);
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_hmac_one_block<const L: usize>(
+    inner: &[u32; 8],
+    outer: &[u32; 8],
+    w: &[[u32; 16]; L],
+) -> [[u32; 8]; L] {
+    let (i_abef, i_cdgh) = load_state(inner);
+    let (o_abef, o_cdgh) = load_state(outer);
+    let (mut abef, mut cdgh) = ([i_abef; L], [i_cdgh; L]);
+    let mut inner_w = [[_mm_setzero_si128(); 4]; L];
+    for (iw, w) in inner_w.iter_mut().zip(w) {
+        *iw = load_words(w);
+    }
+    rounds64(&mut abef, &mut cdgh, inner_w);
+    // The inner digest's words are the outer block's first eight message
+    // words; then the padding (0x80 …) and the length, (64 + 32) · 8 bits.
+    let w2 = _mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32);
+    let w3 = _mm_set_epi32(768, 0, 0, 0);
+    let mut outer_w = [[w2; 4]; L];
+    for l in 0..L {
+        let (w0, w1) = unpack_state(abef[l], cdgh[l]);
+        outer_w[l] = [w0, w1, w2, w3];
+    }
+    let (mut abef, mut cdgh) = ([o_abef; L], [o_cdgh; L]);
+    rounds64(&mut abef, &mut cdgh, outer_w);
+    let mut out = [[0u32; 8]; L];
+    for (o, (abef, cdgh)) in out.iter_mut().zip(abef.into_iter().zip(cdgh)) {
+        *o = store_state(abef, cdgh);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- AES-256
+
+/// `k ⊕ (k ≪ 32) ⊕ (k ≪ 64) ⊕ (k ≪ 96) ⊕ t`: one half-step of the AES-256
+/// key expansion, `t` the broadcast `SubWord(RotWord(·)) ⊕ rcon` word.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn expand_mix(k: __m128i, t: __m128i) -> __m128i {
+    let mut k = k;
+    let mut s = _mm_slli_si128::<4>(k);
+    k = _mm_xor_si128(k, s);
+    s = _mm_slli_si128::<4>(s);
+    k = _mm_xor_si128(k, s);
+    s = _mm_slli_si128::<4>(s);
+    k = _mm_xor_si128(k, s);
+    _mm_xor_si128(k, t)
+}
+
+/// A 16-byte block as a vector (by value: no pointer arithmetic).
+#[inline]
+#[target_feature(enable = "sse2")]
+fn load16(b: &[u8; 16]) -> __m128i {
+    let lo = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let hi = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+    _mm_set_epi64x(hi as i64, lo as i64)
+}
+
+/// A vector as a 16-byte block.
+#[inline]
+#[target_feature(enable = "sse2,sse4.1")]
+fn store16(x: __m128i) -> [u8; 16] {
+    let lo = (_mm_cvtsi128_si64(x) as u64).to_le_bytes();
+    let hi = (_mm_extract_epi64::<1>(x) as u64).to_le_bytes();
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&lo);
+    out[8..].copy_from_slice(&hi);
+    out
+}
+
+/// The 15 round keys of AES-256 in vector registers' layout, zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct AesRoundKeys([__m128i; 15]);
+
+#[target_feature(enable = "aes,sse2")]
+fn aes256_expand(key: &[u8; 32]) -> AesRoundKeys {
+    let mut halves = [[0u8; 16]; 2];
+    halves[0].copy_from_slice(&key[..16]);
+    halves[1].copy_from_slice(&key[16..]);
+    let (mut k0, mut k1) = (load16(&halves[0]), load16(&halves[1]));
+    halves.zeroize();
+    let mut rk = AesRoundKeys([_mm_setzero_si128(); 15]);
+    rk.0[0] = k0;
+    rk.0[1] = k1;
+    // Round key 2j from 2j-2 and 2j-1 (SubWord(RotWord) and rcon), round key
+    // 2j+1 from 2j-1 and 2j (SubWord only).
+    macro_rules! even {
+        ($i:expr, $rcon:expr) => {
+            let t = _mm_aeskeygenassist_si128::<$rcon>(k1);
+            k0 = expand_mix(k0, _mm_shuffle_epi32::<0xFF>(t));
+            rk.0[$i] = k0;
+        };
+    }
+    macro_rules! odd {
+        ($i:expr) => {
+            let t = _mm_aeskeygenassist_si128::<0>(k0);
+            k1 = expand_mix(k1, _mm_shuffle_epi32::<0xAA>(t));
+            rk.0[$i] = k1;
+        };
+    }
+    even!(2, 0x01);
+    odd!(3);
+    even!(4, 0x02);
+    odd!(5);
+    even!(6, 0x04);
+    odd!(7);
+    even!(8, 0x08);
+    odd!(9);
+    even!(10, 0x10);
+    odd!(11);
+    even!(12, 0x20);
+    odd!(13);
+    even!(14, 0x40);
+    k0.zeroize();
+    k1.zeroize();
+    rk
+}
+
+#[target_feature(enable = "aes,sse2,sse4.1")]
+fn aes256_encrypt(rk: &AesRoundKeys, block: &[u8; 16]) -> [u8; 16] {
+    let rk = &rk.0;
+    let mut x = _mm_xor_si128(load16(block), rk[0]);
+    for k in &rk[1..14] {
+        x = _mm_aesenc_si128(x, *k);
+    }
+    store16(_mm_aesenclast_si128(x, rk[14]))
+}
