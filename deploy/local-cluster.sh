@@ -119,6 +119,16 @@ wait_http() { # url timeout_s
     return 1
 }
 
+wait_node() { # n timeout_s: ready, or false as soon as the process is gone
+    local deadline=$((SECONDS + $2))
+    while ((SECONDS < deadline)); do
+        curl -fsS -o /dev/null --max-time 1 "http://$H:$(node_port "$1")/actuator/health/readiness" 2>/dev/null && return 0
+        pid_of "node$1" >/dev/null || return 1
+        sleep 0.2
+    done
+    return 1
+}
+
 # Starts a background process in its own session; records pid and command.
 spawn() { # name logfile cmd...
     local name=$1 logf=$2
@@ -330,20 +340,21 @@ EOF
     spawn codes "$STATE/logs/codes.log" "$robert" codes -c "$STATE/codes.toml" serve
     wait_http "http://$H:$P_CODES_INT/health" 30 || die "code service not healthy: $STATE/logs/codes.log"
 
-    # 6. Three API nodes. The first one migrates the schema; start it first.
-    local n
+    # 6. Three API nodes, one after the other: the first migrates the
+    #    schema, and SoftHSM's file token can fail a node that opens it
+    #    while another writes it ("GetTokenInfo: ... unrecoverable error");
+    #    such a node is started again once, as systemd's Restart= would.
+    local n try
     for n in 1 2 3; do
-        log "node$n on $(node_port $n)"
-        ROBERT_SERVER__BIND=$H:$(node_port "$n") ROBERT_SERVER__INTERNAL_BIND=$H:$(node_int_port "$n") \
-            spawn "node$n" "$STATE/logs/node$n.log" "$robert" serve -c "$STATE/robert.toml" --batch-every "$BATCH_EVERY"
-        if ((n == 1)); then
-            wait_http "http://$H:$(node_port 1)/actuator/health/readiness" 60 ||
-                die "node1 not ready: $STATE/logs/node1.log"
-        fi
-    done
-    for n in 2 3; do
-        wait_http "http://$H:$(node_port "$n")/actuator/health/readiness" 60 ||
-            die "node$n not ready: $STATE/logs/node$n.log"
+        for try in 1 2; do
+            log "node$n on $(node_port $n)"
+            ROBERT_SERVER__BIND=$H:$(node_port "$n") ROBERT_SERVER__INTERNAL_BIND=$H:$(node_int_port "$n") \
+                spawn "node$n" "$STATE/logs/node$n.log" "$robert" serve -c "$STATE/robert.toml" --batch-every "$BATCH_EVERY"
+            wait_node "$n" 60 && break
+            ((try == 1)) && pid_of "node$n" >/dev/null && die "node$n not ready: $STATE/logs/node$n.log"
+            ((try == 2)) && die "node$n not ready: $STATE/logs/node$n.log"
+            log "node$n exited at start: starting it again"
+        done
     done
     wait_http "http://$H:$P_LB/actuator/health/readiness" 20 || die "balancer not ready"
     trap - EXIT
