@@ -34,6 +34,33 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// Whether the database could not serve for a reason that passes: the
+    /// connection was lost or refused, the pool is exhausted or closed, the
+    /// server is shutting down or starting (SQLSTATE class 08, 57P01–57P03),
+    /// or it is a standby not yet promoted (25006, read-only transaction).
+    /// A retry, on another connection or after a failover, may succeed;
+    /// callers answer 503 with `Retry-After`, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Closed => true,
+            Self::Database(e) => match e.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         Self::Database(Arc::new(e))
@@ -49,5 +76,24 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         Self::Io(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_unavailable_other_failures_are_not() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "expected to read 5 bytes",
+        );
+        assert!(StoreError::from(sqlx::Error::Io(eof)).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::Closed.is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::DuplicateIdA.is_unavailable());
+        assert!(!StoreError::Corrupt("x").is_unavailable());
     }
 }

@@ -1103,11 +1103,13 @@ async fn report_holds_the_code_and_confirms_only_once_stored() {
             format!("confirm valid-code-12 {key}")
         ]
     );
-    // The database goes away: the report fails, the code is released.
+    // The database goes away: the report fails (503, the app retries), the
+    // code is released.
     codes.calls.lock().unwrap().clear();
     app.state.store.close().await;
     let r = app.post("/api/v6/report", &body).await;
-    assert_eq!(r.status, 500, "{:?}", r.json);
+    assert_eq!(r.status, 503, "{:?}", r.json);
+    assert_eq!(r.headers["retry-after"], "5");
     assert_eq!(
         *codes.calls.lock().unwrap(),
         vec![
