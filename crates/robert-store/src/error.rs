@@ -35,35 +35,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the database is unreachable or restarting rather than the
-    /// request or the data being at fault: the connection was lost, the pool
-    /// is closed or exhausted, the server is shutting down or refuses
-    /// connections, or it is a read-only standby (during a failover). The
-    /// caller should answer "retry later" (HTTP 503), not "internal error".
+    /// Whether the database could not serve for a reason that passes: the
+    /// connection was lost or refused, the pool is exhausted or closed, the
+    /// server is shutting down or starting (SQLSTATE class 08, 57P01–57P03),
+    /// or it is a standby not yet promoted (25006, read-only transaction).
+    /// A retry, on another connection or after a failover, may succeed;
+    /// callers answer 503 with `Retry-After`, not 500.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Closed => true,
-            Self::Database(e) => sqlx_unavailable(e),
+            Self::Database(e) => match e.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
+                }),
+                _ => false,
+            },
             _ => false,
         }
-    }
-}
-
-/// See [`StoreError::is_unavailable`]. PostgreSQL SQLSTATEs: class 08
-/// (connection exception), 57P01–57P03 (admin/crash shutdown, cannot
-/// connect now), 53300 (too many connections), 25006 (read-only
-/// transaction: a standby not yet promoted).
-fn sqlx_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006"
-        }),
-        _ => false,
     }
 }
 
@@ -90,10 +84,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unavailable_is_the_database_going_away_not_a_bad_row() {
-        let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
-        assert!(StoreError::from(sqlx::Error::Io(io)).is_unavailable());
-        assert!(StoreError::from(sqlx::Error::PoolClosed).is_unavailable());
+    fn lost_connections_are_unavailable_other_failures_are_not() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "expected to read 5 bytes",
+        );
+        assert!(StoreError::from(sqlx::Error::Io(eof)).is_unavailable());
         assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
         assert!(StoreError::Closed.is_unavailable());
         assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());

@@ -15,7 +15,7 @@
 //! | [`ApiError::UnknownIdentity`] | 430 | "register again" (the reference's non-standard status) |
 //! | [`ApiError::TooManyRequests`] | 429, `Retry-After` | the reason (per-client captcha quota, code checks at `/report`) |
 //! | [`ApiError::Unavailable`] | 503 | the reason (no K_S for today, captcha capacity) |
-//! | [`ApiError::RetryLater`] | 503, `Retry-After` | the reason (a report with this code still in progress; the database unreachable or failing over) |
+//! | [`ApiError::RetryLater`] | 503, `Retry-After` | the reason (a report with this code still in progress; the database unreachable) |
 //! | [`ApiError::Internal`] | 500 | `"An error occurred"`; the cause is logged, never sent |
 //!
 //! Every body is JSON: `{"message": "...", "detail": "..."?}`. Messages
@@ -130,18 +130,20 @@ impl ApiError {
     }
 }
 
-/// Seconds a client is asked to wait when the database is unreachable.
-pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+/// Seconds a client is told to wait when the database is unavailable.
+pub const DB_UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 impl From<robert_store::StoreError> for ApiError {
+    /// A database that cannot serve for now (connection lost, failover in
+    /// progress: [`robert_store::StoreError::is_unavailable`]) is 503 with
+    /// `Retry-After`, as the shared state's failures are; anything else is
+    /// an internal error.
     fn from(e: robert_store::StoreError) -> Self {
         if e.is_unavailable() {
-            // A lost connection or a failover in progress: the request may
-            // succeed on retry, so 503 + Retry-After rather than 500.
-            tracing::warn!(cause = %e, "database unavailable");
+            tracing::warn!(error = %e, "database unavailable: 503");
             return Self::RetryLater {
-                message: "The database is unavailable, retry later".into(),
-                retry_after_secs: DATABASE_RETRY_AFTER_SECS,
+                message: "Database unavailable: retry later".into(),
+                retry_after_secs: DB_UNAVAILABLE_RETRY_SECS,
             };
         }
         Self::Internal(format!("store: {e}"))
@@ -198,5 +200,15 @@ mod tests {
             ApiError::MethodNotAllowed("GET".into()).to_string(),
             "Request method 'GET' not supported"
         );
+    }
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after() {
+        let lost = robert_store::StoreError::Closed;
+        let resp = ApiError::from(lost).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "5");
+        let other = ApiError::from(robert_store::StoreError::Corrupt("x"));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
