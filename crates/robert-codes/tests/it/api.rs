@@ -1,8 +1,8 @@
 //! HTTP API behaviour (SQLite; storage semantics are covered on both back ends in `store`).
 
+use robert_codes::CodeStore as _;
 use robert_codes::code::CodeKind;
 use robert_codes::service::Channel;
-use robert_codes::CodeStore as _;
 
 use crate::support::*;
 

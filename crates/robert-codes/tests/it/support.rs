@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
+pub use robert_codes::clock::{manual_at, set_manual};
 use robert_codes::jwt::testing;
 use robert_codes::{CodesService, Config, ManualClock, SqlStore};
-pub use robert_codes::clock::{manual_at, set_manual};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs the body once per available back end, `$db` being a [`TestDb`].
