@@ -30,9 +30,26 @@ pub enum ApiError {
     /// Rate limit or quota.
     #[error("{0}")]
     TooManyRequests(&'static str),
+    /// The database cannot serve for now (connection lost, failover in
+    /// progress): 503 with `Retry-After`.
+    #[error("database unavailable")]
+    Unavailable(String),
     /// Our fault; details are logged, not returned.
     #[error("internal error")]
     Internal(String),
+}
+
+impl ApiError {
+    /// A failure of the service: [`ApiError::Unavailable`] when a database
+    /// error in its chain passes ([`robert_http::db::caused_by_unavailable`]),
+    /// else [`ApiError::Internal`].
+    fn failure(e: &(dyn std::error::Error + 'static)) -> Self {
+        if robert_http::db::caused_by_unavailable(e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -46,6 +63,20 @@ impl IntoResponse for ApiError {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m.as_str()),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             Self::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, *m),
+            Self::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable: 503");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(robert_http::db::UNAVAILABLE_RETRY_SECS),
+                    )],
+                    Json(MessageBody {
+                        message: "Database unavailable: retry later",
+                    }),
+                )
+                    .into_response();
+            }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
@@ -96,7 +127,7 @@ async fn verify(
     let outcome = service
         .verify(&code)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::failure(&e))?;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(VerifyBody {
@@ -141,7 +172,7 @@ async fn claim(
     let outcome = service
         .claim(&code, &key)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::failure(&e))?;
     Ok(no_store(Json(VerifyBody {
         valid: outcome.valid,
     })))
@@ -162,7 +193,7 @@ async fn claim_confirm(
     let done = service
         .confirm(&code, &key)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::failure(&e))?;
     Ok(no_store(Json(SettledBody { done })))
 }
 
@@ -176,7 +207,7 @@ async fn claim_release(
     let done = service
         .release(&code, &key)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::failure(&e))?;
     Ok(no_store(Json(SettledBody { done })))
 }
 
@@ -325,7 +356,7 @@ async fn generate(
         Err(IssueError::QuotaExceeded) => {
             return Err(ApiError::TooManyRequests("Daily quota exceeded"));
         }
-        Err(e) => return Err(ApiError::Internal(e.to_string())),
+        Err(e) => return Err(ApiError::failure(&e)),
     };
     let body = GenerateBody {
         code: issued.code.to_string(),
@@ -382,7 +413,7 @@ async fn kpi(
         Ok(days) => Json(days).into_response(),
         Err(KpiError::InconsistentBounds) => bad("INCONSISTENT_BOUNDS", "fromDate is after toDate"),
         Err(KpiError::PeriodTooLarge) => bad("PERIOD_TOO_LARGE", "at most 100 days"),
-        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+        Err(e) => ApiError::failure(&e).into_response(),
     }
 }
 

@@ -594,6 +594,7 @@ async fn serve(mut cfg: Config, args: ServeArgs) -> Result<(), CliError> {
         connections.serve(internal_l, internal, stop_rx),
     );
     jobs.abort();
+    svc.store().close().await;
     tracing::info!("stopped");
     Ok(())
 }

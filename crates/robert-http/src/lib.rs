@@ -1,10 +1,12 @@
 //! The HTTP shell shared by the ROBERT server (`robert-server`) and the
 //! submission-code service (`robert-codes`): serving connections with
 //! connection-level limits ([`connections`]), the process's open-file
-//! limit, the shutdown signal and the log output ([`log`]). I/O lives here,
-//! never in `robert-core`.
+//! limit, the shutdown signal, the log output ([`log`]) and the
+//! classification of a database that cannot serve for now ([`db`]). I/O
+//! lives here, never in `robert-core`.
 
 pub mod connections;
+pub mod db;
 pub mod log;
 
 /// Resolves on Ctrl-C or SIGTERM: the signal both services stop on.

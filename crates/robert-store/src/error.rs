@@ -35,27 +35,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the database could not serve for a reason that passes: the
-    /// connection was lost or refused, the pool is exhausted or closed, the
-    /// server is shutting down or starting (SQLSTATE class 08, 57P01–57P03),
-    /// or it is a standby not yet promoted (25006, read-only transaction).
-    /// A retry, on another connection or after a failover, may succeed;
-    /// callers answer 503 with `Retry-After`, not 500.
+    /// Whether the database could not serve for a reason that passes (the
+    /// store was closed, or [`robert_http::db::is_unavailable`]). A retry,
+    /// on another connection or after a failover, may succeed; callers
+    /// answer 503 with `Retry-After`, not 500.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Closed => true,
-            Self::Database(e) => match e.as_ref() {
-                sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-                    c.starts_with("08")
-                        || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
-                }),
-                _ => false,
-            },
+            Self::Database(e) => robert_http::db::is_unavailable(e),
             _ => false,
         }
     }

@@ -128,16 +128,33 @@ fn page(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()
 }
 
+/// A failure of the service: 503 with `Retry-After` when a database error
+/// in its chain passes ([`robert_http::db::caused_by_unavailable`]), else
+/// [`internal`]. The page says the same either way.
+fn failure(e: &(dyn std::error::Error + 'static)) -> Response {
+    if !robert_http::db::caused_by_unavailable(e) {
+        return internal(e);
+    }
+    tracing::warn!(error = %e, "portal: database unavailable: 503");
+    let mut resp = page(StatusCode::SERVICE_UNAVAILABLE, unavailable_page());
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(robert_http::db::UNAVAILABLE_RETRY_SECS),
+    );
+    resp
+}
+
+fn unavailable_page() -> String {
+    html::message(
+        "Erreur",
+        "Le service est momentanément indisponible. Réessayez plus tard.",
+        None,
+    )
+}
+
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "portal internal error");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        html::message(
-            "Erreur",
-            "Le service est momentanément indisponible. Réessayez plus tard.",
-            None,
-        ),
-    )
+    page(StatusCode::INTERNAL_SERVER_ERROR, unavailable_page())
 }
 
 fn bad_form() -> Response {
@@ -182,7 +199,7 @@ async fn current_session(
             token,
         })),
         Ok(None) => Ok(None),
-        Err(e) => Err(internal(e)),
+        Err(e) => Err(failure(&e)),
     }
 }
 
@@ -204,7 +221,7 @@ async fn login_page(State(service): State<CodesService>, headers: HeaderMap) -> 
 fn login_form(service: &CodesService, status: StatusCode, error: Option<&str>) -> Response {
     let csrf = match random_token() {
         Ok(t) => t,
-        Err(e) => return internal(e),
+        Err(e) => return failure(&e),
     };
     let mut res = page(status, html::login(&csrf, error));
     res.headers_mut().append(
@@ -306,7 +323,7 @@ async fn login_submit(
                  attempts from this address. Wait a minute.",
             ),
         ),
-        Err(e) => internal(e),
+        Err(e) => failure(&e),
     }
 }
 
@@ -330,7 +347,7 @@ async fn code_page(State(service): State<CodesService>, headers: HeaderMap) -> R
     };
     let left = match service.quota_left(&ch, daily_quota).await {
         Ok(l) => l,
-        Err(e) => return internal(e),
+        Err(e) => return failure(&e),
     };
     page(
         StatusCode::OK,
@@ -392,7 +409,7 @@ async fn code_submit(State(service): State<CodesService>, CsrfSession(s): CsrfSe
                     svg.find("<svg")
                         .map_or(svg.clone(), |i| svg[i..].to_owned())
                 }
-                Err(e) => return internal(e),
+                Err(e) => return failure(&e),
             };
             page(
                 StatusCode::OK,
@@ -428,13 +445,13 @@ async fn code_submit(State(service): State<CodesService>, CsrfSession(s): CsrfSe
                 ),
             )
         }
-        Err(e) => internal(e),
+        Err(e) => failure(&e),
     }
 }
 
 async fn logout(State(service): State<CodesService>, CsrfSession(s): CsrfSession) -> Response {
     if let Err(e) = service.logout(&s.token).await {
-        return internal(e);
+        return failure(&e);
     }
     service
         .audit(&format!("doctor:{}", s.doctor.username), "logout", "")

@@ -211,6 +211,11 @@ pub trait CodeStore: Send + Sync + std::fmt::Debug {
     /// A trivial round trip: whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Closes the connections once in-flight queries finish (SQLite
+    /// checkpoints its log); later calls fail as unavailable (503 at the
+    /// API). Called when the service stops.
+    async fn close(&self);
+
     /// Stores one code; `false` if its hash already exists. Counts it as issued.
     async fn insert_code(&self, code: &NewCode) -> Result<bool, StoreError>;
 

@@ -482,3 +482,36 @@ async fn openapi_document_is_served_and_matches_the_api() {
         kpi[0].as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, props("KpiDay"));
 }
+
+/// A database that cannot serve (here: its pool closed, as a lost
+/// connection or a failover would leave it) is 503 with `Retry-After`,
+/// not 500, on the verify API and the two-phase use (the portal: in
+/// `portal.rs`).
+#[tokio::test]
+async fn an_unavailable_database_is_503_with_retry_after() {
+    let db = sqlite().await;
+    let clock = manual_at(utc("2026-01-10T10:00:00Z"));
+    let svc = service(&db, &clock);
+    let issued = svc.issue(CodeKind::Short, &Channel::Cli).await.unwrap();
+    let addr = serve(svc.router()).await;
+    let code = issued.code.as_str().to_owned();
+    let verify = format!("/api/v1/verify?code={code}");
+    assert_eq!(http_get(addr, &verify, &[]).await.0, 200);
+
+    svc.store().close().await;
+
+    let r = http(addr, "GET", &verify, &[], "").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.body.contains("retry later"), "{}", r.body);
+    let claim = format!(r#"{{"code":"{code}","key":"{}"}}"#, "ab".repeat(32));
+    let json = [("Content-Type", "application/json")];
+    for path in ["/api/v1/claim", "/api/v1/claim/confirm"] {
+        let r = http(addr, "POST", path, &json, &claim).await;
+        assert_eq!(
+            (r.status, r.header("retry-after")),
+            (503, Some("5")),
+            "{path}"
+        );
+    }
+}

@@ -395,3 +395,19 @@ async fn code_page_has_qr_copy_print_and_quota_reset() {
     let js = http(p.addr, "GET", "/portal/static/countdown.js", &[], "").await;
     assert!(js.body.contains("clipboard") && js.body.contains("window.print"));
 }
+
+/// A database that cannot serve is 503 with `Retry-After` on the portal
+/// (the page asks to retry later), not 500.
+#[tokio::test]
+async fn an_unavailable_database_is_503_on_the_portal() {
+    let p = portal(config()).await;
+    let session = login(&p).await;
+    let cookie = format!("robert_codes_session={session}");
+    let r = http(p.addr, "GET", "/portal/code", &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 200);
+    p.svc.store().close().await;
+    let r = http(p.addr, "GET", "/portal/code", &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.body.contains("Réessayez plus tard"), "{}", r.body);
+}

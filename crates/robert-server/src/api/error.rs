@@ -130,9 +130,6 @@ impl ApiError {
     }
 }
 
-/// Seconds a client is told to wait when the database is unavailable.
-pub const DB_UNAVAILABLE_RETRY_SECS: u64 = 5;
-
 impl From<robert_store::StoreError> for ApiError {
     /// A database that cannot serve for now (connection lost, failover in
     /// progress: [`robert_store::StoreError::is_unavailable`]) is 503 with
@@ -143,7 +140,7 @@ impl From<robert_store::StoreError> for ApiError {
             tracing::warn!(error = %e, "database unavailable: 503");
             return Self::RetryLater {
                 message: "Database unavailable: retry later".into(),
-                retry_after_secs: DB_UNAVAILABLE_RETRY_SECS,
+                retry_after_secs: robert_http::db::UNAVAILABLE_RETRY_SECS,
             };
         }
         Self::Internal(format!("store: {e}"))

@@ -53,6 +53,10 @@ impl CodeStore for SqlStore {
         })
     }
 
+    async fn close(&self) {
+        with_pool!(self, |p| p.close().await);
+    }
+
     async fn insert_code(&self, code: &NewCode) -> Result<bool, StoreError> {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
