@@ -12,7 +12,6 @@ use robert_core::ecc::{CountryCode, Ecc};
 use robert_core::hello::Hello;
 use robert_core::id_a::IdA;
 use robert_core::keys::{KeyA, KeyATuples, KeyG, KeyS};
-use robert_core::mac::HelloMac;
 use robert_core::time::{Epoch, ServiceStart};
 use robert_core::tuples::{self, BundleSpan};
 
@@ -103,15 +102,7 @@ fn protocol(c: &mut Criterion) {
     };
     let t0 = start.epoch_start(epoch);
     let hellos: Vec<UploadedHello> = (0..10u64)
-        .map(|i| {
-            let t = t0.plus(i * 6);
-            UploadedHello {
-                time_collected: t,
-                time_sent: t.time16(),
-                mac: HelloMac::compute(&k_a, ecc, &ebid, t.time16()),
-                rssi_calibrated: -50,
-            }
-        })
+        .map(|i| UploadedHello::received(&k_a, ecc, &ebid, t0.plus(i * 6), t0.plus(i * 6), -50))
         .collect();
     let who = validator
         .identify(&ebid, ecc, &hellos, |_| Some(ebid.decrypt(&k_s)))

@@ -62,6 +62,29 @@ pub struct UploadedHello {
     pub rssi_calibrated: i16,
 }
 
+impl UploadedHello {
+    /// The HELLO the holder of `key_a` sends at `sent` (its Time16 and MAC
+    /// over `ecc` and `ebid`), as a receiver records it at `collected`
+    /// with `rssi_calibrated`: what an honest phone uploads. For tests,
+    /// benchmarks and the simulator.
+    pub fn received(
+        key_a: &KeyA,
+        ecc: Ecc,
+        ebid: &Ebid,
+        sent: NtpSeconds,
+        collected: NtpSeconds,
+        rssi_calibrated: i16,
+    ) -> Self {
+        let time_sent = sent.time16();
+        Self {
+            time_collected: collected,
+            time_sent,
+            mac: HelloMac::compute(key_a, ecc, ebid, time_sent),
+            rssi_calibrated,
+        }
+    }
+}
+
 /// Who sent a contact's HELLOs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContactIdentity {

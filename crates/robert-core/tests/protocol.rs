@@ -216,12 +216,7 @@ fn uploaded(
     sent: NtpSeconds,
     received: NtpSeconds,
 ) -> UploadedHello {
-    UploadedHello {
-        time_collected: received,
-        time_sent: sent.time16(),
-        mac: HelloMac::compute(key_a, ecc, ebid, sent.time16()),
-        rssi_calibrated: -50,
-    }
+    UploadedHello::received(key_a, ecc, ebid, sent, received, -50)
 }
 
 #[test]

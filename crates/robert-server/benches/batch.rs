@@ -33,7 +33,6 @@ use robert_core::ebid::Ebid;
 use robert_core::ecc::{CountryCode, Ecc};
 use robert_core::id_a::IdA;
 use robert_core::keys::{Kek, KeyA, KeyG, KeyS, WrappedKey};
-use robert_core::mac::HelloMac;
 use robert_core::time::{NtpSeconds, ServiceStart, UtcDate};
 use robert_server::batch::{BatchConfig, BatchKeys, Validation, identify, verify_and_score};
 use robert_server::keystore::SharedKek;
@@ -101,12 +100,7 @@ impl World {
         let hellos = (0..n as u64)
             .map(|k| {
                 let t = t0.plus(k * 6 % 900);
-                UploadedHello {
-                    time_collected: t,
-                    time_sent: t.time16(),
-                    mac: HelloMac::compute(key_a, ecc, &ebid, t.time16()),
-                    rssi_calibrated: self.rng.random_range(-80..=-30),
-                }
+                UploadedHello::received(key_a, ecc, &ebid, t, t, self.rng.random_range(-80..=-30))
             })
             .collect();
         UploadedContact { ebid, ecc, hellos }

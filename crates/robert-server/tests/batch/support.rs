@@ -11,7 +11,6 @@ use robert_core::ebid::Ebid;
 use robert_core::ecc::{CountryCode, Ecc};
 use robert_core::id_a::IdA;
 use robert_core::keys::{Kek, KeyA, KeyG, KeyS};
-use robert_core::mac::HelloMac;
 use robert_core::scoring::EpochExposure;
 use robert_core::time::{NtpSeconds, SECONDS_PER_DAY, ServiceStart, UtcDate};
 use robert_server::batch::{BatchConfig, BatchKeys, BatchReport};
@@ -113,13 +112,7 @@ impl World {
         collected: NtpSeconds,
         rssi: i16,
     ) -> UploadedHello {
-        let time_sent = sent.time16();
-        UploadedHello {
-            time_collected: collected,
-            time_sent,
-            mac: HelloMac::compute(&phone.key_a, ecc, &ebid, time_sent),
-            rssi_calibrated: rssi,
-        }
+        UploadedHello::received(&phone.key_a, ecc, &ebid, sent, collected, rssi)
     }
 
     /// What a receiver records when `sender` is near it from `from` for
