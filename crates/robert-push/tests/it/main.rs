@@ -1,0 +1,7 @@
+//! The push service end to end on 127.0.0.1: its token API, its scheduler
+//! and its APNs client against the mock APNs (`service`), and robert-server
+//! with a phone in front of it (`server`).
+
+mod server;
+mod service;
+mod support;
