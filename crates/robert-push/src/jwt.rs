@@ -168,10 +168,10 @@ pub fn generate_p8() -> zeroize::Zeroizing<String> {
     let mut rng = rand::rng();
     loop {
         let mut scalar = zeroize::Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(scalar.as_mut());
+        rng.fill_bytes(&mut scalar[..]);
         // A random 32-byte string is a valid scalar except with negligible
         // probability (zero or ≥ n); draw again then.
-        if let Ok(k) = p256::ecdsa::SigningKey::from_slice(scalar.as_ref())
+        if let Ok(k) = p256::ecdsa::SigningKey::from_slice(&scalar[..])
             && let Ok(pem) = k.to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
         {
             return zeroize::Zeroizing::new(pem.to_string());

@@ -120,8 +120,9 @@ impl MockApns {
                 .map_err(|e| MockError::Cert(e.to_string()))?;
         let cert_pem = certified.cert.pem();
         let cert_der = certified.cert.der().clone();
-        let key_der = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
-            .map_err(|e| MockError::Cert(e.to_string()))?;
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()),
+        );
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -226,28 +226,26 @@ impl PushService {
 }
 
 fn field_error(field: &str, message: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(serde_json::json!({ field: message })),
-    )
-        .into_response()
+    let mut body = serde_json::Map::new();
+    body.insert(field.to_owned(), message.into());
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 async fn register(State(svc): State<PushService>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return field_error("body", "must be a JSON object");
     };
-    let mut fields = [("token", ""), ("locale", ""), ("timezone", "")];
-    for (name, value) in &mut fields {
-        match v.get(*name).and_then(|x| x.as_str()) {
-            Some(s) if !s.trim().is_empty() && s.chars().count() <= 255 => *value = s,
+    let mut values = [""; 3];
+    for (i, name) in ["token", "locale", "timezone"].into_iter().enumerate() {
+        match v.get(name).and_then(|x| x.as_str()) {
+            Some(s) if !s.trim().is_empty() && s.chars().count() <= 255 => values[i] = s,
             Some(s) if !s.trim().is_empty() => {
                 return field_error(name, "size must be between 1 and 255");
             }
             _ => return field_error(name, "must not be blank"),
         }
     }
-    let [(_, token), (_, locale), (_, timezone)] = fields;
+    let [token, locale, timezone] = values;
     let Ok(tz) = timezone.parse::<Tz>() else {
         return StatusCode::BAD_REQUEST.into_response();
     };

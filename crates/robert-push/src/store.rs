@@ -195,7 +195,7 @@ impl TokenStore {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for s in stmts {
-                sqlx::query(s).execute(&mut *tx).await?;
+                sqlx::query(*s).execute(&mut *tx).await?;
             }
             let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM push_schema_version")
                 .fetch_one(&mut *tx)
@@ -320,7 +320,7 @@ impl TokenStore {
             for (id, outcome) in outcomes {
                 match outcome {
                     Recorded::Accepted => {
-                        sqlx::query(OK).bind(now).bind(id).execute(&mut *tx).await?;
+                        sqlx::query(OK).bind(now).bind(*id).execute(&mut *tx).await?;
                     }
                     Recorded::Failed(reason) | Recorded::Deactivated(reason) => {
                         let sql = if matches!(outcome, Recorded::Failed(_)) {
@@ -331,7 +331,7 @@ impl TokenStore {
                         sqlx::query(sql)
                             .bind(now)
                             .bind(truncate_255(reason))
-                            .bind(id)
+                            .bind(*id)
                             .execute(&mut *tx)
                             .await?;
                     }

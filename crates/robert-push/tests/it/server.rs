@@ -90,8 +90,9 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
     let (good, bad, leaving) = (device(100), device(101), device(102));
     h.mock.set_bad(&bad);
 
-    // Day 1: every valid token is pushed once; the bad one is deactivated.
-    h.run_for(86_400, 600).await;
+    // Until 23:00 in Paris tomorrow: every valid token is pushed once; the
+    // bad one is deactivated.
+    h.run_for(126_000, 600).await;
     assert_eq!(h.accepted_for(&good).len(), 1);
     assert_eq!(h.accepted_for(&leaving).len(), 1);
     let bad_row = h.svc.store().get(&bad).await.unwrap().unwrap();

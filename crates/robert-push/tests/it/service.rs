@@ -122,7 +122,8 @@ async fn bad_and_unregistered_tokens_are_deactivated_after_failover() {
     }
     h.mock.set_bad(&bad);
     h.mock.set_unregistered(&gone);
-    h.run_for(86_400, 900).await;
+    // Until 23:00 in Paris tomorrow: every token's first window is over.
+    h.run_for(129_600, 900).await;
     let bad_row = h.svc.store().get(&bad).await.unwrap().unwrap();
     assert!(!bad_row.active);
     assert_eq!(bad_row.last_error_code.as_deref(), Some("BadDeviceToken,BadDeviceToken"));

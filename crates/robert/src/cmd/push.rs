@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use rand::RngExt as _;
+use rand::{Rng as _, RngExt as _};
 use robert_clock::{Clock as _, SystemClock};
 use robert_push::jwt::{ProviderToken, generate_p8};
 use robert_push::mock_apns::{MockApns, MockApnsConfig};
@@ -167,7 +167,7 @@ async fn bench(
     let rows: Vec<(String, String, i64)> = (0..tokens)
         .map(|i| {
             let mut b = [0u8; 32];
-            rng.fill(&mut b[..]);
+            rng.fill_bytes(&mut b);
             let planned = now - rng.random_range(1..=window_secs.max(1));
             (hex::encode(b), zones[i as usize % zones.len()].to_owned(), planned)
         })
