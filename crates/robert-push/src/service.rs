@@ -201,7 +201,7 @@ impl PushService {
     }
 
     /// Scans every `schedule.interval_secs` until `shutdown` completes.
-    pub async fn run_scheduler(&self, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run_scheduler(&self, shutdown: impl Future<Output = ()>) {
         let mut tick = tokio::time::interval(self.inner.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
