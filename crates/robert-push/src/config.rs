@@ -178,8 +178,7 @@ impl Config {
         if a.urls.is_empty() {
             return bad("apns.urls must name at least one server");
         }
-        if a.team_id.trim().is_empty() || a.key_id.trim().is_empty() || a.topic.trim().is_empty()
-        {
+        if a.team_id.trim().is_empty() || a.key_id.trim().is_empty() || a.topic.trim().is_empty() {
             return bad("apns.team_id, apns.key_id and apns.topic are required");
         }
         if !(20 * 60..60 * 60).contains(&a.token_refresh_secs) {
@@ -188,7 +187,9 @@ impl Config {
             );
         }
         if a.max_per_second == 0 || a.max_in_flight == 0 || self.max_connections == 0 {
-            return bad("apns.max_per_second, apns.max_in_flight and max_connections must be at least 1");
+            return bad(
+                "apns.max_per_second, apns.max_in_flight and max_connections must be at least 1",
+            );
         }
         if a.expiration_secs < 0 {
             return bad("apns.expiration_secs must not be negative");
@@ -218,7 +219,15 @@ topic = "fr.gouv.stopcovid.ios"
         assert!(Config::from_toml(&format!("{MIN}\ntoken_refresh_secs = 3600")).is_err());
         assert!(Config::from_toml(&format!("{MIN}\nbogus = 1")).is_err());
         let wrap = format!("[schedule]\nwindow_start_hour = 20\nwindow_end_hour = 6\n{MIN}");
-        assert_eq!(Config::from_toml(&wrap).unwrap().schedule.window().unwrap().len_secs(), 36000);
+        assert_eq!(
+            Config::from_toml(&wrap)
+                .unwrap()
+                .schedule
+                .window()
+                .unwrap()
+                .len_secs(),
+            36000
+        );
         let same = format!("[schedule]\nwindow_start_hour = 8\nwindow_end_hour = 8\n{MIN}");
         assert!(Config::from_toml(&same).is_err());
     }

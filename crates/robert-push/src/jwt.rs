@@ -18,7 +18,9 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _, EncodePublicKey as _};
+use p256::pkcs8::{
+    DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _, EncodePublicKey as _,
+};
 use serde_json::json;
 
 /// Apple's minimum interval between two provider tokens, seconds.
@@ -194,12 +196,15 @@ pub struct Verified {
 /// does, and what the mock does.
 pub fn verify(token: &str, public_key_pem: &str) -> Result<Verified, JwtError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Invalid("not three parts"));
     };
     let decode = |part: &str, what| -> Result<serde_json::Value, JwtError> {
-        let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Invalid(what))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| JwtError::Invalid(what))?;
         serde_json::from_slice(&bytes).map_err(|_| JwtError::Invalid(what))
     };
     let header = decode(h, "header")?;
@@ -209,10 +214,14 @@ pub fn verify(token: &str, public_key_pem: &str) -> Result<Verified, JwtError> {
     }
     let vk = p256::ecdsa::VerifyingKey::from_public_key_pem(public_key_pem)
         .map_err(|_| JwtError::Invalid("public key"))?;
-    let sig_bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Invalid("signature"))?;
-    let sig = p256::ecdsa::Signature::from_slice(&sig_bytes).map_err(|_| JwtError::Invalid("signature"))?;
+    let sig_bytes = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| JwtError::Invalid("signature"))?;
+    let sig = p256::ecdsa::Signature::from_slice(&sig_bytes)
+        .map_err(|_| JwtError::Invalid("signature"))?;
     let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
-    vk.verify(signed, &sig).map_err(|_| JwtError::Invalid("signature"))?;
+    vk.verify(signed, &sig)
+        .map_err(|_| JwtError::Invalid("signature"))?;
     let (Some(key_id), Some(team_id), Some(iat)) = (
         header["kid"].as_str(),
         claims["iss"].as_str(),
@@ -282,7 +291,10 @@ mod tests {
     fn expired_answer_replaces_only_tokens_20_minutes_old() {
         let p = signer(2400);
         let t0 = p.current(0);
-        assert!(!p.expired(&t0, 600), "10 min old: keep, the clocks disagree");
+        assert!(
+            !p.expired(&t0, 600),
+            "10 min old: keep, the clocks disagree"
+        );
         assert_eq!(p.current(600), t0);
         assert!(p.expired(&t0, 1200));
         let t1 = p.current(1200);

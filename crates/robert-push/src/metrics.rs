@@ -50,20 +50,40 @@ impl Metrics {
     pub fn render(&self, active: i64, total: i64) -> String {
         let mut out = String::new();
         let counters = [
-            ("sent", &self.sent, "Requests sent to APNs, retries included."),
+            (
+                "sent",
+                &self.sent,
+                "Requests sent to APNs, retries included.",
+            ),
             ("accepted", &self.accepted, "Notifications APNs accepted."),
             ("failed", &self.failed, "Notifications given up."),
             ("invalid", &self.invalid, "Tokens deactivated as invalid."),
             ("retries", &self.retries, "Retries of a notification."),
-            ("provider_tokens", &self.provider_tokens, "Provider JWTs signed."),
-            ("registrations", &self.registrations, "Token registrations accepted."),
-            ("unregistrations", &self.unregistrations, "Token removals accepted."),
+            (
+                "provider_tokens",
+                &self.provider_tokens,
+                "Provider JWTs signed.",
+            ),
+            (
+                "registrations",
+                &self.registrations,
+                "Token registrations accepted.",
+            ),
+            (
+                "unregistrations",
+                &self.unregistrations,
+                "Token removals accepted.",
+            ),
             ("scans", &self.scans, "Scheduler scans for due tokens."),
         ];
         for (name, c, help) in counters {
             let _ = writeln!(out, "# HELP robert_push_{name}_total {help}");
             let _ = writeln!(out, "# TYPE robert_push_{name}_total counter");
-            let _ = writeln!(out, "robert_push_{name}_total {}", c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "robert_push_{name}_total {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         for (name, v, help) in [
             ("tokens_active", active, "Active tokens."),

@@ -258,7 +258,14 @@ fn uuid_like() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
     let h = hex::encode_upper(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// Checks a request as APNs would: `Err((status, reason))` on the first

@@ -85,8 +85,8 @@ impl Window {
     /// The local wall-clock time at which the window of local day `date`
     /// opens, plus `offset_secs`.
     fn local_at(&self, date: NaiveDate, offset_secs: i64) -> NaiveDateTime {
-        let opening = NaiveDateTime::new(date, NaiveTime::MIN)
-            + Duration::hours(i64::from(self.start_hour));
+        let opening =
+            NaiveDateTime::new(date, NaiveTime::MIN) + Duration::hours(i64::from(self.start_hour));
         opening + Duration::seconds(offset_secs)
     }
 
@@ -104,7 +104,12 @@ impl Window {
 
     /// [`Window::next_push`] with the random offset given (seconds after
     /// the opening, wall clock).
-    pub fn next_push_at_offset(&self, now: DateTime<Utc>, tz: Tz, offset_secs: i64) -> DateTime<Utc> {
+    pub fn next_push_at_offset(
+        &self,
+        now: DateTime<Utc>,
+        tz: Tz,
+        offset_secs: i64,
+    ) -> DateTime<Utc> {
         let date = self.current_window_date(now, tz) + Duration::days(1);
         resolve(tz, self.local_at(date, offset_secs))
     }
@@ -112,7 +117,8 @@ impl Window {
     /// Whether `at` falls inside a window (local wall clock in `tz`).
     pub fn contains(&self, at: DateTime<Utc>, tz: Tz) -> bool {
         let local = at.with_timezone(&tz).naive_local();
-        let since_open = local - NaiveDateTime::new(self.current_window_date(at, tz), NaiveTime::MIN);
+        let since_open =
+            local - NaiveDateTime::new(self.current_window_date(at, tz), NaiveTime::MIN);
         let secs = since_open.num_seconds() - i64::from(self.start_hour) * 3600;
         (0..self.len_secs()).contains(&secs)
     }
@@ -176,17 +182,26 @@ mod tests {
         // 2024-03-14 10:00 UTC = 11:00 Paris (UTC+1): the next window opens
         // tomorrow at 08:00 Paris = 07:00 UTC.
         let now = utc("2024-03-14T10:00:00Z");
-        assert_eq!(w.next_push_at_offset(now, paris, 0), utc("2024-03-15T07:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, paris, 0),
+            utc("2024-03-15T07:00:00Z")
+        );
         assert_eq!(
             w.next_push_at_offset(now, paris, 12 * 3600 - 1),
             utc("2024-03-15T18:59:59Z")
         );
         // Réunion is UTC+4: 10:00 UTC is 14:00 there.
         let reunion: Tz = "Indian/Reunion".parse().unwrap();
-        assert_eq!(w.next_push_at_offset(now, reunion, 0), utc("2024-03-15T04:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, reunion, 0),
+            utc("2024-03-15T04:00:00Z")
+        );
         // Before today's window has opened (07:00 Paris): today's window.
         let early = utc("2024-03-14T06:00:00Z");
-        assert_eq!(w.next_push_at_offset(early, paris, 0), utc("2024-03-14T07:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(early, paris, 0),
+            utc("2024-03-14T07:00:00Z")
+        );
     }
 
     #[test]
@@ -216,7 +231,10 @@ mod tests {
         // 2024-03-14 12:00 Paris (11:00 UTC): the next window opens today
         // at 20:00 Paris (19:00 UTC); its last second is 05:59:59 tomorrow.
         let now = utc("2024-03-14T11:00:00Z");
-        assert_eq!(w.next_push_at_offset(now, tz, 0), utc("2024-03-14T19:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, tz, 0),
+            utc("2024-03-14T19:00:00Z")
+        );
         assert_eq!(
             w.next_push_at_offset(now, tz, 10 * 3600 - 1),
             utc("2024-03-15T04:59:59Z")
@@ -225,7 +243,10 @@ mod tests {
         // next window opens tonight, not tomorrow night (no day skipped).
         let pushed = utc("2024-03-15T01:00:00Z");
         assert!(w.contains(pushed, tz));
-        assert_eq!(w.next_push_at_offset(pushed, tz, 0), utc("2024-03-15T19:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(pushed, tz, 0),
+            utc("2024-03-15T19:00:00Z")
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         for _ in 0..1000 {
             let next = w.next_push(pushed, tz, &mut rng);
@@ -241,15 +262,27 @@ mod tests {
         let tz: Tz = "Europe/Paris".parse().unwrap();
         let now = utc("2024-03-30T12:00:00Z");
         // 01:00 local = 00:00 UTC.
-        assert_eq!(w.next_push_at_offset(now, tz, 0), utc("2024-03-31T00:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, tz, 0),
+            utc("2024-03-31T00:00:00Z")
+        );
         // 02:30 local does not exist: the wall clock shows 03:30 = 01:30 UTC.
-        assert_eq!(w.next_push_at_offset(now, tz, 5400), utc("2024-03-31T01:30:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, tz, 5400),
+            utc("2024-03-31T01:30:00Z")
+        );
         // 03:00 local (UTC+2) = 01:00 UTC.
-        assert_eq!(w.next_push_at_offset(now, tz, 7200), utc("2024-03-31T01:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, tz, 7200),
+            utc("2024-03-31T01:00:00Z")
+        );
         // 2024-10-27: 03:00 → 02:00 (UTC+2 → UTC+1); 02:30 happens twice,
         // the earlier is 00:30 UTC.
         let now = utc("2024-10-26T12:00:00Z");
-        assert_eq!(w.next_push_at_offset(now, tz, 5400), utc("2024-10-27T00:30:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, tz, 5400),
+            utc("2024-10-27T00:30:00Z")
+        );
         // Every draw lands inside the window, on both days.
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for now in [utc("2024-03-30T12:00:00Z"), utc("2024-10-26T12:00:00Z")] {
@@ -266,9 +299,15 @@ mod tests {
         let now = utc("2024-03-14T23:30:00Z");
         // Kiritimati is UTC+14: 13:30 on the 15th there; next window the 16th.
         let kiri: Tz = "Pacific/Kiritimati".parse().unwrap();
-        assert_eq!(w.next_push_at_offset(now, kiri, 0), utc("2024-03-15T18:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, kiri, 0),
+            utc("2024-03-15T18:00:00Z")
+        );
         // Pago Pago is UTC-11: 12:30 on the 14th; next window the 15th.
         let pago: Tz = "Pacific/Pago_Pago".parse().unwrap();
-        assert_eq!(w.next_push_at_offset(now, pago, 0), utc("2024-03-15T19:00:00Z"));
+        assert_eq!(
+            w.next_push_at_offset(now, pago, 0),
+            utc("2024-03-15T19:00:00Z")
+        );
     }
 }

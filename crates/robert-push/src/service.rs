@@ -196,7 +196,10 @@ impl PushService {
                 };
                 outcomes.push((id, recorded));
             }
-            inner.store.record(inner.clock.now_unix(), &outcomes).await?;
+            inner
+                .store
+                .record(inner.clock.now_unix(), &outcomes)
+                .await?;
         }
     }
 

@@ -11,9 +11,11 @@
 //!
 //! Tokens are personal data: this module never logs them.
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row as _;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr as _;
 use std::time::Duration;
 
@@ -131,7 +133,9 @@ pub struct Due {
 
 impl std::fmt::Debug for Due {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Due").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Due")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -174,7 +178,11 @@ impl TokenStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10));
             // An in-memory database exists per connection: one connection.
-            let n = if url.contains(":memory:") { 1 } else { max_connections };
+            let n = if url.contains(":memory:") {
+                1
+            } else {
+                max_connections
+            };
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(n)
@@ -320,7 +328,11 @@ impl TokenStore {
             for (id, outcome) in outcomes {
                 match outcome {
                     Recorded::Accepted => {
-                        sqlx::query(OK).bind(now).bind(*id).execute(&mut *tx).await?;
+                        sqlx::query(OK)
+                            .bind(now)
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     Recorded::Failed(reason) | Recorded::Deactivated(reason) => {
                         let sql = if matches!(outcome, Recorded::Failed(_)) {

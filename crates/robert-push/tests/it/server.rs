@@ -31,7 +31,10 @@ async fn wait_for(h: &Harness, token: &str, present: bool) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("push store never {} the token", if present { "got" } else { "lost" });
+    panic!(
+        "push store never {} the token",
+        if present { "got" } else { "lost" }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +51,12 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
     let t = NtpSeconds::from_unix(clock.now_unix());
     let today = UtcDate::of(t);
     let mut keys = KeySet::default();
-    keys.fill_missing(today.add_days(-20), today.add_days(30), true, &mut rand::rng());
+    keys.fill_missing(
+        today.add_days(-20),
+        today.add_days(30),
+        true,
+        &mut rand::rng(),
+    );
     let state = ServerBuilder::new(config, Arc::new(clock.clone()))
         .keys(keys)
         .store(db.store())
@@ -57,9 +65,12 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
         .unwrap();
     let public_key = state.keys.get().registration().public_key_base64();
     let router = robert_server::api::app(state);
-    let mut phone_config =
-        PhoneConfig::with_key_base64("http://robert.test", &public_key, DeviceModel::android("DEFAULT"))
-            .unwrap();
+    let mut phone_config = PhoneConfig::with_key_base64(
+        "http://robert.test",
+        &public_key,
+        DeviceModel::android("DEFAULT"),
+    )
+    .unwrap();
     phone_config.retry = RetryPolicy::none();
     let phone_config = Arc::new(phone_config);
 
@@ -74,7 +85,9 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
             StdRng::seed_from_u64(u64::from(i)),
         )
         .unwrap();
-        p.register(&mut FixedCaptchaAnswer("x".into())).await.unwrap();
+        p.register(&mut FixedCaptchaAnswer("x".into()))
+            .await
+            .unwrap();
         p.set_push_info(Some(PushInfo {
             token: device(100 + i),
             locale: "fr-FR".into(),
@@ -110,8 +123,16 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
     h.run_for(86_400, 600).await;
     assert_eq!(h.accepted_for(&good).len(), 2, "one push a day");
     assert_eq!(h.accepted_for(&leaving).len(), 1, "none after /unregister");
-    assert_eq!(h.mock.received().iter().filter(|r| r.token == bad).count(), 1);
+    assert_eq!(
+        h.mock.received().iter().filter(|r| r.token == bad).count(),
+        1
+    );
     // Every request the mock saw was well-formed (JWT, headers, payload).
-    assert!(h.mock.received().iter().all(|r| r.status == 200 || r.reason == "BadDeviceToken"));
+    assert!(
+        h.mock
+            .received()
+            .iter()
+            .all(|r| r.status == 200 || r.reason == "BadDeviceToken")
+    );
     db.cleanup().await;
 }

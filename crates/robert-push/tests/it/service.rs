@@ -24,21 +24,32 @@ async fn token_api_is_the_references() {
     let (s, b) = post(serde_json::json!({"locale": "fr", "timezone": "Europe/Paris"})).await;
     assert_eq!(s, 400);
     assert!(b.contains("\"token\""), "{b}");
-    let (s, b) = post(serde_json::json!({"token": t, "locale": " ", "timezone": "Europe/Paris"})).await;
+    let (s, b) =
+        post(serde_json::json!({"token": t, "locale": " ", "timezone": "Europe/Paris"})).await;
     assert_eq!((s, b.contains("\"locale\"")), (400, true), "{b}");
-    let (s, _) = post(serde_json::json!({"token": 3, "locale": "fr", "timezone": "Europe/Paris"})).await;
+    let (s, _) =
+        post(serde_json::json!({"token": 3, "locale": "fr", "timezone": "Europe/Paris"})).await;
     assert_eq!(s, 400);
     let long = "a".repeat(256);
-    let (s, _) = post(serde_json::json!({"token": long, "locale": "fr", "timezone": "Europe/Paris"})).await;
+    let (s, _) =
+        post(serde_json::json!({"token": long, "locale": "fr", "timezone": "Europe/Paris"})).await;
     assert_eq!(s, 400);
     // Unknown time zone: 400, empty body.
-    let (s, b) = post(serde_json::json!({"token": t, "locale": "fr", "timezone": "Mars/Olympus"})).await;
+    let (s, b) =
+        post(serde_json::json!({"token": t, "locale": "fr", "timezone": "Mars/Olympus"})).await;
     assert_eq!((s, b.as_str()), (400, ""));
     let r = h.http.post(&url).body("{not json").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // GET: 405.
-    assert_eq!(h.http.get(&url).send().await.unwrap().status().as_u16(), 405);
-    assert_eq!(h.svc.store().counts().await.unwrap(), (0, 0), "nothing stored");
+    assert_eq!(
+        h.http.get(&url).send().await.unwrap().status().as_u16(),
+        405
+    );
+    assert_eq!(
+        h.svc.store().counts().await.unwrap(),
+        (0, 0),
+        "nothing stored"
+    );
 
     // Registration: 201, planned in tomorrow's window in Paris.
     assert_eq!(h.register(&t, "Europe/Paris").await, 201);
@@ -46,7 +57,10 @@ async fn token_api_is_the_references() {
     let planned = DateTime::from_timestamp(row.next_planned_push, 0).unwrap();
     let paris: Tz = "Europe/Paris".parse().unwrap();
     assert!(h.svc.window().contains(planned, paris), "{planned}");
-    assert_eq!(planned.with_timezone(&paris).format("%F").to_string(), "2024-03-15");
+    assert_eq!(
+        planned.with_timezone(&paris).format("%F").to_string(),
+        "2024-03-15"
+    );
     // A refresh keeps the planned push and updates the zone.
     assert_eq!(h.register(&t, "Indian/Reunion").await, 201);
     let again = h.svc.store().get(&t).await.unwrap().unwrap();
@@ -55,16 +69,32 @@ async fn token_api_is_the_references() {
 
     // Removal: 202, then unknown: 400.
     assert_eq!(h.unregister(&t).await, 202);
-    assert!(h.svc.store().get(&t).await.unwrap().is_none(), "deleted, not kept");
+    assert!(
+        h.svc.store().get(&t).await.unwrap().is_none(),
+        "deleted, not kept"
+    );
     assert_eq!(h.unregister(&t).await, 400);
-    let m = h.http.get(format!("{}/metrics", h.base)).send().await.unwrap().text().await.unwrap();
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("robert_push_registrations_total 2"), "{m}");
     assert!(m.contains("robert_push_unregistrations_total 1"), "{m}");
 }
 
 /// Exactly one push per token per local day, inside its window.
 async fn one_push_a_day(h: &Harness) {
-    let zones = ["Europe/Paris", "America/Cayenne", "Pacific/Noumea", "Indian/Reunion"];
+    let zones = [
+        "Europe/Paris",
+        "America/Cayenne",
+        "Pacific/Noumea",
+        "Indian/Reunion",
+    ];
     for (i, z) in zones.iter().enumerate() {
         assert_eq!(h.register(&device(i as u32), z).await, 201);
     }
@@ -78,8 +108,13 @@ async fn one_push_a_day(h: &Harness) {
             .map(|t| {
                 let t = DateTime::<Utc>::from_timestamp(*t, 0).unwrap();
                 // Scans every 10 min: a push is at most 10 min late.
-                assert!(h.svc.window().contains(t - chrono::Duration::seconds(600), tz)
-                    || h.svc.window().contains(t, tz), "{z}: {t}");
+                assert!(
+                    h.svc
+                        .window()
+                        .contains(t - chrono::Duration::seconds(600), tz)
+                        || h.svc.window().contains(t, tz),
+                    "{z}: {t}"
+                );
                 t.with_timezone(&tz).format("%F").to_string()
             })
             .collect();
@@ -89,9 +124,16 @@ async fn one_push_a_day(h: &Harness) {
         assert!((2..=3).contains(&days.len()), "{z}: {days:?}");
     }
     let total: usize = (0..4).map(|i| h.accepted_for(&device(i)).len()).sum();
-    assert_eq!(h.mock.total() as usize, total, "no request but the accepted ones");
+    assert_eq!(
+        h.mock.total() as usize,
+        total,
+        "no request but the accepted ones"
+    );
     let row = h.svc.store().get(&device(0)).await.unwrap().unwrap();
-    assert_eq!(row.successful_push_sent as usize, h.accepted_for(&device(0)).len());
+    assert_eq!(
+        row.successful_push_sent as usize,
+        h.accepted_for(&device(0)).len()
+    );
     assert!(row.next_planned_push > h.clock.now_unix());
 }
 
@@ -103,7 +145,10 @@ async fn one_push_per_token_per_day_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_push_per_token_per_day_postgres() {
-    let Some(db) = robert_store::testing::TestDatabase::postgres("push_daily").await.unwrap() else {
+    let Some(db) = robert_store::testing::TestDatabase::postgres("push_daily")
+        .await
+        .unwrap()
+    else {
         return;
     };
     let h = Harness::new(Some(db.url())).await;
@@ -115,7 +160,10 @@ async fn one_push_per_token_per_day_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_and_unregistered_tokens_are_deactivated_after_failover() {
     // Two servers (production then sandbox; here the same mock twice).
-    let h = Harness::with(None, |c| c.apns.urls = vec![c.apns.urls[0].clone(), c.apns.urls[0].clone()]).await;
+    let h = Harness::with(None, |c| {
+        c.apns.urls = vec![c.apns.urls[0].clone(), c.apns.urls[0].clone()]
+    })
+    .await;
     let (good, bad, gone) = (device(1), device(2), device(3));
     for t in [&good, &bad, &gone] {
         assert_eq!(h.register(t, "Europe/Paris").await, 201);
@@ -126,10 +174,17 @@ async fn bad_and_unregistered_tokens_are_deactivated_after_failover() {
     h.run_for(129_600, 900).await;
     let bad_row = h.svc.store().get(&bad).await.unwrap().unwrap();
     assert!(!bad_row.active);
-    assert_eq!(bad_row.last_error_code.as_deref(), Some("BadDeviceToken,BadDeviceToken"));
+    assert_eq!(
+        bad_row.last_error_code.as_deref(),
+        Some("BadDeviceToken,BadDeviceToken")
+    );
     let gone_row = h.svc.store().get(&gone).await.unwrap().unwrap();
     assert!(!gone_row.active);
-    assert_eq!(gone_row.last_error_code.as_deref(), Some("Unregistered"), "410: no failover");
+    assert_eq!(
+        gone_row.last_error_code.as_deref(),
+        Some("Unregistered"),
+        "410: no failover"
+    );
     let requests = |t: &str| h.mock.received().iter().filter(|r| r.token == t).count();
     assert_eq!((requests(&bad), requests(&gone)), (2, 1));
     // No more pushes to them; the good one goes on.
@@ -148,7 +203,14 @@ async fn retries_on_429_and_5xx_then_gives_up() {
     let h = Harness::new(None).await;
     let t = device(7);
     assert_eq!(h.register(&t, "Europe/Paris").await, 201);
-    let due = h.svc.store().get(&t).await.unwrap().unwrap().next_planned_push;
+    let due = h
+        .svc
+        .store()
+        .get(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .next_planned_push;
     h.clock.set_unix(due);
     h.mock.fail_next(1, 429, "TooManyRequests");
     h.mock.fail_next(1, 503, "ServiceUnavailable");
@@ -160,7 +222,14 @@ async fn retries_on_429_and_5xx_then_gives_up() {
     assert_eq!((Metrics::get(&m.sent), Metrics::get(&m.retries)), (4, 3));
 
     // Next day: more failures than retries (3): failed, kept active.
-    let due = h.svc.store().get(&t).await.unwrap().unwrap().next_planned_push;
+    let due = h
+        .svc
+        .store()
+        .get(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .next_planned_push;
     h.clock.set_unix(due);
     h.mock.fail_next(4, 503, "ServiceUnavailable");
     let r = h.svc.scan().await.unwrap();
@@ -169,7 +238,10 @@ async fn retries_on_429_and_5xx_then_gives_up() {
     assert!(row.active);
     assert_eq!((row.successful_push_sent, row.failed_push_sent), (1, 1));
     assert_eq!(row.last_error_code.as_deref(), Some("ServiceUnavailable"));
-    assert!(row.next_planned_push > due + 12 * 3600, "rescheduled before sending");
+    assert!(
+        row.next_planned_push > due + 12 * 3600,
+        "rescheduled before sending"
+    );
     assert_eq!(Metrics::get(&m.failed), 1);
 }
 

@@ -79,7 +79,14 @@ pub(crate) fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
             in_flight,
             batch,
             database_url,
-        } => runtime.block_on(bench(tokens, window_secs, rate, in_flight, batch, database_url)),
+        } => runtime.block_on(bench(
+            tokens,
+            window_secs,
+            rate,
+            in_flight,
+            batch,
+            database_url,
+        )),
     }
 }
 
@@ -163,13 +170,22 @@ async fn bench(
     let now = clock.now_unix();
     let t0 = Instant::now();
     let mut rng = rand::rng();
-    let zones = ["Europe/Paris", "America/Cayenne", "Indian/Reunion", "Pacific/Noumea"];
+    let zones = [
+        "Europe/Paris",
+        "America/Cayenne",
+        "Indian/Reunion",
+        "Pacific/Noumea",
+    ];
     let rows: Vec<(String, String, i64)> = (0..tokens)
         .map(|i| {
             let mut b = [0u8; 32];
             rng.fill_bytes(&mut b);
             let planned = now - rng.random_range(1..=window_secs.max(1));
-            (hex::encode(b), zones[i as usize % zones.len()].to_owned(), planned)
+            (
+                hex::encode(b),
+                zones[i as usize % zones.len()].to_owned(),
+                planned,
+            )
         })
         .collect();
     let inserted = store.insert_bulk(rows, now).await?;
