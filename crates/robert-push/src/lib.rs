@@ -12,11 +12,13 @@
 //! * [`apns`]: the APNs provider client (HTTP/2, TLS, token auth, retries);
 //! * [`jwt`]: the ES256 provider token from the team's .p8 key;
 //! * [`mock_apns`]: a mock APNs for tests, benchmarks and the demo;
-//! * [`metrics`]: Prometheus counters.
+//! * [`metrics`]: Prometheus counters;
+//! * [`bench`]: the measurement of `robert push bench`.
 //!
 //! Tokens are personal data: no module logs them.
 
 pub mod apns;
+pub mod bench;
 pub mod config;
 pub mod jwt;
 pub mod metrics;

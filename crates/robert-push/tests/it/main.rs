@@ -2,6 +2,13 @@
 //! and its APNs client against the mock APNs (`service`), and robert-server
 //! with a phone in front of it (`server`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "tests"
+)]
+
 mod server;
 mod service;
 mod support;

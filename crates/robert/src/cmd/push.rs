@@ -13,14 +13,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
-use rand::{Rng as _, RngExt as _};
-use robert_clock::{Clock as _, SystemClock};
-use robert_push::jwt::{ProviderToken, generate_p8};
-use robert_push::mock_apns::{MockApns, MockApnsConfig};
-use robert_push::store::TokenStore;
+use robert_clock::SystemClock;
 use robert_push::{Config, PushService};
 
 /// Arguments of `robert push`.
@@ -133,88 +128,15 @@ async fn bench(
     batch: u32,
     database_url: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("robert-push-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let clock = Arc::new(SystemClock);
-    let p8 = generate_p8();
-    let (team, kid, topic) = ("TEAM123456", "KEY1234567", "fr.gouv.stopcovid.ios");
-    let jwt = ProviderToken::from_p8(&p8, kid, team, 2400)?;
-    let mock = MockApns::start(MockApnsConfig {
-        team_id: team.into(),
-        key_id: kid.into(),
-        topic: topic.into(),
-        public_key_pem: jwt.public_key_pem(),
-        clock: clock.clone(),
+    let report = robert_push::bench::run(&robert_push::bench::BenchOptions {
+        tokens,
+        window_secs,
+        rate,
+        in_flight,
+        batch,
+        database_url,
     })
     .await?;
-    mock.set_recording(false);
-    let ca = dir.join("mock-apns.pem");
-    std::fs::write(&ca, mock.cert_pem())?;
-    let mut cfg = Config::default();
-    cfg.apns.urls = vec![mock.url()];
-    cfg.apns.team_id = team.into();
-    cfg.apns.key_id = kid.into();
-    cfg.apns.topic = topic.into();
-    cfg.apns.ca_file = Some(ca);
-    if let Some(r) = rate {
-        cfg.apns.max_per_second = r;
-    }
-    if let Some(n) = in_flight {
-        cfg.apns.max_in_flight = n;
-    }
-    cfg.schedule.batch_size = batch;
-    cfg.database_url = database_url
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("push.db").display()));
-    cfg.validate()?;
-    let store = TokenStore::open(&cfg.database_url, cfg.max_connections).await?;
-    let now = clock.now_unix();
-    let t0 = Instant::now();
-    let mut rng = rand::rng();
-    let zones = [
-        "Europe/Paris",
-        "America/Cayenne",
-        "Indian/Reunion",
-        "Pacific/Noumea",
-    ];
-    let rows: Vec<(String, String, i64)> = (0..tokens)
-        .map(|i| {
-            let mut b = [0u8; 32];
-            rng.fill_bytes(&mut b);
-            let planned = now - rng.random_range(1..=window_secs.max(1));
-            (
-                hex::encode(b),
-                zones[i as usize % zones.len()].to_owned(),
-                planned,
-            )
-        })
-        .collect();
-    let inserted = store.insert_bulk(rows, now).await?;
-    let insert_secs = t0.elapsed().as_secs_f64();
-    let svc = PushService::with_parts(&cfg, store, jwt, clock)?;
-    let t1 = Instant::now();
-    let report = svc.scan().await?;
-    let push_secs = t1.elapsed().as_secs_f64();
-    let by_status = mock.by_status();
-    outln!(
-        "{}",
-        serde_json::json!({
-            "tokens": inserted,
-            "insert_secs": (insert_secs * 10.0).round() / 10.0,
-            "push_secs": (push_secs * 10.0).round() / 10.0,
-            "pushes_per_sec": (report.accepted as f64 / push_secs).round(),
-            "claimed": report.claimed,
-            "accepted": report.accepted,
-            "failed": report.failed,
-            "invalid": report.invalid,
-            "mock_answers": by_status,
-            "max_per_second": cfg.apns.max_per_second,
-            "max_in_flight": cfg.apns.max_in_flight,
-            "batch_size": cfg.schedule.batch_size,
-            "within_window": push_secs < window_secs as f64,
-            "database": if cfg.database_url.starts_with("postgres") { "postgres" } else { "sqlite" },
-        })
-    );
-    drop(svc);
-    let _ = std::fs::remove_dir_all(&dir);
+    outln!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }
