@@ -30,6 +30,8 @@ enum Command {
     Codes(cmd::codes::CodesArgs),
     /// Act as a phone against a running server: register, status, report, delete, show.
     Phone(cmd::phone::PhoneArgs),
+    /// The iPhone push wake-up service: `serve` (token API + daily APNs pushes), `bench`.
+    Push(cmd::push::PushArgs),
     /// Score contacts from CSV files (risk scoring v2, or v0) and print JSON.
     Score(cmd::score::ScoreArgs),
     /// Measure the protocol hot paths (ns/op, ops/s), like `openssl speed`.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::AppConfig(args) => cmd::app_config::run(args),
         Command::Codes(args) => cmd::codes::run(args),
         Command::Phone(args) => cmd::phone::run(args),
+        Command::Push(args) => cmd::push::run(args),
         Command::Score(args) => cmd::score::run(args),
         Command::Speed(args) => cmd::speed::run(args),
     };

@@ -8,6 +8,7 @@ pub(crate) mod demo;
 pub(crate) mod embedded_codes;
 pub(crate) mod keys;
 pub(crate) mod phone;
+pub(crate) mod push;
 pub(crate) mod score;
 pub(crate) mod serve;
 pub(crate) mod simulate;
