@@ -3,16 +3,13 @@
 //! (planned over the past `window_secs`), and one scan of the real sender.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rand::{Rng as _, RngExt as _};
 use robert_clock::{Clock as _, SystemClock};
 
-use crate::config::Config;
-use crate::jwt::{JwtError, ProviderToken, generate_p8};
-use crate::mock_apns::{MockApns, MockApnsConfig, MockError};
+use crate::local::{LocalApns, LocalError};
 use crate::service::{PushService, ServiceError};
 use crate::store::{StoreError, TokenStore};
 
@@ -20,21 +17,15 @@ use crate::store::{StoreError, TokenStore};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BenchError {
-    /// The mock.
+    /// The mock APNs and its key.
     #[error(transparent)]
-    Mock(#[from] MockError),
+    Local(#[from] LocalError),
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The service.
     #[error(transparent)]
     Service(#[from] ServiceError),
-    /// The provider key.
-    #[error(transparent)]
-    Key(#[from] JwtError),
-    /// Files.
-    #[error("bench files: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// What to measure.
@@ -89,28 +80,10 @@ pub struct BenchReport {
 
 /// Runs the measurement.
 pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
-    let dir = tempdir()?;
     let clock = Arc::new(SystemClock);
-    let p8 = generate_p8();
-    let (team, kid, topic) = ("TEAM123456", "KEY1234567", "fr.gouv.stopcovid.ios");
-    let jwt = ProviderToken::from_p8(&p8, kid, team, 2400)?;
-    let mock = MockApns::start(MockApnsConfig {
-        team_id: team.into(),
-        key_id: kid.into(),
-        topic: topic.into(),
-        public_key_pem: jwt.public_key_pem(),
-        clock: clock.clone(),
-    })
-    .await?;
-    mock.set_recording(false);
-    let ca = dir.0.join("mock-apns.pem");
-    std::fs::write(&ca, mock.cert_pem())?;
-    let mut cfg = Config::default();
-    cfg.apns.urls = vec![mock.url()];
-    cfg.apns.team_id = team.into();
-    cfg.apns.key_id = kid.into();
-    cfg.apns.topic = topic.into();
-    cfg.apns.ca_file = Some(ca);
+    let local = LocalApns::start(clock.clone()).await?;
+    local.mock.set_recording(false);
+    let mut cfg = local.config.clone();
     if let Some(r) = opts.rate {
         cfg.apns.max_per_second = r;
     }
@@ -118,10 +91,9 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         cfg.apns.max_in_flight = n;
     }
     cfg.schedule.batch_size = opts.batch;
-    cfg.database_url = opts
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.0.join("push.db").display()));
+    if let Some(url) = &opts.database_url {
+        cfg.database_url = url.clone();
+    }
     cfg.validate().map_err(ServiceError::from)?;
     let store = TokenStore::open(&cfg.database_url, cfg.max_connections).await?;
     let now = clock.now_unix();
@@ -148,7 +120,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         .collect();
     let inserted = store.insert_bulk(rows, now).await?;
     let insert_secs = t0.elapsed().as_secs_f64();
-    let svc = PushService::with_parts(&cfg, store, jwt, clock)?;
+    let svc = PushService::with_parts(&cfg, store, local.provider_token()?, clock)?;
     let t1 = Instant::now();
     let report = svc.scan().await?;
     let push_secs = t1.elapsed().as_secs_f64();
@@ -161,7 +133,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         accepted: report.accepted,
         failed: report.failed,
         invalid: report.invalid,
-        mock_answers: mock.by_status(),
+        mock_answers: local.mock.by_status(),
         max_per_second: cfg.apns.max_per_second,
         max_in_flight: cfg.apns.max_in_flight,
         batch_size: cfg.schedule.batch_size,
@@ -172,21 +144,4 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         },
         within_window: push_secs < window as f64,
     })
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-fn tempdir() -> std::io::Result<TempDir> {
-    let mut b = [0u8; 8];
-    rand::rng().fill_bytes(&mut b);
-    let p = std::env::temp_dir().join(format!("robert-push-bench-{}", hex::encode(b)));
-    std::fs::create_dir_all(&p)?;
-    Ok(TempDir(p))
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -12,6 +12,7 @@
 //! * [`apns`]: the APNs provider client (HTTP/2, TLS, token auth, retries);
 //! * [`jwt`]: the ES256 provider token from the team's .p8 key;
 //! * [`mock_apns`]: a mock APNs for tests, benchmarks and the demo;
+//! * [`local`]: the mock with a provider key and a configuration at it;
 //! * [`metrics`]: Prometheus counters;
 //! * [`bench`]: the measurement of `robert push bench`.
 //!
@@ -21,6 +22,7 @@ pub mod apns;
 pub mod bench;
 pub mod config;
 pub mod jwt;
+pub mod local;
 pub mod metrics;
 pub mod mock_apns;
 pub mod schedule;

@@ -33,6 +33,13 @@ pub(crate) struct DemoArgs {
     quiet: bool,
 }
 
+/// Appends a section the simulator's report does not know (the push part).
+fn append_section(report: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new().append(true).open(report)?;
+    write!(f, "\n## {text}")
+}
+
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let scenario = robert_sim::scenarios::town()?;
@@ -109,12 +116,21 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let push = super::demo_push::run(
+        r.ios,
+        i64::from(scenario.days),
+        scenario.start_date.0.midnight().to_unix(),
+    )
+    .context("the push part of the demo failed")?;
+    let push_text = push.text();
+    out!("\n{push_text}");
     let files = write_report(
         &args.out,
         "robert demo: a small town over five days",
         std::slice::from_ref(&r),
     )
     .context("cannot write the report")?;
+    append_section(&files.dir.join("report.md"), &push_text).context("cannot write the report")?;
     outln!(
         "\nReport and plots: {}/ (report.md, results.json, rssi_vs_distance, recall_precision, \
          alert_timeline as PNG and SVG)",
