@@ -80,7 +80,7 @@ macro_rules! store_impl {
                 epoch_from_db, epoch_to_db, id_from_db, id_to_db, ntp_from_db, ntp_to_db,
                 range_bound,
             };
-            use $crate::sql::{self, contact_from_row, registration_from_row};
+            use $crate::sql::{self, registration_from_row};
             use $crate::{
                 AppConfigEntry, Backend, BatchLock, BatchPhase, BatchRunState, ContactExposure,
                 ContactId, IdARange, Kpis, NewRegistration, PendingContacts, PopulationCounts,
@@ -498,15 +498,8 @@ macro_rules! store_impl {
                     let after = after.map_or(0, |c| c.0);
                     let limit = i64::try_from(max_contacts.max(1)).unwrap_or(i64::MAX);
                     let hellos = i64::try_from(max_hellos.max(1)).unwrap_or(i64::MAX);
-                    read!(self, |c| {
-                        let rows = sqlx::query(sql::NEXT_CONTACTS)
-                            .bind(after)
-                            .bind(limit)
-                            .bind(hellos)
-                            .fetch_all(&mut *c)
-                            .await?;
-                        rows.iter().map(|r| contact_from_row!(r)).collect()
-                    })
+                    read!(self, |c| dialect::next_contacts(c, after, limit, hellos)
+                        .await)
                 }
 
                 async fn wrapped_keys_a(

@@ -66,7 +66,8 @@ pub(crate) const PURGE_EXPOSURES: &str =
 pub(crate) const SELECT_AT_RISK: &str = "SELECT id_a, last_contact_timestamp FROM registration \
      WHERE at_risk AND id_a >= $1 AND id_a < $2 ORDER BY id_a";
 
-/// The next contacts after `$1`: at most `$2`, cut once `$3` HELLOs precede.
+/// The next contacts after `$1`: at most `$2`, cut once `$3` HELLOs precede
+/// (PostgreSQL; SQLite applies the HELLO budget in code, see its dialect).
 pub(crate) const NEXT_CONTACTS: &str = "SELECT id, received_at, ebid, ecc, hellos FROM contact \
      WHERE id IN (SELECT id FROM (SELECT id, SUM(hello_count) OVER (ORDER BY id) - hello_count \
      AS before FROM (SELECT id, hello_count FROM contact WHERE id > $1 ORDER BY id LIMIT $2) \

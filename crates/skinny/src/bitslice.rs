@@ -294,16 +294,17 @@ mod soft {
 }
 
 /// Runs `chunk` over every full chunk of `N` blocks. The remaining tail
-/// goes block by block through `single` if it has at most `single_max`
-/// blocks, else through `small` in a zero-padded array of `M` blocks if it
-/// fits, else through `chunk` in a zero-padded array of `N` blocks.
+/// goes through `short` (the single-block code, which may take several
+/// blocks at once) if it has at most `single_max` blocks, else through
+/// `small` in a zero-padded array of `M` blocks if it fits, else through
+/// `chunk` in a zero-padded array of `N` blocks.
 #[inline(always)]
 pub(crate) fn drive<const N: usize, const M: usize>(
     blocks: &mut [u64],
     single_max: usize,
     mut chunk: impl FnMut(&mut [u64; N]),
     mut small: impl FnMut(&mut [u64; M]),
-    single: impl Fn(u64) -> u64,
+    mut short: impl FnMut(&mut [u64]),
 ) {
     let mut chunks = blocks.chunks_exact_mut(N);
     for c in &mut chunks {
@@ -315,9 +316,7 @@ pub(crate) fn drive<const N: usize, const M: usize>(
     let tail = chunks.into_remainder();
     let n = tail.len();
     if n <= single_max {
-        for b in tail {
-            *b = single(*b);
-        }
+        short(tail);
     } else if n <= M {
         let mut buf = [0u64; M];
         buf[..n].copy_from_slice(tail);
@@ -333,6 +332,14 @@ pub(crate) fn drive<const N: usize, const M: usize>(
     }
 }
 
+/// Applies a single-block function to every block of `blocks`.
+#[inline(always)]
+pub(crate) fn one_by_one(blocks: &mut [u64], single: impl Fn(u64) -> u64) {
+    for b in blocks {
+        *b = single(*b);
+    }
+}
+
 /// Portable batch encryption.
 pub(crate) fn encrypt(k: &[[u64; 8]], single: impl Fn(u64) -> u64, blocks: &mut [u64]) {
     drive::<CHUNK, CHUNK>(
@@ -340,7 +347,7 @@ pub(crate) fn encrypt(k: &[[u64; 8]], single: impl Fn(u64) -> u64, blocks: &mut 
         SINGLE_MAX,
         |c| soft::encrypt_chunk(k, c),
         |c| soft::encrypt_chunk(k, c),
-        single,
+        |tail| one_by_one(tail, &single),
     );
 }
 
@@ -351,7 +358,7 @@ pub(crate) fn decrypt(k: &[[u64; 8]], single: impl Fn(u64) -> u64, blocks: &mut 
         SINGLE_MAX,
         |c| soft::decrypt_chunk(k, c),
         |c| soft::decrypt_chunk(k, c),
-        single,
+        |tail| one_by_one(tail, &single),
     );
 }
 

@@ -70,7 +70,7 @@
 //! | `Portable` (any target) | 16 cells packed in a `u64`, bitwise S-box | bitsliced, 16 blocks per `u64` word |
 //! | `Ssse3` (x86-64) | one cell per byte, `pshufb` S-box | bitsliced, 32 blocks per 128-bit word |
 //! | `Avx2` (x86-64) | as `Ssse3`, VEX-encoded | bitsliced, 64 blocks per 256-bit word |
-//! | `Avx512` (x86-64, AVX-512 F+VL) | as `Ssse3`, with `vpternlogq` | bitsliced, 128 blocks per 512-bit word (64 per 256-bit word for tails), `vpternlogq` and `vprorq` |
+//! | `Avx512` (x86-64, AVX-512 F+VL+BW) | as `Ssse3`, with `vpternlogq` | bitsliced, 128 blocks per 512-bit word (64 per 256-bit word for tails), `vpternlogq` and `vprorq`; up to 12 blocks four at a time, one per 128-bit lane of the single-block code |
 //!
 //! The single-block SIMD path keeps one cell per byte of a 128-bit register;
 //! SubCells is one `pshufb` with the S-box as table, and ShiftRows with
@@ -82,16 +82,24 @@
 //! The batch paths transpose chunks of blocks into bit planes (one word per
 //! bit of a row of cells), run all rounds with bitwise operations on whole
 //! words, and transpose back. A tail shorter than a chunk goes through the
-//! single-block code if it has at most 1 to 4 blocks (depending on the
+//! single-block code if it has at most 1 to 12 blocks (depending on the
 //! backend, where a chunk costs more than that many single blocks), else
-//! through a zero-padded chunk.
+//! through a zero-padded chunk. With AVX-512 the single-block code runs
+//! four blocks side by side in the lanes of one 512-bit register, in about
+//! the time of one: a caller with two to four blocks gets them all for the
+//! latency of one by passing them to a batch method.
 //!
-//! Orders of magnitude measured on the development machine (AMD EPYC Zen 4,
-//! SKINNY-64-192, see `benches/skinny.rs`): single block about 60 ns with
-//! AVX-512 and 230-330 ns portable; batches of 1024 blocks about 3.5 ns per
-//! block with AVX-512, 5.5 with AVX2, 11 with SSSE3 and 20 portable.
-//! The single-block time is bound by latency: each round is a chain of two
-//! dependent `pshufb` (2 cycles each on Zen 4) and one `vpternlogq`.
+//! Orders of magnitude measured on the development machines (SKINNY-64-192,
+//! see `benches/skinny.rs`). AMD EPYC Zen 4: single block about 45-60 ns
+//! with AVX-512 and 230-330 ns portable; batches of 1024 blocks about 2-3.5
+//! ns per block with AVX-512, 5.5 with AVX2, 11 with SSSE3 and 20 portable.
+//! Intel Xeon (Emerald Rapids, ~2.8 GHz, loaded): single block 54 ns with
+//! AVX-512, 2 to 4 blocks 75 ns per call, batches 3.2 ns per block.
+//! The single-block time is bound by latency: each of the 40 rounds is a
+//! chain of three dependent instructions (`pshufb` linear-layer shuffle,
+//! `vpternlogq`, `pshufb` S-box), at least 120 cycles. The batch is bound by
+//! throughput: about 17.5 vector instructions per block (rounds and
+//! transposition) on the two 512-bit ports.
 //!
 //! # Constant time
 //!

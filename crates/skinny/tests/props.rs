@@ -144,7 +144,8 @@ fn detection_agrees_with_std() {
         expect(
             Backend::Avx512,
             std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl"),
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw"),
         );
     }
     if !accelerated {
@@ -177,8 +178,9 @@ fn batch_lengths_around_chunk_boundaries() {
         Skinny64_192::backend,
     );
     let portable = &list[0].1;
-    let mut lengths = vec![0usize];
-    for base in [0usize, 16, 32, 64, 128, 256] {
+    // 0..=20: every short tail, including the four-blocks-per-call ones.
+    let mut lengths: Vec<usize> = (0..=20).collect();
+    for base in [32usize, 64, 128, 256] {
         lengths.extend((base.saturating_sub(2)..=base + 6).filter(|&n| n > 0));
     }
     lengths.extend([100, 200, 300, 383, 384, 385]);
@@ -192,6 +194,31 @@ fn batch_lengths_around_chunk_boundaries() {
             assert_eq!(c.encrypt_batch_traced(&mut v), *backend);
             assert_eq!(v, enc, "encrypt_batch of {n} on {backend}");
             assert_eq!(c.decrypt_batch_traced(&mut v), *backend);
+            assert_eq!(v, blocks, "decrypt_batch of {n} on {backend}");
+        }
+    }
+}
+
+/// The short-tail code of SKINNY-64-128 (36 rounds: the other output
+/// layout of the single-block code) on every backend.
+#[test]
+fn short_batches_of_36_rounds() {
+    let key = [0xC3u8; 16];
+    let list = available(
+        |b| Skinny64_128::new_with_backend(&key.into(), b),
+        Skinny64_128::backend,
+    );
+    let portable = &list[0].1;
+    for n in 0..=20u64 {
+        let blocks: Vec<u64> = (0..n)
+            .map(|i| i.wrapping_mul(0xD1B5_4A32_D192_ED03))
+            .collect();
+        let enc: Vec<u64> = blocks.iter().map(|&x| portable.encrypt_u64(x)).collect();
+        for (backend, c) in &list {
+            let mut v = blocks.clone();
+            c.encrypt_batch(&mut v);
+            assert_eq!(v, enc, "encrypt_batch of {n} on {backend}");
+            c.decrypt_batch(&mut v);
             assert_eq!(v, blocks, "decrypt_batch of {n} on {backend}");
         }
     }

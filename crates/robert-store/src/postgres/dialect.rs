@@ -7,7 +7,8 @@ use sqlx::postgres::PgConnection;
 
 use crate::codec::{epoch_to_db, id_to_db, ntp_to_db};
 use crate::ops::ContactRow;
-use crate::{ContactExposure, NewRegistration, RiskUpdate, StoreError};
+use crate::sql::{self, contact_from_row};
+use crate::{ContactExposure, NewRegistration, RiskUpdate, StoreError, StoredContact};
 
 /// Rows per `UNNEST` insert.
 const UNNEST_ROWS: usize = 10_000;
@@ -114,6 +115,23 @@ pub(super) async fn insert_contacts(
         start = end;
     }
     Ok(())
+}
+
+/// The next contacts after `after`: at most `limit`, cut once `hellos`
+/// HELLOs precede ([`sql::NEXT_CONTACTS`]).
+pub(super) async fn next_contacts(
+    c: &mut PgConnection,
+    after: i64,
+    limit: i64,
+    hellos: i64,
+) -> Result<Vec<StoredContact>, StoreError> {
+    let rows = sqlx::query(sql::NEXT_CONTACTS)
+        .bind(after)
+        .bind(limit)
+        .bind(hellos)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| contact_from_row!(r)).collect()
 }
 
 /// Which of the listed registrations exist, locked FOR KEY SHARE: an

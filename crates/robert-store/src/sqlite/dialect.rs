@@ -8,11 +8,16 @@ use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
 use crate::codec::{epoch_to_db, id_to_db, json_int_array, ntp_to_db};
 use crate::ops::ContactRow;
-use crate::sql::{self, values_placeholders};
-use crate::{ContactExposure, NewRegistration, RiskUpdate, StoreError};
+use crate::sql::{self, contact_from_row, values_placeholders};
+use crate::{ContactExposure, NewRegistration, RiskUpdate, StoreError, StoredContact};
 
 /// Rows per multi-row `INSERT` statement (parameters stay far below SQLite's limit).
 const INSERT_GROUP: usize = 100;
+
+/// Rows per multi-row `INSERT` of exposures: a batch chunk stores 10⁴ of
+/// them, and every statement is a round trip to sqlx's worker thread, so
+/// ten statements of 4,000 parameters rather than a hundred of 400.
+const EXPOSURE_GROUP: usize = 1000;
 
 /// Registrations per bulk-insert write: large inserts commit per 50 000 rows
 /// so that `/status` writes interleave.
@@ -52,20 +57,21 @@ pub(super) const DELETE_CONTACTS: &str =
 
 type SqliteQuery = Query<'static, Sqlite, SqliteArguments>;
 
-/// Runs `head (…), (…) tail` over `rows`, [`INSERT_GROUP`] rows per
-/// statement, `cols` parameters bound by `bind` per row; returns the rows
-/// affected. The full-group statement text is the same each time, so it
-/// stays prepared.
+/// Runs `head (…), (…) tail` over `rows`, `group_rows` rows per statement,
+/// `cols` parameters bound by `bind` per row; returns the rows affected.
+/// The full-group statement text is the same each time, so it stays
+/// prepared.
 async fn insert_values<T>(
     c: &mut SqliteConnection,
     (head, tail, cols): (&str, &str, usize),
+    group_rows: usize,
     rows: &[T],
     bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
 ) -> Result<u64, StoreError> {
-    let full = format!("{head}{}{tail}", values_placeholders(INSERT_GROUP, cols));
+    let full = format!("{head}{}{tail}", values_placeholders(group_rows, cols));
     let mut affected = 0;
-    for group in rows.chunks(INSERT_GROUP) {
-        let text = if group.len() == INSERT_GROUP {
+    for group in rows.chunks(group_rows) {
+        let text = if group.len() == group_rows {
             full.clone()
         } else {
             format!("{head}{}{tail}", values_placeholders(group.len(), cols))
@@ -89,7 +95,7 @@ pub(super) async fn insert_registrations(
         " ON CONFLICT (id_a) DO NOTHING",
         4,
     );
-    insert_values(c, shape, registrations, |q, r| {
+    insert_values(c, shape, INSERT_GROUP, registrations, |q, r| {
         q.bind(id_to_db(r.id_a))
             .bind(&r.key_a.0[..])
             .bind(&r.key_a_tuples.0[..])
@@ -109,7 +115,7 @@ pub(super) async fn insert_contacts(
         "",
         5,
     );
-    insert_values(c, shape, rows, |q, r| {
+    insert_values(c, shape, INSERT_GROUP, rows, |q, r| {
         q.bind(received_at)
             .bind(&r.ebid[..])
             .bind(&[r.ecc][..])
@@ -118,6 +124,42 @@ pub(super) async fn insert_contacts(
     })
     .await?;
     Ok(())
+}
+
+/// The next contacts after `after`: at most `limit`, cut once `hellos`
+/// HELLOs precede (what [`sql::NEXT_CONTACTS`] does on PostgreSQL).
+///
+/// A plain range scan of the primary key with the HELLO budget applied here:
+/// SQLite runs the window-function form about six times slower (25 ms
+/// against 4 ms for 10,000 contacts in the `sqlite3` shell). Rows past the
+/// budget are read but not decoded; the budget rarely binds (by default
+/// 1,000,000 HELLOs for 10,000 contacts).
+pub(super) async fn next_contacts(
+    c: &mut SqliteConnection,
+    after: i64,
+    limit: i64,
+    hellos: i64,
+) -> Result<Vec<StoredContact>, StoreError> {
+    use sqlx::Row as _;
+
+    let rows = sqlx::query(
+        "SELECT id, received_at, ebid, ecc, hellos, hello_count FROM contact \
+         WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut before = 0i64;
+    for row in &rows {
+        if before >= hellos {
+            break;
+        }
+        out.push(contact_from_row!(row)?);
+        before = before.saturating_add(row.try_get::<i64, _>(5)?);
+    }
+    Ok(out)
 }
 
 /// Which of the listed registrations exist. The single writer runs this
@@ -148,7 +190,7 @@ pub(super) async fn insert_exposures(
         " ON CONFLICT DO NOTHING",
         4,
     );
-    insert_values(c, shape, scores, |q, s| {
+    insert_values(c, shape, EXPOSURE_GROUP, scores, |q, s| {
         q.bind(id_to_db(s.id_a))
             .bind(epoch_to_db(s.epoch))
             .bind(s.contact_id.0)
