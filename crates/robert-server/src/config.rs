@@ -69,6 +69,9 @@ pub struct Config {
     /// The risk batch (defined by [`crate::batch`]). Its `service_start`
     /// and `country_code` follow `[protocol]`.
     pub batch: BatchConfig,
+    /// Federation with other countries' servers (defined by
+    /// [`crate::federation`]).
+    pub federation: crate::federation::FederationConfig,
 }
 
 /// `[server]`.
@@ -678,6 +681,7 @@ impl Config {
         }
         self.batch.service_start = self.protocol.service_start;
         self.batch.country_code = self.protocol.country_code;
+        self.batch.forwarded_countries = self.federation.forwarded_countries();
         Ok(())
     }
 
@@ -758,6 +762,9 @@ impl Config {
         }
         if let Err(e) = self.batch.settings() {
             return Err(ConfigError::Invalid(e.to_string()));
+        }
+        if let Err(e) = self.federation.validate(self.protocol.country_code) {
+            return Err(ConfigError::Invalid(e));
         }
         Ok(())
     }

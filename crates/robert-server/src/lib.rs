@@ -27,6 +27,7 @@ pub mod client;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod federation;
 /// Connection limits, open-file limit (in the shared HTTP shell crate).
 pub use robert_http::connections;
 pub mod http_client;

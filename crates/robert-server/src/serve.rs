@@ -43,6 +43,9 @@ pub enum ServeError {
     /// JWT key problem.
     #[error(transparent)]
     Jwt(#[from] JwtError),
+    /// Federation keys or partners.
+    #[error(transparent)]
+    Federation(#[from] crate::federation::FederationError),
     /// HTTP client problem.
     #[error(transparent)]
     Http(#[from] ClientBuildError),
@@ -285,6 +288,10 @@ fn assemble(
         (Some(k), true) => Some((shared, k.clone())),
         _ => None,
     };
+    let federation = crate::federation::FederationRuntime::from_config(
+        &config.federation,
+        config.protocol.country_code,
+    )?;
     Ok(AppState::new(StateParts {
         captcha: Captcha::from_config(&config.captcha, captcha_shared)?,
         codes: CodesClient::new(&config.codes)?,
@@ -296,6 +303,7 @@ fn assemble(
         config,
         code_checks,
         node_id,
+        federation,
     }))
 }
 

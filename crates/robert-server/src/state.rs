@@ -88,6 +88,8 @@ pub struct Inner {
     /// This node's name in the claims of periodic tasks (random per
     /// process; never a secret).
     pub node_id: String,
+    /// Federation with partner countries' servers (off without partners).
+    pub federation: Arc<crate::federation::FederationRuntime>,
     app_config: RwLock<Option<AppConfigCache>>,
 }
 
@@ -130,6 +132,8 @@ pub(crate) struct StateParts {
     pub code_checks: RateLimiter,
     /// This node's name in task claims.
     pub node_id: String,
+    /// Federation keys and partners.
+    pub federation: crate::federation::FederationRuntime,
 }
 
 /// The name of the risk batch in the task claims ([`robert_store::SharedState::claim_turn`]).
@@ -148,11 +152,15 @@ impl AppState {
     /// Assembles the state.
     pub(crate) fn new(parts: StateParts) -> Self {
         let slots = parts.config.limits.max_concurrent_reports;
+        let mut config = parts.config;
+        // The batch forwards what the federation delivers, whoever built
+        // the configuration.
+        config.batch.forwarded_countries = config.federation.forwarded_countries();
         Self(Arc::new(Inner {
-            start: parts.config.protocol.start(),
+            start: config.protocol.start(),
             store: parts.store,
             keys: KeyRingHandle::new(parts.keys),
-            config: parts.config,
+            config,
             clock: parts.clock,
             captcha: parts.captcha,
             codes: parts.codes,
@@ -162,6 +170,7 @@ impl AppState {
             report_slots: tokio::sync::Semaphore::new(slots),
             code_checks: parts.code_checks,
             node_id: parts.node_id,
+            federation: Arc::new(parts.federation),
             app_config: RwLock::new(None),
         }))
     }

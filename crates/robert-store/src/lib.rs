@@ -22,6 +22,12 @@
 //! rate-limit budgets (GCRA, one atomic upsert per request) and the turns of
 //! periodic tasks (one batch per period, one key rotation per day).
 //!
+//! # Federation
+//!
+//! [`Federation`] (a supertrait of [`Store`]) holds the outbox of contacts
+//! that belong to partner countries' phones and the record of batches
+//! received from partners (module [`federation`]).
+//!
 //! # Durability
 //!
 //! Every write method returns only after its transaction is committed, so a
@@ -72,6 +78,7 @@ use robert_core::time::{Epoch, NtpSeconds};
 
 pub mod codec;
 mod error;
+pub mod federation;
 mod lock;
 mod ops;
 mod postgres;
@@ -83,6 +90,7 @@ pub mod testing;
 mod types;
 
 pub use error::StoreError;
+pub use federation::Federation;
 pub use lock::BatchLock;
 pub use postgres::PgStore;
 pub use shared::{
@@ -156,7 +164,7 @@ pub fn default_sqlite_url(data_dir: &std::path::Path) -> String {
 /// registration only. The state several server nodes share (captchas, rate
 /// limits, task turns) is the supertrait [`SharedState`].
 #[async_trait]
-pub trait Store: SharedState + Send + Sync + std::fmt::Debug {
+pub trait Store: SharedState + Federation + Send + Sync + std::fmt::Debug {
     /// Which database this is.
     fn backend(&self) -> Backend;
 

@@ -621,11 +621,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .set_key_days_ahead(u64::try_from(ahead).unwrap_or(0));
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    text.push_str(&state.federation.render_metrics());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// `GET /openapi.json`.

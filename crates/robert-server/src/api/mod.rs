@@ -71,6 +71,7 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         }))
         .layer(DefaultBodyLimit::max(small))
         .merge(report)
+        .merge(crate::federation::routes(state))
 }
 
 /// The internal API: `/internal/api/v2/kpis` and `/metrics`. Unauthenticated:
@@ -150,6 +151,7 @@ fn body_limit(state: &AppState, req: &Request) -> usize {
         .map(MatchedPath::as_str)
     {
         Some(REPORT_PATH) => limits.report_max_body_bytes,
+        Some(crate::federation::wire::CONTACTS_PATH) => state.config.federation.max_body_bytes,
         _ => limits.max_body_bytes,
     }
 }

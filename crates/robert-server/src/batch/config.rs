@@ -44,6 +44,11 @@ pub struct BatchConfig {
     /// ID_A ranges the purge, reset and evaluation steps work through, one
     /// transaction each (64).
     pub partitions: u32,
+    /// Countries whose contacts go to the federation outbox instead of
+    /// being dropped: not a `[batch]` key, it follows `[federation]` (the
+    /// partners with a `url`).
+    #[serde(skip)]
+    pub forwarded_countries: Vec<u8>,
 }
 
 impl Default for BatchConfig {
@@ -61,6 +66,7 @@ impl Default for BatchConfig {
             chunk_hellos: 1_000_000,
             parallelism: 0,
             partitions: 64,
+            forwarded_countries: Vec::new(),
         }
     }
 }
@@ -237,6 +243,7 @@ pub(crate) struct Settings {
     pub(crate) chunk_hellos: u64,
     pub(crate) threads: usize,
     pub(crate) partitions: u32,
+    pub(crate) forwarded_countries: Vec<u8>,
 }
 
 impl BatchConfig {
@@ -327,6 +334,12 @@ impl BatchConfig {
             chunk_hellos: self.chunk_hellos,
             threads: threads.clamp(1, 256),
             partitions: self.partitions,
+            forwarded_countries: {
+                let mut v = self.forwarded_countries.clone();
+                v.sort_unstable();
+                v.dedup();
+                v
+            },
         })
     }
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! b  purge       per ID_A range: delete exposures older than the contagious period (14 d)
 //! d  reset       per ID_A range: atRisk && lastContact + 7 whole days < today → atRisk = false
+//! e  federation  contacts whose ECC names a partner country → federation outbox (federate.rs)
 //! f  scoring     per chunk of contacts (by id):
 //!                  identify (ECC, EBID: SKINNY batch API)   ┐ worker threads
 //!                  fetch the senders' wrapped K_A           │ (store)
@@ -52,6 +53,7 @@
 //!   reception epoch; master stopped at the first HELLO that failed.
 
 mod config;
+mod federate;
 mod steps;
 mod validate;
 
@@ -162,6 +164,9 @@ pub struct BatchReport {
     pub contacts_processed: u64,
     /// Contacts whose score was stored.
     pub contacts_scored: u64,
+    /// Contacts of partner countries' phones moved to the federation outbox
+    /// (`[federation]`), before scoring.
+    pub contacts_forwarded: u64,
     /// Contacts scored 0 because their HELLOs span more than one epoch.
     pub contacts_scored_zero_too_late: u64,
     /// Discarded contacts by reason.
@@ -312,6 +317,17 @@ async fn run_locked(
     // b, d: purge and reset.
     steps::purge_and_reset(store, settings, &ranges, &run, current, &mut report).await?;
     notify(observer, &BatchProgress::PurgedAndReset)?;
+
+    // e: contacts of partner countries, to the federation outbox.
+    federate::forward_partner_contacts(
+        store,
+        &keys.key_g,
+        settings.country.0,
+        &settings.forwarded_countries,
+        now,
+        &mut report,
+    )
+    .await?;
 
     // f: contacts, validated and scored chunk by chunk.
     steps::score_contacts(store, keys, settings, observer, &mut report).await?;

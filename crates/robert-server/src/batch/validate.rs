@@ -38,6 +38,9 @@ pub struct Validation {
     kek: crate::keystore::SharedKek,
     scoring: Scoring,
     threads: usize,
+    /// Partner countries (sorted): their contacts are left in the queue
+    /// for the federation step (`super::federate`).
+    forwarded: Vec<u8>,
 }
 
 impl Validation {
@@ -53,6 +56,7 @@ impl Validation {
             kek: keys.kek.clone(),
             scoring: settings.scoring.clone(),
             threads: settings.threads,
+            forwarded: settings.forwarded_countries.clone(),
         }
     }
 
@@ -74,8 +78,8 @@ pub enum Rejection {
     Malformed,
     /// The contact had no HELLO.
     NoHellos,
-    /// The ECC names another country.
-    ForeignCountry,
+    /// The ECC names another country (its code).
+    ForeignCountry(u8),
     /// No day key decrypts the EBID to a plausible epoch.
     EbidNotDecrypted,
     /// The EBID's ID_A is not registered (unregistered, or forged).
@@ -110,7 +114,7 @@ impl ContactRejections {
         match r {
             Rejection::Malformed => self.malformed += 1,
             Rejection::NoHellos => self.no_hellos += 1,
-            Rejection::ForeignCountry => self.foreign_country += 1,
+            Rejection::ForeignCountry(_) => self.foreign_country += 1,
             Rejection::EbidNotDecrypted => self.ebid_not_decrypted += 1,
             Rejection::UnknownRegistration => self.unknown_registration += 1,
             Rejection::KeyUnwrap => self.key_unwrap_failed += 1,
@@ -309,7 +313,7 @@ fn rejection_of(contact: &StoredContact, e: ContactRejection) -> Rejection {
                 country = cc.0,
                 "Country code is not managed by this server, discarding contact"
             );
-            Rejection::ForeignCountry
+            Rejection::ForeignCountry(cc.0)
         }
         _ => {
             tracing::info!(
@@ -374,6 +378,13 @@ fn score_one(
     out: &mut ChunkOutcome,
 ) {
     let Identified { contact, identity } = item;
+    if let Err(Rejection::ForeignCountry(cc)) = identity
+        && ctx.forwarded.binary_search(&cc).is_ok()
+    {
+        // A partner's contact uploaded after the federation step of this
+        // run: left in the queue for the next run's.
+        return;
+    }
     out.processed.push(contact.id);
     out.hellos += contact.hellos.len() as u64;
     let identity = match identity {

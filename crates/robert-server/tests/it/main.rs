@@ -14,6 +14,7 @@ mod api;
 mod attacks;
 mod cluster;
 mod errors;
+mod federation;
 mod fuzz;
 mod hsm;
 mod limits;

@@ -254,6 +254,22 @@ impl TestApp {
         label: &str,
         customize: impl FnOnce(&mut Config),
     ) -> Option<Self> {
+        Self::with_keys(
+            backend,
+            label,
+            test_keys(UtcDate::of(today_noon())),
+            customize,
+        )
+        .await
+    }
+
+    /// The same with the given keys (e.g. a K_G shared with another app).
+    pub async fn with_keys(
+        backend: Backend,
+        label: &str,
+        keys: KeySet,
+        customize: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let db = TestDatabase::of(backend, label).await.unwrap()?;
         let stubs = start_stubs().await;
         let mut config = Config::default();
@@ -266,7 +282,7 @@ impl TestApp {
         customize(&mut config);
         let clock = Arc::new(ManualClock::at_ntp(today_noon()));
         let state = ServerBuilder::new(config, clock.clone())
-            .keys(test_keys(UtcDate::of(today_noon())))
+            .keys(keys)
             .store(db.store())
             .build()
             .await

@@ -122,3 +122,4 @@ macro_rules! owned {
 
 crate::shared::shared_impl!(PgStore);
 crate::ops::store_impl!(PgStore, Postgres);
+crate::federation::federation_impl!(PgStore, "= ANY($1)", "= ANY($3)");

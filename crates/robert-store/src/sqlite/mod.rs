@@ -182,3 +182,8 @@ macro_rules! owned {
 
 crate::shared::shared_impl!(SqliteStore);
 crate::ops::store_impl!(SqliteStore, Sqlite);
+crate::federation::federation_impl!(
+    SqliteStore,
+    "IN (SELECT value FROM json_each($1))",
+    "IN (SELECT value FROM json_each($3))"
+);

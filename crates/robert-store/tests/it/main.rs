@@ -7,6 +7,7 @@
 
 mod batch_ops;
 mod contacts;
+mod federation;
 mod misc;
 mod registrations;
 mod shared;

@@ -2,6 +2,8 @@
 //! report as JSON on stdout.
 //!
 //! It uses the server's configuration (`[batch]`, database, key store).
+//! With `[federation]` partners it then delivers the federation outbox
+//! (docs/federation.md).
 //! Exit status: 0 when the run completed, 2 on error (including another run
 //! in progress).
 
@@ -26,7 +28,12 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let (ks, _) = serve::open_keystore(&config, false)?;
     let ring = KeyRing::from_set(ks.load()?)?;
     let keys = ring.batch_keys();
-    let now = clock(&config).now_ntp();
+    let clock = clock(&config);
+    let now = clock.now_ntp();
+    let federation = robert_server::federation::FederationRuntime::from_config(
+        &config.federation,
+        config.protocol.country_code,
+    )?;
     runtime()?.block_on(async move {
         let store = robert_store::open(&config.server.database_url(), &config.store)
             .await
@@ -42,8 +49,34 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
             &mut <rand::rngs::StdRng as rand::SeedableRng>::from_seed(seed),
         )
         .await;
+        // Then the federation outbox, to partners (one attempt each; what
+        // fails stays in the outbox for the next run or `robert serve`).
+        let delivery = if result.is_ok() && federation.enabled() {
+            Some(
+                robert_server::federation::outbound::deliver(
+                    store.as_ref(),
+                    &federation,
+                    clock.now_unix(),
+                    true,
+                )
+                .await,
+            )
+        } else {
+            None
+        };
         store.close().await;
         let report = result.context("the risk batch failed")?;
+        match delivery {
+            Some(Ok(d)) => tracing::info!(
+                batches = d.batches_sent,
+                contacts = d.contacts_sent,
+                failures = d.failures,
+                pending = ?d.pending,
+                "federation delivery"
+            ),
+            Some(Err(e)) => tracing::warn!(error = %e, "federation delivery: store error"),
+            None => {}
+        }
         outln!("{}", serde_json::to_string_pretty(&report)?);
         Ok(ExitCode::SUCCESS)
     })

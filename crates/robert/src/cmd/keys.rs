@@ -6,6 +6,7 @@
 //! robert keys rotate        K_S up to today+N; deletes K_S older than the retention
 //! robert keys show-public   the registration public key apps embed (--jwt: token keys)
 //! robert keys migrate       copy the file key store into the configured store (a PKCS#11 token)
+//! robert keys federation-keygen   an ECDSA P-256 key pair signing federation batches
 //! ```
 //!
 //! Reports are JSON on stdout and never contain key material. The key store
@@ -100,6 +101,17 @@ enum KeysCommand {
         /// Replace keys the target holds with other values.
         #[arg(long)]
         force: bool,
+    },
+    /// Generate the ECDSA P-256 key pair that signs this server's federation
+    /// batches (docs/federation.md): the private key (PKCS#8 PEM, mode 0600)
+    /// for `federation.signing_key_file`, the public key (PEM) for partners.
+    FederationKeygen {
+        /// Where to write the private key (refused if it exists).
+        #[arg(long)]
+        private: PathBuf,
+        /// Where to write the public key.
+        #[arg(long)]
+        public: PathBuf,
     },
     /// Print the registration public key (base64 SubjectPublicKeyInfo), the
     /// form apps embed.
@@ -224,6 +236,28 @@ pub(crate) fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 retention_days.unwrap_or(config.keys.retention_days),
             )?;
             outln!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        KeysCommand::FederationKeygen { private, public } => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let (sk, pk) = robert_server::federation::generate_key_pair(&mut rand::rng())?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&private)
+                .with_context(|| format!("cannot create {}", private.display()))?;
+            f.write_all(sk.as_bytes())?;
+            f.sync_all()?;
+            std::fs::write(&public, pk.as_bytes())
+                .with_context(|| format!("cannot write {}", public.display()))?;
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "private_key_file": private.display().to_string(),
+                    "public_key_file": public.display().to_string(),
+                }))?
+            );
         }
         KeysCommand::Migrate { common, force } => {
             let config = common.load()?;

@@ -211,6 +211,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(every_secs = every.as_secs(), "the risk batch runs inside the server");
             let _batch = serve::spawn_periodic_batch(state.clone(), every);
         }
+        if state.federation.enabled() {
+            tracing::info!(
+                partners = ?state.federation.partners().map(|p| p.country).collect::<Vec<_>>(),
+                every_secs = state.config.federation.deliver_every_secs,
+                "federation: delivering the outbox to partners"
+            );
+        }
+        let _federation = robert_server::federation::outbound::spawn_delivery(state.clone());
         let extra = match &codes {
             Some(c) => serve::ExtraRoutes { public: c.router(), internal: c.embedded_internal_router() },
             None => serve::ExtraRoutes::default(),
