@@ -69,6 +69,9 @@ pub struct Config {
     /// The risk batch (defined by [`crate::batch`]). Its `service_start`
     /// and `country_code` follow `[protocol]`.
     pub batch: BatchConfig,
+    /// Traffic privacy: padding and dummy requests (defined by
+    /// [`crate::privacy`]).
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 /// `[server]`.

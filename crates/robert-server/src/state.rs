@@ -88,6 +88,9 @@ pub struct Inner {
     /// This node's name in the claims of periodic tasks (random per
     /// process; never a secret).
     pub node_id: String,
+    /// Traffic privacy: real handling times for the dummies' delays, and
+    /// the counters.
+    pub privacy: crate::privacy::TrafficPrivacy,
     app_config: RwLock<Option<AppConfigCache>>,
 }
 
@@ -162,6 +165,7 @@ impl AppState {
             report_slots: tokio::sync::Semaphore::new(slots),
             code_checks: parts.code_checks,
             node_id: parts.node_id,
+            privacy: crate::privacy::TrafficPrivacy::new(&parts.config.privacy),
             app_config: RwLock::new(None),
         }))
     }
@@ -179,12 +183,20 @@ impl AppState {
             return Ok(c.json.clone());
         }
         let entries = self.store.app_config().await?;
+        // `[privacy]`'s entries, unless the database sets the same name.
+        let privacy = self.config.privacy.list_entries();
         let list: Vec<crate::api::dto::ConfigEntryDto<'_>> = entries
             .iter()
             .map(|e| crate::api::dto::ConfigEntryDto {
                 name: &e.name,
                 value: &e.value,
             })
+            .chain(
+                privacy
+                    .iter()
+                    .filter(|(name, _)| !entries.iter().any(|e| e.name == *name))
+                    .map(|(name, value)| crate::api::dto::ConfigEntryDto { name, value }),
+            )
             .collect();
         let text = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
         let json: Arc<RawValue> = RawValue::from_string(text)

@@ -46,7 +46,14 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             };
             api::json_body(&request, "report")?
         };
-        let response = self.post(Endpoint::Report, body, Retry::IfNotSent).await?;
+        let response = if self.pads() {
+            let target = crate::padding::report_target(body.len());
+            let body = crate::padding::pad_json_object(body, target);
+            self.post_marked(Endpoint::Report, body, Retry::IfNotSent, Some("0"))
+                .await?
+        } else {
+            self.post(Endpoint::Report, body, Retry::IfNotSent).await?
+        };
         let parsed: Option<api::ReportResponse> = serde_json::from_slice(response.body()).ok();
         let now = self.clock.now_ntp();
         self.state.reported_at = Some(now);
