@@ -151,6 +151,7 @@ impl AppState {
     /// Assembles the state.
     pub(crate) fn new(parts: StateParts) -> Self {
         let slots = parts.config.limits.max_concurrent_reports;
+        let privacy = crate::privacy::TrafficPrivacy::new(&parts.config.privacy);
         Self(Arc::new(Inner {
             start: parts.config.protocol.start(),
             store: parts.store,
@@ -165,7 +166,7 @@ impl AppState {
             report_slots: tokio::sync::Semaphore::new(slots),
             code_checks: parts.code_checks,
             node_id: parts.node_id,
-            privacy: crate::privacy::TrafficPrivacy::new(&parts.config.privacy),
+            privacy,
             app_config: RwLock::new(None),
         }))
     }
