@@ -401,7 +401,7 @@ async fn run() {
     for step in 0..360u64 {
         let heard: Vec<[u8; 18]> = neighbours.iter().map(|n| n.ble_payload().unwrap()).collect();
         for (i, (p, minutes)) in reporters.iter_mut().enumerate() {
-            if step < minutes * 6 {
+            if step < *minutes * 6 {
                 p.receive_ble_payload(&heard[i % heard.len()], -60).unwrap();
             }
         }
