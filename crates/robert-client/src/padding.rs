@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(padded.len(), 512);
         let mut v: serde_json::Value = serde_json::from_slice(&padded).unwrap();
         v.as_object_mut().unwrap().remove("padding");
-        assert_eq!(v, serde_json::from_slice::<serde_json::Value>(&body).unwrap());
+        assert_eq!(
+            v,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        );
         assert_eq!(pad_json_object(b"{}".to_vec(), 20).len(), 20);
         assert_eq!(pad_json_object(b"[1]".to_vec(), 20), b"[1]");
         assert_eq!(pad_json_object(b"{\"a\":1}".to_vec(), 3), b"{\"a\":1}");

@@ -55,9 +55,8 @@ pub const STATUS_BUCKET: usize = 1024;
 /// declaration token of up to 2 KiB (an RS256 token with a 4096-bit key is
 /// about 1 KiB). A longer token only costs the bucket: it is counted in
 /// `robert_privacy_padding_overflow_total`.
-pub const STATUS_RISK_ALLOWANCE: usize = 2 * (r#","lastRiskScoringDate":"""#.len() + 20)
-    + r#","declarationToken":"""#.len()
-    + 2048;
+pub const STATUS_RISK_ALLOWANCE: usize =
+    2 * (r#","lastRiskScoringDate":"""#.len() + 20) + r#","declarationToken":"""#.len() + 2048;
 
 /// The overhead of an empty padding field, `,"padding":""`.
 pub const PADDING_FIELD_OVERHEAD: usize = r#","padding":"""#.len();
@@ -90,7 +89,11 @@ pub fn pad_json_object(body: &[u8], target: usize) -> Option<Vec<u8>> {
         return None;
     }
     let empty = body[1..end].iter().all(u8::is_ascii_whitespace);
-    let field = if empty { r#""padding":""# } else { r#","padding":""# };
+    let field = if empty {
+        r#""padding":""#
+    } else {
+        r#","padding":""#
+    };
     let fixed = end + field.len() + 2; // body up to `}`, field, `"`, `}`
     let fill = target.checked_sub(fixed)?;
     let mut out = Vec::with_capacity(target);
@@ -144,8 +147,11 @@ pub struct PrivacyConfig {
     /// `privacy.dummyStatusPerDay`: mean dummy status requests per phone and
     /// day (0 turns them off).
     pub dummy_status_per_day: f64,
-    /// Real handling times kept per route and request size class, from
-    /// which a dummy's delay is drawn.
+    /// Real handling times kept per route and request size class (the most
+    /// recent ones), from which a dummy's delay is drawn. Few enough that
+    /// they follow the node's current speed: with more, dummies lag a
+    /// slowdown (a growing database, a load peak) and come out faster than
+    /// the real requests of the moment.
     pub timing_samples: usize,
     /// A dummy's delay while fewer than [`MIN_SAMPLES`] real handling times
     /// are known for its route: uniform between half and one and a half of
@@ -160,7 +166,7 @@ impl Default for PrivacyConfig {
             padding: true,
             dummy_reports_per_day: 0.1,
             dummy_status_per_day: 1.0,
-            timing_samples: 256,
+            timing_samples: 32,
             fallback_delay_ms: 20,
         }
     }
@@ -213,7 +219,8 @@ impl Ring {
     }
 
     fn sample(&self, rng: &mut impl rand::Rng) -> Option<Duration> {
-        (self.values.len() >= MIN_SAMPLES).then(|| self.values[rng.random_range(0..self.values.len())])
+        (self.values.len() >= MIN_SAMPLES)
+            .then(|| self.values[rng.random_range(0..self.values.len())])
     }
 }
 
@@ -414,7 +421,9 @@ mod tests {
             assert!((24..40).contains(&d), "{d}");
         }
         // Another size class without samples: the route's.
-        let d = r.sample(PrivateRoute::Report, 1 << 20, &mut rng).as_millis();
+        let d = r
+            .sample(PrivateRoute::Report, 1 << 20, &mut rng)
+            .as_millis();
         assert!((24..40).contains(&d), "{d}");
         // Another route: the fallback.
         let d = r.sample(PrivateRoute::Status, 4096, &mut rng).as_millis();

@@ -15,8 +15,11 @@ use crate::transport::Transport;
 
 use super::{Phone, Retry};
 
-/// Length of the code a dummy report carries: a laboratory long code (UUID).
-const DUMMY_CODE_LEN: usize = 36;
+/// Length of the code a dummy report carries: a laboratory long code
+/// (UUID). Real reports with a shorter code are padded as if their code
+/// had this length, so that a real report and a dummy of the same contacts
+/// have exactly the same size whatever the kind of code.
+pub(super) const DUMMY_CODE_LEN: usize = 36;
 
 impl<T: Transport, S: Storage> Phone<T, S> {
     /// The traffic-privacy settings in force (from the server's `config`

@@ -49,6 +49,11 @@ pub(crate) struct Real {
 
 impl Real {
     pub(crate) async fn new(label: &str) -> Self {
+        Self::new_with(label, |_| {}).await
+    }
+
+    /// The same with changes to the server's configuration.
+    pub(crate) async fn new_with(label: &str, customize: impl FnOnce(&mut Config)) -> Self {
         let t = start();
         // The code service on 127.0.0.1:0.
         let codes_dir = tempfile::tempdir().unwrap();
@@ -94,6 +99,7 @@ verify_burst = 10000
         config.codes.timeout_ms = 5000;
         // The generated ES256 keys sign the tokens (RSA key generation is slow).
         config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
+        customize(&mut config);
         let mut set = KeySet::default();
         let today = UtcDate::of(t);
         set.fill_missing(

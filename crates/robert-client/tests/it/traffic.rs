@@ -115,8 +115,16 @@ impl Observer {
     fn since(&self, mark: usize) -> Exchange {
         let events = self.events.lock().unwrap();
         let ev = &events[mark..];
-        let up: usize = ev.iter().filter(|e| e.dir == Dir::Up).map(|e| e.bytes).sum();
-        let down: usize = ev.iter().filter(|e| e.dir == Dir::Down).map(|e| e.bytes).sum();
+        let up: usize = ev
+            .iter()
+            .filter(|e| e.dir == Dir::Up)
+            .map(|e| e.bytes)
+            .sum();
+        let down: usize = ev
+            .iter()
+            .filter(|e| e.dir == Dir::Down)
+            .map(|e| e.bytes)
+            .sum();
         let first_down = ev.iter().position(|e| e.dir == Dir::Down).unwrap();
         let last_up = ev[..first_down]
             .iter()
@@ -195,13 +203,21 @@ fn one_nn_accuracy(train: &[([f64; 3], bool)], test: &[([f64; 3], bool)]) -> f64
     let mut sd = [0.0; 3];
     for k in 0..3 {
         mean[k] = train.iter().map(|s| s.0[k]).sum::<f64>() / n;
-        let var = train.iter().map(|s| (s.0[k] - mean[k]).powi(2)).sum::<f64>() / n;
+        let var = train
+            .iter()
+            .map(|s| (s.0[k] - mean[k]).powi(2))
+            .sum::<f64>()
+            / n;
         sd[k] = var.sqrt();
     }
     let z = |x: &[f64; 3]| {
         let mut o = [0.0; 3];
         for k in 0..3 {
-            o[k] = if sd[k] > 0.0 { (x[k] - mean[k]) / sd[k] } else { 0.0 };
+            o[k] = if sd[k] > 0.0 {
+                (x[k] - mean[k]) / sd[k]
+            } else {
+                0.0
+            };
         }
         o
     };
@@ -332,9 +348,9 @@ async fn tcp_phone(
     p
 }
 
-async fn long_code(w: &Real) -> String {
+async fn a_code(w: &Real) -> String {
     w.codes
-        .issue(CodeKind::Long, &Channel::Cli)
+        .issue(CodeKind::Short, &Channel::Cli)
         .await
         .unwrap()
         .code
@@ -349,7 +365,8 @@ async fn an_observer_tells_neither_dummies_nor_risk_from_sizes_and_timing() {
 }
 
 async fn run() {
-    let w = Real::new("client_traffic").await;
+    // Hundreds of reports from one address: no per-client code limit.
+    let w = Real::new_with("client_traffic", |c| c.limits.code_checks_per_minute = 0).await;
     let observer = Observer::start(serve(w.router.clone()).await).await;
     let transport = ReqwestTransport::new(Duration::from_secs(60)).unwrap();
     let url = format!("http://{}", observer.addr);
@@ -383,7 +400,10 @@ async fn run() {
         let minutes: u64 = rng.random_range(5..=40);
         reporters.push((p, minutes));
     }
-    assert!(reporters[0].0.privacy_settings().padding, "the server announces padding");
+    assert!(
+        reporters[0].0.privacy_settings().padding,
+        "the server announces padding"
+    );
     let mut spreaders = Vec::new();
     for _ in 0..8 {
         spreaders.push(tcp_phone(&w, &padded, &transport, next_seed()).await);
@@ -394,12 +414,19 @@ async fn run() {
         let meets = i % 2 == 0;
         let pads = i < 2 * STATUS_PER_CLASS;
         let config = if pads { &padded } else { &plain };
-        askers.push((tcp_phone(&w, config, &transport, next_seed()).await, meets, pads));
+        askers.push((
+            tcp_phone(&w, config, &transport, next_seed()).await,
+            meets,
+            pads,
+        ));
     }
 
     // An hour of HELLOs, every 10 s.
     for step in 0..360u64 {
-        let heard: Vec<[u8; 18]> = neighbours.iter().map(|n| n.ble_payload().unwrap()).collect();
+        let heard: Vec<[u8; 18]> = neighbours
+            .iter()
+            .map(|n| n.ble_payload().unwrap())
+            .collect();
         for (i, (p, minutes)) in reporters.iter_mut().enumerate() {
             if step < *minutes * 6 {
                 p.receive_ble_payload(&heard[i % heard.len()], -60).unwrap();
@@ -420,7 +447,7 @@ async fn run() {
 
     // ---- Reports: warm-up, then a dummy and a real report per phone.
     for (p, _) in reporters.iter_mut().take(WARMUP_REPORTS) {
-        let code = long_code(&w).await;
+        let code = a_code(&w).await;
         p.report(&code, ReportBasis::Unknown).await.unwrap();
     }
     let stored_before = w
@@ -433,7 +460,7 @@ async fn run() {
     let mut pairs: Vec<Vec<(Exchange, bool)>> = Vec::new();
     let mut sent_contacts = 0;
     for (p, _) in reporters.iter_mut().skip(WARMUP_REPORTS) {
-        let code = long_code(&w).await;
+        let code = a_code(&w).await;
         let m = observer.mark();
         p.send_dummy_report().await.unwrap();
         let dummy = observer.since(m);
@@ -468,7 +495,7 @@ async fn run() {
 
     // ---- Status: the spreaders report, the batch runs, everyone asks.
     for s in spreaders.iter_mut() {
-        let code = long_code(&w).await;
+        let code = a_code(&w).await;
         s.report(&code, ReportBasis::Unknown).await.unwrap();
     }
     w.state.run_batch().await.unwrap();
@@ -487,7 +514,10 @@ async fn run() {
         let out = p.status().await.unwrap();
         let ex = observer.since(m);
         let at_risk = out.risk_level > 0.0;
-        assert_eq!(at_risk, *meets, "an hour at close range is at risk, no contact is not");
+        assert_eq!(
+            at_risk, *meets,
+            "an hour at close range is at risk, no contact is not"
+        );
         if *pads {
             risk.push(vec![(ex, at_risk)]);
             real_or_dummy.push(vec![(ex, true)]);
@@ -547,7 +577,10 @@ async fn dummy_schedule_follows_the_server_rates_and_stops_after_unregister() {
     let twin = w.registered(5).await;
     let s = phone.privacy_settings();
     assert!(s.padding);
-    assert_eq!((s.dummy_reports_per_day, s.dummy_status_per_day), (12.0, 24.0));
+    assert_eq!(
+        (s.dummy_reports_per_day, s.dummy_status_per_day),
+        (12.0, 24.0)
+    );
 
     // The schedule starts at the first call after registration.
     assert_eq!(phone.next_dummy_due(), None);
@@ -601,7 +634,10 @@ async fn dummy_schedule_follows_the_server_rates_and_stops_after_unregister() {
 async fn no_dummy_for_a_server_that_announces_none() {
     let w = crate::support::World::new();
     let mut phone = w.registered(3).await;
-    assert_eq!(phone.privacy_settings(), robert_client::PrivacySettings::OFF);
+    assert_eq!(
+        phone.privacy_settings(),
+        robert_client::PrivacySettings::OFF
+    );
     for _ in 0..3 {
         assert_eq!(phone.dummy_traffic_if_due().await.unwrap(), None);
         w.clock.advance_secs(86_400);

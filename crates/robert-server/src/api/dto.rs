@@ -444,9 +444,8 @@ impl StatusResponse<'_> {
     /// answer's length without them does not depend on the risk (the
     /// `riskLevel` digit aside), which padding relies on.
     pub fn risk_fields_len(&self) -> usize {
-        let date = |name: &str, d: Option<u64>| {
-            d.map_or(0, |d| name.len() + 6 + d.to_string().len())
-        };
+        let date =
+            |name: &str, d: Option<u64>| d.map_or(0, |d| name.len() + 6 + d.to_string().len());
         date("lastContactDate", self.last_contact_date)
             + date("lastRiskScoringDate", self.last_risk_scoring_date)
             + self

@@ -651,11 +651,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         .set_key_days_ahead(u64::try_from(ahead).unwrap_or(0));
     let mut text = state.metrics.render();
     state.privacy.render(&mut text);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// `GET /openapi.json`.

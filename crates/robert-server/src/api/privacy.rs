@@ -8,20 +8,18 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::body::HttpBody as _;
 use robert_core::id_a::IdA;
 use robert_core::keys::KeyATuples;
 use tokio::time::Instant;
 
 use super::dto::{Base64Bytes, StatusResponse, SuccessResponse};
 use super::error::ApiError;
-use crate::privacy::{
-    FAKE_HEADER, PrivateRoute, pad_json_object, response_target, status_target,
-};
+use crate::privacy::{FAKE_HEADER, PrivateRoute, pad_json_object, response_target, status_target};
 use crate::state::AppState;
 
 /// What the [`FAKE_HEADER`] of a request says.

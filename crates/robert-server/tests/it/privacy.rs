@@ -85,7 +85,9 @@ async fn the_config_list_announces_padding_and_dummy_rates() {
 
 #[tokio::test]
 async fn unmarked_requests_are_not_padded() {
-    let app = TestApp::new(Backend::Sqlite, "privacy_plain").await.unwrap();
+    let app = TestApp::new(Backend::Sqlite, "privacy_plain")
+        .await
+        .unwrap();
     let mut phone = Phone::register(&app, "plain").await;
     let s = phone.status(&app).await;
     assert_eq!(s.status, 200, "{s:?}");
@@ -120,7 +122,10 @@ async fn padded_status_answers_have_one_size_at_risk_or_not() {
         let at_risk = sarah.status(&app).await;
         let not = paul.status(&app).await;
         assert_eq!(
-            (at_risk.json["riskLevel"].clone(), not.json["riskLevel"].clone()),
+            (
+                at_risk.json["riskLevel"].clone(),
+                not.json["riskLevel"].clone()
+            ),
             (json!(4), json!(0))
         );
         assert!(at_risk.bytes.len() > not.bytes.len() + 200);
@@ -130,12 +135,19 @@ async fn padded_status_answers_have_one_size_at_risk_or_not() {
         let body = |p: &Phone| p.auth_body(&app, Salt::Status);
         let at_risk = post_marked(&app, "/api/v6/status", &body(&sarah), "0").await;
         let not = post_marked(&app, "/api/v6/status", &body(&paul), "0").await;
-        assert_eq!((at_risk.status, not.status), (200, 200), "{at_risk:?} {not:?}");
+        assert_eq!(
+            (at_risk.status, not.status),
+            (200, 200),
+            "{at_risk:?} {not:?}"
+        );
         assert_eq!(at_risk.json["riskLevel"], 4);
         assert_eq!(not.json["riskLevel"], 0);
         assert!(at_risk.json["declarationToken"].is_string());
         assert_eq!(at_risk.bytes.len(), not.bytes.len());
-        assert_eq!(at_risk.bytes.len() % robert_server::privacy::STATUS_BUCKET, 0);
+        assert_eq!(
+            at_risk.bytes.len() % robert_server::privacy::STATUS_BUCKET,
+            0
+        );
         assert_eq!(content_length(&at_risk), at_risk.bytes.len());
         assert!(not.json["padding"].as_str().unwrap().len() > 2000);
 
@@ -185,7 +197,11 @@ impl Captured {
 /// The lines at INFO or above.
 fn info_lines(text: &str) -> Vec<String> {
     text.lines()
-        .filter(|l| [" INFO ", " WARN ", " ERROR "].iter().any(|lvl| l.contains(lvl)))
+        .filter(|l| {
+            [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|lvl| l.contains(lvl))
+        })
         // Drop the timestamp.
         .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
         .collect()
@@ -204,7 +220,9 @@ async fn a_dummy_report_is_answered_like_a_real_one_and_leaves_no_trace() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let app = TestApp::new(Backend::Sqlite, "privacy_dummy").await.unwrap();
+    let app = TestApp::new(Backend::Sqlite, "privacy_dummy")
+        .await
+        .unwrap();
     let t0 = app.now();
     app.set_now(t0.minus(2 * HOUR));
     let mut john = Phone::register(&app, "john").await;
@@ -213,7 +231,13 @@ async fn a_dummy_report_is_answered_like_a_real_one_and_leaves_no_trace() {
     proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), HOUR);
     let queued = |app: &TestApp| {
         let store = app.state.store.clone();
-        async move { store.next_contacts(None, usize::MAX, u64::MAX).await.unwrap().len() }
+        async move {
+            store
+                .next_contacts(None, usize::MAX, u64::MAX)
+                .await
+                .unwrap()
+                .len()
+        }
     };
     // A first report: one-time lines (the stub code service has no claim
     // API, which the server notes once) are out of the way.
@@ -239,7 +263,10 @@ async fn a_dummy_report_is_answered_like_a_real_one_and_leaves_no_trace() {
     assert_eq!(dummy.status, 200, "{dummy:?}");
     // Same size, same fields, same status; a token that validates nothing.
     assert_eq!(dummy.bytes.len(), real.bytes.len());
-    assert_eq!(dummy.bytes.len() % robert_server::privacy::RESPONSE_BUCKET, 0);
+    assert_eq!(
+        dummy.bytes.len() % robert_server::privacy::RESPONSE_BUCKET,
+        0
+    );
     let keys = |r: &Resp| {
         let mut k: Vec<String> = r.json.as_object().unwrap().keys().cloned().collect();
         k.sort();
@@ -265,7 +292,11 @@ async fn a_dummy_report_is_answered_like_a_real_one_and_leaves_no_trace() {
 
     // The logs: nothing at INFO and above that tells them apart (neither
     // writes a line of its own), and nothing anywhere that names a dummy.
-    assert_eq!(info_lines(&dummy_log), info_lines(&real_log), "{real_log}\n---\n{dummy_log}");
+    assert_eq!(
+        info_lines(&dummy_log),
+        info_lines(&real_log),
+        "{real_log}\n---\n{dummy_log}"
+    );
     for word in ["dummy", "fake", "Dummy", "Fake"] {
         assert!(!dummy_log.contains(word), "{dummy_log}");
     }
