@@ -263,7 +263,7 @@ mod tests {
         // Standard error of the mean: expect / √n ≈ 0.7 %; allow 3 %.
         assert!((mean / expect - 1.0).abs() < 0.03, "{mean} vs {expect}");
         // Exponential: the median is ln 2 × mean.
-        let mut sorted = xs.clone();
+        let mut sorted = xs;
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
         assert!((median / (expect * std::f64::consts::LN_2) - 1.0).abs() < 0.05);

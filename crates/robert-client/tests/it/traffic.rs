@@ -50,6 +50,8 @@ const STATUS_PER_CLASS: usize = 400;
 const CONTROL_PER_CLASS: usize = 40;
 
 type TcpPhone = Phone<ReqwestTransport, MemoryStorage>;
+/// Exchanges labelled with their class.
+type Labelled = Vec<(Exchange, bool)>;
 
 // ------------------------------------------------------------ the observer
 
@@ -279,7 +281,7 @@ impl Scores {
 fn split(
     mut groups: Vec<Vec<(Exchange, bool)>>,
     rng: &mut StdRng,
-) -> (Vec<(Exchange, bool)>, Vec<(Exchange, bool)>) {
+) -> (Labelled, Labelled) {
     groups.shuffle(rng);
     let half = groups.len() / 2;
     let test = groups.split_off(half);
