@@ -278,10 +278,7 @@ impl Scores {
 
 /// Splits `groups` (each a set of labelled exchanges kept together) in two
 /// halves at random.
-fn split(
-    mut groups: Vec<Vec<(Exchange, bool)>>,
-    rng: &mut StdRng,
-) -> (Labelled, Labelled) {
+fn split(mut groups: Vec<Vec<(Exchange, bool)>>, rng: &mut StdRng) -> (Labelled, Labelled) {
     groups.shuffle(rng);
     let half = groups.len() / 2;
     let test = groups.split_off(half);
