@@ -62,6 +62,19 @@ pub(crate) struct AuthRequest {
     mac: String,
 }
 
+impl AuthRequest {
+    /// The fields of a dummy request: the current epoch and time, a random
+    /// EBID and MAC (the server drops the request unread).
+    pub(crate) fn dummy(ebid: [u8; 8], epoch: u32, now: NtpSeconds, mac: [u8; 32]) -> Self {
+        Self {
+            ebid: b64::encode(ebid),
+            epoch_id: epoch,
+            time: b64::encode(now.time32().to_bytes()),
+            mac: b64::encode(mac),
+        }
+    }
+}
+
 impl From<&AuthFields> for AuthRequest {
     fn from(f: &AuthFields) -> Self {
         Self {

@@ -98,6 +98,11 @@ pub struct PhoneConfig {
     /// `config` list when it carries them (as the apps do; default true).
     /// `filter` and `filter_mode` above are then the starting values.
     pub follow_server_filter: bool,
+    /// Take the traffic-privacy settings (`privacy.padding`,
+    /// `privacy.dummyReportsPerDay`, `privacy.dummyStatusPerDay`) from the
+    /// server's `config` list (default true). Off, or with a server that
+    /// announces none, the phone neither pads nor sends dummies.
+    pub follow_server_privacy: bool,
     /// Status polling.
     pub status_schedule: StatusScheduleParams,
     /// Refill the tuples (status request) when fewer than this many epochs
@@ -146,6 +151,7 @@ impl PhoneConfig {
             filter: FilterConfig::app_2020(),
             filter_mode: FilterMode::Risks,
             follow_server_filter: true,
+            follow_server_privacy: true,
             status_schedule: StatusScheduleParams::default(),
             tuple_low_water: 96,
             min_status_gap_secs: 1800,

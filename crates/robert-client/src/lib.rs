@@ -25,7 +25,10 @@
 //! parameters of the server's `config` list).
 //!
 //! The phone follows the server's `config` list for `ble.filterMode` and
-//! `ble.filterConfig` (operators set them with `robert app-config`), and
+//! `ble.filterConfig` (operators set them with `robert app-config`) and for
+//! traffic privacy (`privacy.*`: [`dummy`], [`padding`]: padded `/status`
+//! and `/report`, dummy reports and status requests, which the host sends
+//! with [`Phone::dummy_traffic_if_due`]), and
 //! sends the host's push token ([`PushInfo`], [`Phone::set_push_info`]) with
 //! `/status`.
 //!
@@ -110,6 +113,8 @@
 //! if let Some(n) = phone.take_due_notification() {
 //!     println!("notify: risk level {}", n.risk_level);
 //! }
+//! // Dummy reports and status requests, if the server asks for them.
+//! phone.dummy_traffic_if_due().await?;
 //!
 //! // The user tests positive and scans the laboratory's QR code.
 //! phone
@@ -149,8 +154,10 @@ pub mod clock;
 pub mod code;
 pub mod config;
 pub mod contacts;
+pub mod dummy;
 pub mod error;
 pub mod identity;
+pub mod padding;
 pub mod phone;
 pub mod report;
 pub mod schedule;
@@ -163,6 +170,7 @@ pub use calibration::{CalibrationTable, DeviceModel, Gains, Os};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use code::{CodeError, CodeKind, ReportCode};
 pub use config::{CaptchaKind, PhoneConfig, RetryPolicy};
+pub use dummy::{DummyKind, PrivacySettings};
 pub use error::{ClientError, ReceiveError};
 pub use phone::{
     CaptchaChallenge, CaptchaSolver, FixedCaptchaAnswer, Phone, PhoneSummary, PushInfo,

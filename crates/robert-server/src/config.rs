@@ -72,6 +72,9 @@ pub struct Config {
     /// Federation with other countries' servers (defined by
     /// [`crate::federation`]).
     pub federation: crate::federation::FederationConfig,
+    /// Traffic privacy: padding and dummy requests (defined by
+    /// [`crate::privacy`]).
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 /// `[server]`.

@@ -13,6 +13,7 @@
 //! | [`config`] | TOML + `ROBERT_*` environment configuration, with defaults |
 //! | [`clock`] | injected time: system, offset and manual clocks |
 //! | [`metrics`] | a small Prometheus registry |
+//! | [`privacy`] | traffic privacy: padding buckets, dummy-request timing, `[privacy]` (the layer itself is [`api::privacy`]) |
 //! | [`serve`] | start-up (key store bootstrap, database), listeners, background tasks |
 //! | [`connections`] | the accept loop: header-read timeout, connection cap, bounded shutdown, open-file limit (from the `robert-http` crate, shared with the code service) |
 //! | [`batch`] | the risk batch |
@@ -34,6 +35,7 @@ pub mod http_client;
 pub mod jwt;
 pub mod keystore;
 pub mod metrics;
+pub mod privacy;
 pub mod push;
 pub mod serve;
 pub mod state;

@@ -90,6 +90,9 @@ pub struct Inner {
     pub node_id: String,
     /// Federation with partner countries' servers (off without partners).
     pub federation: Arc<crate::federation::FederationRuntime>,
+    /// Traffic privacy: real handling times for the dummies' delays, and
+    /// the counters.
+    pub privacy: crate::privacy::TrafficPrivacy,
     app_config: RwLock<Option<AppConfigCache>>,
 }
 
@@ -156,6 +159,7 @@ impl AppState {
         // The batch forwards what the federation delivers, whoever built
         // the configuration.
         config.batch.forwarded_countries = config.federation.forwarded_countries();
+        let privacy = crate::privacy::TrafficPrivacy::new(&config.privacy);
         Self(Arc::new(Inner {
             start: config.protocol.start(),
             store: parts.store,
@@ -171,6 +175,7 @@ impl AppState {
             code_checks: parts.code_checks,
             node_id: parts.node_id,
             federation: Arc::new(parts.federation),
+            privacy,
             app_config: RwLock::new(None),
         }))
     }
@@ -188,12 +193,20 @@ impl AppState {
             return Ok(c.json.clone());
         }
         let entries = self.store.app_config().await?;
+        // `[privacy]`'s entries, unless the database sets the same name.
+        let privacy = self.config.privacy.list_entries();
         let list: Vec<crate::api::dto::ConfigEntryDto<'_>> = entries
             .iter()
             .map(|e| crate::api::dto::ConfigEntryDto {
                 name: &e.name,
                 value: &e.value,
             })
+            .chain(
+                privacy
+                    .iter()
+                    .filter(|(name, _)| !entries.iter().any(|e| e.name == *name))
+                    .map(|(name, value)| crate::api::dto::ConfigEntryDto { name, value }),
+            )
             .collect();
         let text = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
         let json: Arc<RawValue> = RawValue::from_string(text)

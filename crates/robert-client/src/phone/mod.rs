@@ -25,6 +25,7 @@ use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
 
 mod ble;
+mod dummy;
 mod network;
 mod registration;
 mod report;
@@ -182,6 +183,11 @@ pub struct Phone<T, S> {
     push_info: Option<PushInfo>,
     /// The filter mode in force (the configuration's, or the server's).
     filter_mode: FilterMode,
+    /// Traffic privacy from the server's `config` list.
+    privacy: crate::dummy::PrivacySettings,
+    /// When the next dummies are due (memory only: the process is
+    /// memoryless, a restart draws again).
+    dummies: crate::dummy::DummySchedule,
 }
 
 /// The storage record of the server's last `config` list (JSON).
@@ -247,6 +253,8 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             push_info: None,
             last_dirty_day: None,
             filter_mode,
+            privacy: crate::dummy::PrivacySettings::OFF,
+            dummies: crate::dummy::DummySchedule::default(),
         };
         phone.load()?;
         phone.purge();
@@ -259,6 +267,7 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             // brings the list again.
             if let Ok(list) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                 self.apply_server_filter(&list);
+                self.apply_server_privacy(&list);
             }
         }
         if let Some(bytes) = self.storage.read(STATE_RECORD)? {

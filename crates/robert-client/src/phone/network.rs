@@ -21,6 +21,21 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         body: Option<Vec<u8>>,
         retry: Retry,
     ) -> Result<http::Response<Vec<u8>>, ClientError> {
+        self.call_marked(endpoint, method, path, body, retry, None)
+            .await
+    }
+
+    /// As [`Self::call`], with the traffic-privacy mark `robert-fake:
+    /// <mark>` (`"0"` real, `"1"` dummy) when `mark` is given.
+    pub(super) async fn call_marked(
+        &mut self,
+        endpoint: Endpoint,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        retry: Retry,
+        mark: Option<&'static str>,
+    ) -> Result<http::Response<Vec<u8>>, ClientError> {
         // The body may hold a report code: erase our copy when done.
         let body = body.map(zeroize::Zeroizing::new);
         let url = format!("{}{}{}", self.config.server_url, api::API_PREFIX, path);
@@ -35,6 +50,9 @@ impl<T: Transport, S: Storage> Phone<T, S> {
                 .header(http::header::ACCEPT, "application/json");
             if body.is_some() {
                 builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+            }
+            if let Some(mark) = mark {
+                builder = builder.header(crate::padding::FAKE_HEADER, mark);
             }
             let request = builder
                 .body(body.as_deref().cloned().unwrap_or_default())
@@ -67,12 +85,24 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         body: Vec<u8>,
         retry: Retry,
     ) -> Result<http::Response<Vec<u8>>, ClientError> {
-        self.call(
+        self.post_marked(endpoint, body, retry, None).await
+    }
+
+    /// POSTs with the traffic-privacy mark ([`Self::call_marked`]).
+    pub(super) async fn post_marked(
+        &mut self,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        retry: Retry,
+        mark: Option<&'static str>,
+    ) -> Result<http::Response<Vec<u8>>, ClientError> {
+        self.call_marked(
             endpoint,
             http::Method::POST,
             endpoint.path(),
             Some(body),
             retry,
+            mark,
         )
         .await
     }

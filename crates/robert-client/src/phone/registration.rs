@@ -136,7 +136,9 @@ impl<T: Transport, S: Storage> Phone<T, S> {
         let Some(list) = list else {
             return Ok(());
         };
-        if self.apply_server_filter(list) {
+        let filter = self.apply_server_filter(list);
+        let privacy = self.apply_server_privacy(list);
+        if filter || privacy {
             let bytes = api::json_body(list, "server config")?;
             self.storage.write(SERVER_CONFIG_RECORD, &bytes)?;
         }

@@ -44,7 +44,14 @@ impl<T: Transport, S: Storage> Phone<T, S> {
             },
             "status",
         )?;
-        let result = self.post(Endpoint::Status, body, Retry::Always).await;
+        let result = if self.pads() {
+            let target = crate::padding::status_target(body.len());
+            let body = crate::padding::pad_json_object(body, target);
+            self.post_marked(Endpoint::Status, body, Retry::Always, Some("0"))
+                .await
+        } else {
+            self.post(Endpoint::Status, body, Retry::Always).await
+        };
         let now = self.clock.now_ntp();
         let response = match result {
             Ok(r) => r,

@@ -4,6 +4,8 @@
 //!   built on robert-core, in process.
 //! * `real_server`: the SDK against the real server and code service, in
 //!   process (see that module).
+//! * `traffic`: what a network observer sees of padded and dummy requests
+//!   (real TCP on 127.0.0.1 through a recording relay).
 
 #![allow(missing_docs, clippy::unwrap_used, reason = "tests")]
 
@@ -12,3 +14,4 @@ mod flows;
 mod privacy;
 mod real_server;
 mod support;
+mod traffic;

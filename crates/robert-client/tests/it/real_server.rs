@@ -29,26 +29,31 @@ use robert_server::serve::ServerBuilder;
 use robert_server::state::AppState;
 use robert_store::testing::TestDatabase;
 
-type RealPhone = Phone<ServiceTransport<Router>, MemoryStorage>;
+pub(crate) type RealPhone = Phone<ServiceTransport<Router>, MemoryStorage>;
 
 /// 2024-03-14 08:00:00 UTC.
-fn start() -> NtpSeconds {
+pub(crate) fn start() -> NtpSeconds {
     UtcDate::new(2024, 3, 14).unwrap().midnight().plus(8 * 3600)
 }
 
-struct Real {
-    state: AppState,
-    router: Router,
+pub(crate) struct Real {
+    pub(crate) state: AppState,
+    pub(crate) router: Router,
     backend_clock: ManualClock,
-    codes: CodesService,
-    phone_clock: ManualClock,
-    config: Arc<PhoneConfig>,
+    pub(crate) codes: CodesService,
+    pub(crate) phone_clock: ManualClock,
+    pub(crate) config: Arc<PhoneConfig>,
     db: Option<TestDatabase>,
     _codes_dir: tempfile::TempDir,
 }
 
 impl Real {
-    async fn new(label: &str) -> Self {
+    pub(crate) async fn new(label: &str) -> Self {
+        Self::new_with(label, |_| {}).await
+    }
+
+    /// The same with changes to the server's configuration.
+    pub(crate) async fn new_with(label: &str, customize: impl FnOnce(&mut Config)) -> Self {
         let t = start();
         // The code service on 127.0.0.1:0.
         let codes_dir = tempfile::tempdir().unwrap();
@@ -94,6 +99,7 @@ verify_burst = 10000
         config.codes.timeout_ms = 5000;
         // The generated ES256 keys sign the tokens (RSA key generation is slow).
         config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
+        customize(&mut config);
         let mut set = KeySet::default();
         let today = UtcDate::of(t);
         set.fill_missing(
@@ -130,11 +136,11 @@ verify_burst = 10000
         }
     }
 
-    fn now(&self) -> NtpSeconds {
+    pub(crate) fn now(&self) -> NtpSeconds {
         robert_client::Clock::now_ntp(&self.phone_clock)
     }
 
-    fn advance(&self, secs: u64) {
+    pub(crate) fn advance(&self, secs: u64) {
         let t = self.now().plus(secs);
         self.phone_clock.set_ntp(t);
         self.backend_clock.set_ntp(t);
@@ -151,7 +157,7 @@ verify_burst = 10000
         .unwrap()
     }
 
-    async fn registered(&self, seed: u64) -> RealPhone {
+    pub(crate) async fn registered(&self, seed: u64) -> RealPhone {
         let mut p = self.phone_with(seed, MemoryStorage::new());
         p.register(&mut FixedCaptchaAnswer("anything".into()))
             .await
@@ -182,7 +188,7 @@ verify_burst = 10000
         self.id_of(&t.ebid, day)
     }
 
-    async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         if let Some(db) = self.db.take() {
             db.cleanup().await;
         }

@@ -439,6 +439,20 @@ mod opt_decimal {
 }
 
 impl StatusResponse<'_> {
+    /// How many bytes of [`Self::to_json`] the risk fields take
+    /// (`lastContactDate`, `lastRiskScoringDate`, `declarationToken`): the
+    /// answer's length without them does not depend on the risk (the
+    /// `riskLevel` digit aside), which padding relies on.
+    pub fn risk_fields_len(&self) -> usize {
+        let date =
+            |name: &str, d: Option<u64>| d.map_or(0, |d| name.len() + 6 + d.to_string().len());
+        date("lastContactDate", self.last_contact_date)
+            + date("lastRiskScoringDate", self.last_risk_scoring_date)
+            + self
+                .declaration_token
+                .map_or(0, |t| "declarationToken".len() + 6 + t.len())
+    }
+
     /// The JSON body, written directly. Every string written here is ASCII
     /// without characters JSON escapes (base64, base64url JWTs, digits), so
     /// it equals the serde form.
@@ -800,6 +814,16 @@ mod tests {
             };
             let direct: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
             assert_eq!(direct, serde_json::to_value(&s).unwrap());
+            let stripped = StatusResponse {
+                last_contact_date: None,
+                last_risk_scoring_date: None,
+                declaration_token: None,
+                ..s
+            };
+            assert_eq!(
+                s.to_json().len() - s.risk_fields_len(),
+                stripped.to_json().len()
+            );
             if let Some(l) = last {
                 assert_eq!(direct["lastContactDate"], serde_json::json!(l.to_string()));
             } else {

@@ -33,7 +33,7 @@ const ID_A_ATTEMPTS: usize = 10;
 
 /// Generates and seals the tuple bundle of a registration from `now_epoch`.
 /// No tuple at all (no K_S for today) is a 503.
-fn sealed_bundle(
+pub(super) fn sealed_bundle(
     state: &AppState,
     ring: &KeyRing,
     id_a: IdA,
@@ -165,8 +165,10 @@ pub(super) async fn register(
 /// `POST /api/v6/status`.
 pub(super) async fn status(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<AuthRequestDto>,
 ) -> Result<Response, ApiError> {
+    let padded = super::privacy::is_padded(&headers);
     let req = body.validate()?;
     let Authenticated {
         registration,
@@ -221,12 +223,23 @@ pub(super) async fn status(
             now_unix,
         )
     });
+    if padded && declaration.is_none() {
+        // The same signing work whatever the risk, so that the answer's
+        // timing does not tell "at risk" (docs/traffic-privacy.md).
+        let _ = state.tokens.declaration(
+            id_a,
+            outcome.latest_risk_epoch,
+            state.start.epoch_start(now_epoch),
+            outcome.last_contact,
+            now_unix,
+        );
+    }
     let analytics = state.tokens.analytics(now_unix);
     let config = state.app_config_json().await?;
     if let Some(push) = body.push_info.as_ref().and_then(|p| p.to_registration()) {
         state.push.register(push);
     }
-    let body = StatusResponse {
+    let response = StatusResponse {
         risk_level: if outcome.at_risk { 4 } else { 0 },
         tuples: Base64Bytes(&tuples),
         config: &config,
@@ -235,9 +248,17 @@ pub(super) async fn status(
             .then(|| state.start.epoch_start(outcome.latest_risk_epoch).get()),
         declaration_token: declaration.as_deref(),
         analytics_token: Some(&analytics),
+    };
+    let body = response.to_json();
+    let risk_free_len = body.len() - response.risk_fields_len();
+    let mut resp = json_response(StatusCode::OK, body);
+    if padded {
+        resp.extensions_mut()
+            .insert(super::privacy::PadTo(crate::privacy::status_target(
+                risk_free_len,
+            )));
     }
-    .to_json();
-    Ok(json_response(StatusCode::OK, body))
+    Ok(resp)
 }
 
 // ---------------------------------------------------- unregister / history
@@ -312,6 +333,7 @@ pub(super) async fn report(
     Client(client): Client,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let padded = super::privacy::is_padded(req.headers());
     let bytes = json_body(req, &state).await?;
     let _slot = state
         .report_slots
@@ -417,7 +439,13 @@ pub(super) async fn report(
     state
         .metrics
         .observe_report(contacts.len(), hellos, rssi_out_of_range);
-    tracing::info!(contacts = contacts.len(), hellos, "report stored");
+    if padded {
+        // A padding client's reports leave no line of their own, real or
+        // dummy (docs/traffic-privacy.md); the metrics count them.
+        tracing::debug!(contacts = contacts.len(), hellos, "report stored");
+    } else {
+        tracing::info!(contacts = contacts.len(), hellos, "report stored");
+    }
     Ok(Json(SuccessResponse {
         success: true,
         message: Some("Successful operation"),
@@ -623,6 +651,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         .set_key_days_ahead(u64::try_from(ahead).unwrap_or(0));
     let mut text = state.metrics.render();
     text.push_str(&state.federation.render_metrics());
+    state.privacy.render(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

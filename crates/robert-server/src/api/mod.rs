@@ -10,6 +10,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod privacy;
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,13 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
     let small = limits.max_body_bytes;
     let report_limit = limits.report_max_body_bytes;
     let report = Router::new()
-        .route(REPORT_PATH, post(handlers::report))
+        .route(
+            REPORT_PATH,
+            post(handlers::report).layer(middleware::from_fn_with_state(
+                state.clone(),
+                privacy::report_layer,
+            )),
+        )
         .layer(middleware::from_fn(move |mut req: Request, next: Next| {
             req.extensions_mut().insert(BodyLimit(report_limit));
             next.run(req)
@@ -53,7 +60,13 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
             get(handlers::captcha_audio),
         )
         .route("/api/v6/register", post(handlers::register))
-        .route("/api/v6/status", post(handlers::status))
+        .route(
+            "/api/v6/status",
+            post(handlers::status).layer(middleware::from_fn_with_state(
+                state.clone(),
+                privacy::status_layer,
+            )),
+        )
         .route("/api/v6/unregister", post(handlers::unregister))
         .route(
             "/api/v6/deleteExposureHistory",

@@ -76,7 +76,13 @@ async fn register_returns_the_app_config() {
         assert_eq!(r.status, 201);
         assert_eq!(
             r.json["config"],
-            json!([{"name": "app.checkStatusFrequency", "value": 12}])
+            json!([
+                {"name": "app.checkStatusFrequency", "value": 12},
+                // `[privacy]`'s entries (docs/traffic-privacy.md).
+                {"name": "privacy.padding", "value": true},
+                {"name": "privacy.dummyReportsPerDay", "value": 0.1},
+                {"name": "privacy.dummyStatusPerDay", "value": 1.0}
+            ])
         );
         app.cleanup().await;
     }

@@ -19,6 +19,7 @@ mod fuzz;
 mod hsm;
 mod limits;
 mod phone;
+mod privacy;
 mod scenarios;
 mod socket;
 mod support;

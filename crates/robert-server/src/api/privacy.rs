@@ -1,0 +1,262 @@
+//! The privacy layer of `/status` and `/report` (see [`crate::privacy`]):
+//! pads the answers of marked requests, answers marked dummies itself, and
+//! records the handling times of real requests for the dummies' delays.
+//!
+//! A request without the [`FAKE_HEADER`] passes through untouched (its
+//! handling time is still recorded when it succeeds).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::body::HttpBody as _;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use robert_core::id_a::IdA;
+use robert_core::keys::KeyATuples;
+use tokio::time::Instant;
+
+use super::dto::{Base64Bytes, StatusResponse, SuccessResponse};
+use super::error::ApiError;
+use crate::privacy::{FAKE_HEADER, PrivateRoute, pad_json_object, response_target, status_target};
+use crate::state::AppState;
+
+/// What the [`FAKE_HEADER`] of a request says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// No header: a client that does not pad (the reference apps).
+    None,
+    /// `0`: a real request from a padding client.
+    Real,
+    /// `1`: a dummy.
+    Dummy,
+}
+
+/// Reads the mark of a request; `Err` for a value other than `0` or `1`.
+pub fn mark(headers: &HeaderMap) -> Result<Mark, ApiError> {
+    match headers.get(FAKE_HEADER) {
+        None => Ok(Mark::None),
+        Some(v) if v.as_bytes() == b"0" => Ok(Mark::Real),
+        Some(v) if v.as_bytes() == b"1" => Ok(Mark::Dummy),
+        Some(_) => Err(ApiError::invalid(format!("{FAKE_HEADER}: must be 0 or 1"))),
+    }
+}
+
+/// Whether a request asked for padding (a real request with the mark).
+pub fn is_padded(headers: &HeaderMap) -> bool {
+    matches!(mark(headers), Ok(Mark::Real))
+}
+
+/// The padded length a handler chose for its answer (`/status`: a target
+/// that does not depend on the risk); without it the layer pads to
+/// [`response_target`].
+#[derive(Clone, Copy, Debug)]
+pub struct PadTo(pub usize);
+
+/// The `/status` layer.
+pub(super) async fn status_layer(state: State<AppState>, req: Request, next: Next) -> Response {
+    layer(state, PrivateRoute::Status, req, next).await
+}
+
+/// The `/report` layer.
+pub(super) async fn report_layer(state: State<AppState>, req: Request, next: Next) -> Response {
+    layer(state, PrivateRoute::Report, req, next).await
+}
+
+async fn layer(
+    State(state): State<AppState>,
+    route: PrivateRoute,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    // The body was read before (`read_body`): its length is exact.
+    let body_len = req
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mark = match mark(req.headers()) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    match mark {
+        Mark::None | Mark::Real => {
+            if mark == Mark::Real {
+                state.privacy.observe_padded(route);
+            }
+            let resp = next.run(req).await;
+            if resp.status().is_success() {
+                state
+                    .privacy
+                    .timing
+                    .record(route, body_len, started.elapsed());
+            }
+            if mark == Mark::Real {
+                pad(&state, resp).await
+            } else {
+                resp
+            }
+        }
+        Mark::Dummy => {
+            drop(req);
+            state.privacy.observe_dummy(route);
+            let delay = state
+                .privacy
+                .timing
+                .sample(route, body_len, &mut rand::rng());
+            // Never past the processing timeout (a real request would be cut there).
+            let cap = Duration::from_secs(state.config.server.request_timeout_secs.max(1))
+                .saturating_sub(Duration::from_millis(100));
+            let resp = match dummy_response(&state, route).await {
+                Ok(r) => r,
+                // Only without today's key, where a real request fails alike.
+                Err(e) => e.into_response(),
+            };
+            let resp = pad(&state, resp).await;
+            sleep_until_precise(started + delay.min(cap)).await;
+            resp
+        }
+    }
+}
+
+/// Sleeps until `deadline` to well under a millisecond: tokio's timer
+/// rounds up to the next millisecond, which would make dummies slower
+/// than the real requests they imitate by half a millisecond on average.
+async fn sleep_until_precise(deadline: Instant) {
+    if let Some(coarse) = deadline.checked_sub(Duration::from_millis(1))
+        && coarse > Instant::now()
+    {
+        tokio::time::sleep_until(coarse).await;
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Pads a JSON answer of a marked request to its target.
+async fn pad(state: &AppState, resp: Response) -> Response {
+    let target = resp.extensions().get::<PadTo>().map(|p| p.0);
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::Internal("reading an answer to pad".into()).into_response();
+    };
+    let target = target.unwrap_or_else(|| response_target(bytes.len()));
+    let padded = match pad_json_object(&bytes, target) {
+        Some(p) => p,
+        None => {
+            // Longer than its target (or not an object): pad to the next
+            // bucket rather than not at all.
+            state.privacy.observe_overflow();
+            match pad_json_object(&bytes, response_target(bytes.len())) {
+                Some(p) => p,
+                None => return Response::from_parts(parts, Body::from(bytes)),
+            }
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Ok(v) = HeaderValue::from_str(&padded.len().to_string()) {
+        parts.headers.insert(header::CONTENT_LENGTH, v);
+    }
+    Response::from_parts(parts, Body::from(padded))
+}
+
+/// The answer to a dummy: what a real request gets when it succeeds, with
+/// nothing read from or written to the store.
+async fn dummy_response(state: &AppState, route: PrivateRoute) -> Result<Response, ApiError> {
+    let now = state.clock.now_ntp();
+    match route {
+        PrivateRoute::Report => {
+            // A token of the real length that validates nothing: a dummy
+            // must not obtain a report validation token without a code.
+            let token = scrambled_signature(&state.tokens.report_validation(now.to_unix()));
+            Ok(axum::Json(SuccessResponse {
+                success: true,
+                message: Some("Successful operation"),
+                report_validation_token: Some(token),
+            })
+            .into_response())
+        }
+        PrivateRoute::Status => {
+            // A "not at risk" answer with a fresh bundle for a random
+            // identity: the length of a real one at this epoch.
+            let now_epoch = state.start.epoch_at(now);
+            let ring = state.keys.get();
+            let (id_a, key) = {
+                let mut rng = rand::rng();
+                let mut raw = [0u8; 32];
+                rand::Rng::fill_bytes(&mut rng, &mut raw);
+                (IdA::random(&mut rng), KeyATuples::from_bytes(raw))
+            };
+            let tuples = super::handlers::sealed_bundle(state, &ring, id_a, &key, now_epoch)?;
+            let analytics = state.tokens.analytics(now.to_unix());
+            let config = state.app_config_json().await?;
+            let resp = StatusResponse {
+                risk_level: 0,
+                tuples: Base64Bytes(&tuples),
+                config: &config,
+                last_contact_date: None,
+                last_risk_scoring_date: None,
+                declaration_token: None,
+                analytics_token: Some(&analytics),
+            };
+            let body = resp.to_json();
+            let target = status_target(body.len() - resp.risk_fields_len());
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            r.extensions_mut().insert(PadTo(target));
+            Ok(r)
+        }
+    }
+}
+
+/// `token` with its signature replaced by random base64url characters of
+/// the same length.
+fn scrambled_signature(token: &str) -> String {
+    use rand::RngExt as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let Some(dot) = token.rfind('.') else {
+        return token.to_owned();
+    };
+    let mut rng = rand::rng();
+    let mut out = String::with_capacity(token.len());
+    out.push_str(&token[..=dot]);
+    for _ in dot + 1..token.len() {
+        out.push(char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks() {
+        let mut h = HeaderMap::new();
+        assert_eq!(mark(&h).unwrap(), Mark::None);
+        h.insert(FAKE_HEADER, HeaderValue::from_static("0"));
+        assert_eq!(mark(&h).unwrap(), Mark::Real);
+        assert!(is_padded(&h));
+        h.insert(FAKE_HEADER, HeaderValue::from_static("1"));
+        assert_eq!(mark(&h).unwrap(), Mark::Dummy);
+        assert!(!is_padded(&h));
+        h.insert(FAKE_HEADER, HeaderValue::from_static("yes"));
+        assert!(matches!(mark(&h), Err(ApiError::InvalidData(_))));
+    }
+
+    #[test]
+    fn a_scrambled_token_keeps_its_length_and_header() {
+        let t = "eyJhbGciOiJFUzI1NiJ9.eyJpYXQiOjF9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        let s = scrambled_signature(t);
+        assert_eq!(s.len(), t.len());
+        assert!(s.starts_with("eyJhbGciOiJFUzI1NiJ9.eyJpYXQiOjF9."));
+        assert_ne!(s, t);
+    }
+}

@@ -1,0 +1,446 @@
+//! Traffic privacy (docs/traffic-privacy.md): what a network observer who
+//! sees a phone's TLS connections to `/status` and `/report` can learn from
+//! their sizes and timing, and how padding and dummy requests hide it.
+//!
+//! * **The mark.** A client that wants the protection sends the header
+//!   [`FAKE_HEADER`] (`robert-fake`) on `/status` and `/report`: `0` on a
+//!   real request, `1` on a dummy. The header is inside TLS and has the
+//!   same length either way. A request without it (the reference apps) is
+//!   served exactly as before: no padding, no dummy handling.
+//! * **Padding.** Marked requests carry a `padding` JSON field (the SDK
+//!   sizes it; the request DTOs ignore unknown fields, as Jackson does), and
+//!   their responses get one too: `/status` to a size that does not depend
+//!   on the risk ([`status_target`]), everything else to a multiple of
+//!   [`RESPONSE_BUCKET`] ([`response_target`]).
+//! * **Dummies.** A marked dummy is answered by the API's privacy layer
+//!   without reaching the handler: no store access, no code check, no log
+//!   line, only the counter `robert_privacy_dummy_requests_total`. Its
+//!   answer has the real one's status and padded size, and is sent after a
+//!   delay drawn from the recent real requests' handling times of the same
+//!   route and request size ([`TimingReservoir`]).
+//! * **Rates.** `[privacy]` ([`PrivacyConfig`]) publishes the dummy rates
+//!   and the padding switch in the apps' `config` list
+//!   ([`PrivacyConfig::list_entries`]); entries of the same name set with
+//!   `robert app-config` win.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::RngExt as _;
+use serde::Deserialize;
+
+/// The request header that marks a client asking for padding: `0` on a
+/// real request, `1` on a dummy.
+pub const FAKE_HEADER: &str = "robert-fake";
+
+/// `config` list entry: whether the server pads (`true`).
+pub const LIST_PADDING: &str = "privacy.padding";
+/// `config` list entry: mean dummy reports per phone per day.
+pub const LIST_DUMMY_REPORTS: &str = "privacy.dummyReportsPerDay";
+/// `config` list entry: mean dummy status requests per phone per day.
+pub const LIST_DUMMY_STATUS: &str = "privacy.dummyStatusPerDay";
+
+/// Responses of marked requests other than `/status` are padded to a
+/// multiple of this many bytes.
+pub const RESPONSE_BUCKET: usize = 1024;
+/// `/status` responses of marked requests are padded to a multiple of this
+/// many bytes...
+pub const STATUS_BUCKET: usize = 1024;
+/// ...at least this many bytes beyond the length of the answer without its
+/// risk fields (`lastContactDate`, `lastRiskScoringDate`,
+/// `declarationToken`): the two dates (at most 20 digits each) and a
+/// declaration token of up to 2 KiB (an RS256 token with a 4096-bit key is
+/// about 1 KiB). A longer token only costs the bucket: it is counted in
+/// `robert_privacy_padding_overflow_total`.
+pub const STATUS_RISK_ALLOWANCE: usize =
+    2 * (r#","lastRiskScoringDate":"""#.len() + 20) + r#","declarationToken":"""#.len() + 2048;
+
+/// The overhead of an empty padding field, `,"padding":""`.
+pub const PADDING_FIELD_OVERHEAD: usize = r#","padding":"""#.len();
+
+/// Smallest multiple of `bucket` that is at least `len`.
+fn round_up(len: usize, bucket: usize) -> usize {
+    len.div_ceil(bucket.max(1)) * bucket.max(1)
+}
+
+/// The padded length of a `/status` answer whose length without its risk
+/// fields is `risk_free_len`: the same whether the phone is at risk or not.
+pub fn status_target(risk_free_len: usize) -> usize {
+    round_up(
+        risk_free_len + PADDING_FIELD_OVERHEAD + STATUS_RISK_ALLOWANCE,
+        STATUS_BUCKET,
+    )
+}
+
+/// The padded length of any other answer of `len` bytes.
+pub fn response_target(len: usize) -> usize {
+    round_up(len + PADDING_FIELD_OVERHEAD, RESPONSE_BUCKET)
+}
+
+/// Inserts a `"padding"` field into the JSON object `body` so that it is
+/// exactly `target` bytes long. Returns `None` (body unchanged) if `body`
+/// is not an object or `target` is too small.
+pub fn pad_json_object(body: &[u8], target: usize) -> Option<Vec<u8>> {
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if body.first() != Some(&b'{') || body[end] != b'}' {
+        return None;
+    }
+    let empty = body[1..end].iter().all(u8::is_ascii_whitespace);
+    let field = if empty {
+        r#""padding":""#
+    } else {
+        r#","padding":""#
+    };
+    let fixed = end + field.len() + 2; // body up to `}`, field, `"`, `}`
+    let fill = target.checked_sub(fixed)?;
+    let mut out = Vec::with_capacity(target);
+    out.extend_from_slice(&body[..end]);
+    out.extend_from_slice(field.as_bytes());
+    out.resize(out.len() + fill, b'0');
+    out.extend_from_slice(b"\"}");
+    Some(out)
+}
+
+/// The routes the privacy layer covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrivateRoute {
+    /// `/api/v6/status`.
+    Status,
+    /// `/api/v6/report`.
+    Report,
+}
+
+impl PrivateRoute {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Status => "/api/v6/status",
+            Self::Report => "/api/v6/report",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Status => 0,
+            Self::Report => 1,
+        }
+    }
+}
+
+/// `[privacy]`: what the server tells the apps about dummy traffic and
+/// padding, and how it times its answers to dummies.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Add the `privacy.*` entries below to the `config` list returned to
+    /// apps (an entry set with `robert app-config` under the same name
+    /// wins). Apps that do not know them ignore them; our SDK pads and
+    /// sends dummies only to a server that announces them.
+    pub publish: bool,
+    /// `privacy.padding`: ask clients to pad (they then get padded answers).
+    pub padding: bool,
+    /// `privacy.dummyReportsPerDay`: mean dummy reports per phone and day
+    /// (a Poisson process; 0 turns them off). 0.1 is one every ten days.
+    pub dummy_reports_per_day: f64,
+    /// `privacy.dummyStatusPerDay`: mean dummy status requests per phone and
+    /// day (0 turns them off).
+    pub dummy_status_per_day: f64,
+    /// Real handling times kept per route and request size class (the most
+    /// recent ones), from which a dummy's delay is drawn. Few enough that
+    /// they follow the node's current speed: with more, dummies lag a
+    /// slowdown (a growing database, a load peak) and come out faster than
+    /// the real requests of the moment.
+    pub timing_samples: usize,
+    /// A dummy's delay while fewer than [`MIN_SAMPLES`] real handling times
+    /// are known for its route: uniform between half and one and a half of
+    /// this, in milliseconds.
+    pub fallback_delay_ms: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            publish: true,
+            padding: true,
+            dummy_reports_per_day: 0.1,
+            dummy_status_per_day: 1.0,
+            timing_samples: 32,
+            fallback_delay_ms: 20,
+        }
+    }
+}
+
+impl PrivacyConfig {
+    /// The `config` list entries this section publishes (none if
+    /// `publish` is off).
+    pub fn list_entries(&self) -> Vec<(&'static str, serde_json::Value)> {
+        if !self.publish {
+            return Vec::new();
+        }
+        let rate = |r: f64| {
+            serde_json::Number::from_f64(if r.is_finite() { r.max(0.0) } else { 0.0 })
+                .map_or(serde_json::Value::from(0), serde_json::Value::Number)
+        };
+        vec![
+            (LIST_PADDING, serde_json::Value::Bool(self.padding)),
+            (LIST_DUMMY_REPORTS, rate(self.dummy_reports_per_day)),
+            (LIST_DUMMY_STATUS, rate(self.dummy_status_per_day)),
+        ]
+    }
+}
+
+/// Fewest real handling times of a size class (or of the route) from
+/// which a dummy's delay is drawn.
+pub const MIN_SAMPLES: usize = 8;
+
+/// The size class of a request body: `⌊log2(len)⌋` (padded bodies fall in
+/// few classes; a dummy is timed like real requests of its size).
+pub fn size_class(len: usize) -> u32 {
+    usize::BITS - len.max(1).leading_zeros()
+}
+
+/// A ring of the most recent values.
+#[derive(Debug, Default)]
+struct Ring {
+    values: Vec<Duration>,
+    next: usize,
+}
+
+impl Ring {
+    fn push(&mut self, v: Duration, cap: usize) {
+        if self.values.len() < cap {
+            self.values.push(v);
+        } else if cap > 0 {
+            self.values[self.next % cap] = v;
+            self.next = (self.next + 1) % cap;
+        }
+    }
+
+    fn sample(&self, rng: &mut impl rand::Rng) -> Option<Duration> {
+        (self.values.len() >= MIN_SAMPLES)
+            .then(|| self.values[rng.random_range(0..self.values.len())])
+    }
+}
+
+/// The recent handling times of real (successful) requests, per route and
+/// request size class, and per route: a dummy waits as long as a real
+/// request drawn at random from them.
+#[derive(Debug)]
+pub struct TimingReservoir {
+    cap: usize,
+    fallback: Duration,
+    rings: Mutex<HashMap<(PrivateRoute, Option<u32>), Ring>>,
+}
+
+impl TimingReservoir {
+    /// A reservoir of `cap` values per ring.
+    pub fn new(cap: usize, fallback: Duration) -> Self {
+        Self {
+            cap: cap.max(MIN_SAMPLES),
+            fallback,
+            rings: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records the handling time of a real request of `body_len` bytes.
+    pub fn record(&self, route: PrivateRoute, body_len: usize, took: Duration) {
+        let mut rings = self
+            .rings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let class = size_class(body_len);
+        rings
+            .entry((route, Some(class)))
+            .or_default()
+            .push(took, self.cap);
+        rings.entry((route, None)).or_default().push(took, self.cap);
+    }
+
+    /// A delay for a dummy of `body_len` bytes: a recent real handling time
+    /// of its size class, else of its route, else the fallback (uniform in
+    /// ½–1½ × `fallback`).
+    pub fn sample(
+        &self,
+        route: PrivateRoute,
+        body_len: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Duration {
+        let rings = self
+            .rings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let class = size_class(body_len);
+        rings
+            .get(&(route, Some(class)))
+            .and_then(|r| r.sample(rng))
+            .or_else(|| rings.get(&(route, None)).and_then(|r| r.sample(rng)))
+            .unwrap_or_else(|| self.fallback.mul_f64(rng.random_range(0.5..1.5)))
+    }
+}
+
+/// The privacy layer's state: the timing reservoir and its counters.
+#[derive(Debug)]
+pub struct TrafficPrivacy {
+    /// Real handling times.
+    pub timing: TimingReservoir,
+    dummies: [AtomicU64; 2],
+    padded: [AtomicU64; 2],
+    overflow: AtomicU64,
+}
+
+impl TrafficPrivacy {
+    /// The state for `config`.
+    pub fn new(config: &PrivacyConfig) -> Self {
+        Self {
+            timing: TimingReservoir::new(
+                config.timing_samples,
+                Duration::from_millis(config.fallback_delay_ms),
+            ),
+            dummies: Default::default(),
+            padded: Default::default(),
+            overflow: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a dummy request dropped.
+    pub fn observe_dummy(&self, route: PrivateRoute) {
+        self.dummies[route.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a real request that asked for padding.
+    pub fn observe_padded(&self, route: PrivateRoute) {
+        self.padded[route.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answer longer than its padding target.
+    pub fn observe_overflow(&self) {
+        self.overflow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Dummy requests dropped on `route` so far.
+    pub fn dummies(&self, route: PrivateRoute) -> u64 {
+        self.dummies[route.index()].load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text of the counters.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP robert_privacy_dummy_requests_total Dummy requests answered and dropped."
+        );
+        let _ = writeln!(out, "# TYPE robert_privacy_dummy_requests_total counter");
+        for route in [PrivateRoute::Status, PrivateRoute::Report] {
+            let _ = writeln!(
+                out,
+                "robert_privacy_dummy_requests_total{{route=\"{}\"}} {}",
+                route.label(),
+                self.dummies(route)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP robert_privacy_padded_requests_total Real requests that asked for padding."
+        );
+        let _ = writeln!(out, "# TYPE robert_privacy_padded_requests_total counter");
+        for route in [PrivateRoute::Status, PrivateRoute::Report] {
+            let _ = writeln!(
+                out,
+                "robert_privacy_padded_requests_total{{route=\"{}\"}} {}",
+                route.label(),
+                self.padded[route.index()].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP robert_privacy_padding_overflow_total Answers longer than their padding target."
+        );
+        let _ = writeln!(out, "# TYPE robert_privacy_padding_overflow_total counter");
+        let _ = writeln!(
+            out,
+            "robert_privacy_padding_overflow_total {}",
+            self.overflow.load(Ordering::Relaxed)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng as _;
+
+    #[test]
+    fn padding_reaches_the_target_exactly_and_stays_json() {
+        for body in [
+            &br#"{"success":true,"message":null}"#[..],
+            br#"{}"#,
+            b"{ }\n",
+            br#"{"a":[1,2,{"b":"}"}]}"#,
+        ] {
+            let target = response_target(body.len());
+            let padded = pad_json_object(body, target).unwrap();
+            assert_eq!(padded.len(), target);
+            assert_eq!(target % RESPONSE_BUCKET, 0);
+            let v: serde_json::Value = serde_json::from_slice(&padded).unwrap();
+            let orig: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let mut stripped = v.clone();
+            stripped.as_object_mut().unwrap().remove("padding");
+            assert_eq!(stripped, orig);
+        }
+        assert!(pad_json_object(b"[1]", 100).is_none());
+        assert!(pad_json_object(b"", 100).is_none());
+        assert!(pad_json_object(br#"{"a":1}"#, 10).is_none(), "too small");
+    }
+
+    #[test]
+    fn status_target_ignores_the_risk_fields() {
+        // Whatever the risk fields add (up to the allowance), the target
+        // depends only on the risk-free length.
+        let base = 54_321;
+        let t = status_target(base);
+        assert!(t >= base + STATUS_RISK_ALLOWANCE + PADDING_FIELD_OVERHEAD);
+        assert_eq!(t % STATUS_BUCKET, 0);
+    }
+
+    #[test]
+    fn reservoir_samples_recent_real_times_of_the_size_class() {
+        let r = TimingReservoir::new(16, Duration::from_millis(100));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        // Empty: the fallback, ½–1½ × 100 ms.
+        for _ in 0..50 {
+            let d = r.sample(PrivateRoute::Report, 4096, &mut rng);
+            assert!((50..150).contains(&d.as_millis()), "{d:?}");
+        }
+        for i in 0..40 {
+            r.record(PrivateRoute::Report, 4096, Duration::from_millis(i));
+        }
+        // Only the last 16 are kept: 24..40 ms.
+        for _ in 0..200 {
+            let d = r.sample(PrivateRoute::Report, 4000, &mut rng).as_millis();
+            assert!((24..40).contains(&d), "{d}");
+        }
+        // Another size class without samples: the route's.
+        let d = r
+            .sample(PrivateRoute::Report, 1 << 20, &mut rng)
+            .as_millis();
+        assert!((24..40).contains(&d), "{d}");
+        // Another route: the fallback.
+        let d = r.sample(PrivateRoute::Status, 4096, &mut rng).as_millis();
+        assert!((50..150).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn list_entries_follow_the_section() {
+        let c = PrivacyConfig::default();
+        let e = c.list_entries();
+        assert_eq!(e[0], (LIST_PADDING, serde_json::json!(true)));
+        assert_eq!(e[1], (LIST_DUMMY_REPORTS, serde_json::json!(0.1)));
+        assert_eq!(e[2], (LIST_DUMMY_STATUS, serde_json::json!(1.0)));
+        let off = PrivacyConfig {
+            publish: false,
+            ..c
+        };
+        assert!(off.list_entries().is_empty());
+    }
+}
