@@ -14,7 +14,7 @@
 //! * [`mock_apns`]: a mock APNs for tests, benchmarks and the demo;
 //! * [`local`]: the mock with a provider key and a configuration at it;
 //! * [`metrics`]: Prometheus counters;
-//! * [`bench`]: the measurement of `robert push bench`.
+//! * [`bench`](mod@bench): the measurement of `robert push bench`.
 //!
 //! Tokens are personal data: no module logs them.
 
