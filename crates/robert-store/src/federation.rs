@@ -18,8 +18,8 @@
 //!   id) and queues the contacts as this server's own, in one transaction;
 //!   a repeated batch stores nothing.
 //!
-//! Written once for both back ends ([`federation_impl!`]), like
-//! [`crate::ops`]; the only difference, how a list of ids is bound, is
+//! Written once for both back ends (`federation_impl!`), like
+//! `crate::ops`; the only difference, how a list of ids is bound, is
 //! passed in by the back end.
 
 use async_trait::async_trait;
