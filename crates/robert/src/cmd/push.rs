@@ -74,14 +74,14 @@ pub(crate) fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
             in_flight,
             batch,
             database_url,
-        } => runtime.block_on(bench(
+        } => runtime.block_on(bench(robert_push::bench::BenchOptions {
             tokens,
             window_secs,
             rate,
             in_flight,
             batch,
             database_url,
-        )),
+        })),
     }
 }
 
@@ -120,23 +120,8 @@ async fn serve(path: PathBuf, listen: Option<String>) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-async fn bench(
-    tokens: u32,
-    window_secs: i64,
-    rate: Option<u32>,
-    in_flight: Option<usize>,
-    batch: u32,
-    database_url: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let report = robert_push::bench::run(&robert_push::bench::BenchOptions {
-        tokens,
-        window_secs,
-        rate,
-        in_flight,
-        batch,
-        database_url,
-    })
-    .await?;
+async fn bench(opts: robert_push::bench::BenchOptions) -> anyhow::Result<ExitCode> {
+    let report = robert_push::bench::run(&opts).await?;
     outln!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }
