@@ -216,6 +216,26 @@ impl ServerBuilder {
         self
     }
 
+    /// A server for the workspace's end-to-end tests (feature `testing`):
+    /// any captcha answer accepted, tokens signed with ES256 (RSA key
+    /// generation is slow), and fresh keys from 20 days before the clock's
+    /// day to 30 days after, so that phones can register, report and ask
+    /// their status over a month of simulated time.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn for_tests(mut config: Config, clock: SharedClock) -> Self {
+        config.captcha.mode = CaptchaMode::AcceptAny;
+        config.jwt.algorithm = JwtAlgorithm::ES256;
+        let today = UtcDate::of(clock.now_ntp());
+        let mut keys = KeySet::default();
+        keys.fill_missing(
+            today.add_days(-20),
+            today.add_days(30),
+            true,
+            &mut rand::rng(),
+        );
+        Self::new(config, clock).keys(keys)
+    }
+
     /// Starts as `robert serve` does: prepares the key store (creating it on
     /// first start, rotating it with `keys.auto_rotate`), opens the
     /// configured database and assembles the state. Keys and store given to

@@ -23,8 +23,7 @@ use robert_codes::{CodeKind, CodesService};
 use robert_core::ebid::Ebid;
 use robert_core::id_a::IdA;
 use robert_core::time::{NtpSeconds, UtcDate};
-use robert_server::config::{CaptchaMode, Config};
-use robert_server::keystore::KeySet;
+use robert_server::config::Config;
 use robert_server::serve::ServerBuilder;
 use robert_server::state::AppState;
 use robert_store::testing::TestDatabase;
@@ -94,22 +93,10 @@ verify_burst = 10000
         // The server.
         let db = TestDatabase::sqlite(label).await.unwrap();
         let mut config = Config::default();
-        config.captcha.mode = CaptchaMode::AcceptAny;
         config.codes.url = format!("http://{addr}");
         config.codes.timeout_ms = 5000;
-        // The generated ES256 keys sign the tokens (RSA key generation is slow).
-        config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
         customize(&mut config);
-        let mut set = KeySet::default();
-        let today = UtcDate::of(t);
-        set.fill_missing(
-            today.add_days(-20),
-            today.add_days(30),
-            true,
-            &mut rand::rng(),
-        );
-        let state = ServerBuilder::new(config, Arc::new(backend_clock.clone()))
-            .keys(set)
+        let state = ServerBuilder::for_tests(config, Arc::new(backend_clock.clone()))
             .store(db.store())
             .build()
             .await

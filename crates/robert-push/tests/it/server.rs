@@ -11,10 +11,7 @@ use robert_client::{
     DeviceModel, FixedCaptchaAnswer, MemoryStorage, Phone, PhoneConfig, PushInfo, RetryPolicy,
     ServiceTransport,
 };
-use robert_clock::Clock as _;
-use robert_core::time::{NtpSeconds, UtcDate};
-use robert_server::config::{CaptchaMode, Config};
-use robert_server::keystore::KeySet;
+use robert_server::config::Config;
 use robert_server::serve::ServerBuilder;
 use robert_store::testing::TestDatabase;
 
@@ -45,20 +42,8 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
     // robert-server, on the same clock, with push.url at the service.
     let db = TestDatabase::sqlite("push_e2e").await.unwrap();
     let mut config = Config::default();
-    config.captcha.mode = CaptchaMode::AcceptAny;
     config.push.url = h.push_url();
-    config.jwt.algorithm = robert_server::config::JwtAlgorithm::ES256;
-    let t = NtpSeconds::from_unix(clock.now_unix());
-    let today = UtcDate::of(t);
-    let mut keys = KeySet::default();
-    keys.fill_missing(
-        today.add_days(-20),
-        today.add_days(30),
-        true,
-        &mut rand::rng(),
-    );
-    let state = ServerBuilder::new(config, Arc::new(clock.clone()))
-        .keys(keys)
+    let state = ServerBuilder::for_tests(config, Arc::new(clock.clone()))
         .store(db.store())
         .build()
         .await
@@ -101,7 +86,7 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
         wait_for(&h, &device(100 + i as u32), true).await;
     }
     let (good, bad, leaving) = (device(100), device(101), device(102));
-    h.mock.set_bad(&bad);
+    h.mock().set_bad(&bad);
 
     // Until 23:00 in Paris tomorrow: every valid token is pushed once; the
     // bad one is deactivated.
@@ -110,7 +95,12 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
     assert_eq!(h.accepted_for(&leaving).len(), 1);
     let bad_row = h.svc.store().get(&bad).await.unwrap().unwrap();
     assert!(!bad_row.active);
-    let to_bad = h.mock.received().iter().filter(|r| r.token == bad).count();
+    let to_bad = h
+        .mock()
+        .received()
+        .iter()
+        .filter(|r| r.token == bad)
+        .count();
     assert_eq!(to_bad, 1);
 
     // The third phone unregisters: robert-server deletes its token.
@@ -124,12 +114,16 @@ async fn phones_pushinfo_reaches_apns_once_a_day() {
     assert_eq!(h.accepted_for(&good).len(), 2, "one push a day");
     assert_eq!(h.accepted_for(&leaving).len(), 1, "none after /unregister");
     assert_eq!(
-        h.mock.received().iter().filter(|r| r.token == bad).count(),
+        h.mock()
+            .received()
+            .iter()
+            .filter(|r| r.token == bad)
+            .count(),
         1
     );
     // Every request the mock saw was well-formed (JWT, headers, payload).
     assert!(
-        h.mock
+        h.mock()
             .received()
             .iter()
             .all(|r| r.status == 200 || r.reason == "BadDeviceToken")

@@ -125,7 +125,7 @@ async fn one_push_a_day(h: &Harness) {
     }
     let total: usize = (0..4).map(|i| h.accepted_for(&device(i)).len()).sum();
     assert_eq!(
-        h.mock.total() as usize,
+        h.mock().total() as usize,
         total,
         "no request but the accepted ones"
     );
@@ -168,8 +168,8 @@ async fn bad_and_unregistered_tokens_are_deactivated_after_failover() {
     for t in [&good, &bad, &gone] {
         assert_eq!(h.register(t, "Europe/Paris").await, 201);
     }
-    h.mock.set_bad(&bad);
-    h.mock.set_unregistered(&gone);
+    h.mock().set_bad(&bad);
+    h.mock().set_unregistered(&gone);
     // Until 23:00 in Paris tomorrow: every token's first window is over.
     h.run_for(129_600, 900).await;
     let bad_row = h.svc.store().get(&bad).await.unwrap().unwrap();
@@ -185,7 +185,7 @@ async fn bad_and_unregistered_tokens_are_deactivated_after_failover() {
         Some("Unregistered"),
         "410: no failover"
     );
-    let requests = |t: &str| h.mock.received().iter().filter(|r| r.token == t).count();
+    let requests = |t: &str| h.mock().received().iter().filter(|r| r.token == t).count();
     assert_eq!((requests(&bad), requests(&gone)), (2, 1));
     // No more pushes to them; the good one goes on.
     h.run_for(2 * 86_400, 900).await;
@@ -212,9 +212,9 @@ async fn retries_on_429_and_5xx_then_gives_up() {
         .unwrap()
         .next_planned_push;
     h.clock.set_unix(due);
-    h.mock.fail_next(1, 429, "TooManyRequests");
-    h.mock.fail_next(1, 503, "ServiceUnavailable");
-    h.mock.fail_next(1, 500, "InternalServerError");
+    h.mock().fail_next(1, 429, "TooManyRequests");
+    h.mock().fail_next(1, 503, "ServiceUnavailable");
+    h.mock().fail_next(1, 500, "InternalServerError");
     let r = h.svc.scan().await.unwrap();
     assert_eq!((r.claimed, r.accepted), (1, 1));
     let m = h.svc.metrics();
@@ -231,7 +231,7 @@ async fn retries_on_429_and_5xx_then_gives_up() {
         .unwrap()
         .next_planned_push;
     h.clock.set_unix(due);
-    h.mock.fail_next(4, 503, "ServiceUnavailable");
+    h.mock().fail_next(4, 503, "ServiceUnavailable");
     let r = h.svc.scan().await.unwrap();
     assert_eq!((r.claimed, r.failed), (1, 1));
     let row = h.svc.store().get(&t).await.unwrap().unwrap();
@@ -252,7 +252,7 @@ async fn provider_token_is_refreshed_and_expired_ones_replaced() {
         assert_eq!(h.register(&device(i), "Europe/Paris").await, 201);
     }
     h.run_for(2 * 86_400, 300).await;
-    let rx = h.mock.received();
+    let rx = h.mock().received();
     assert!(rx.iter().all(|r| r.status == 200), "{rx:?}");
     for r in &rx {
         let age = r.at - r.iat.unwrap();
@@ -269,11 +269,11 @@ async fn provider_token_is_refreshed_and_expired_ones_replaced() {
         .insert_bulk([(extra.clone(), "Europe/Paris".to_owned(), now)], now)
         .await
         .unwrap();
-    h.mock.clear();
-    h.mock.fail_next(1, 403, "ExpiredProviderToken");
+    h.mock().clear();
+    h.mock().fail_next(1, 403, "ExpiredProviderToken");
     let r = h.svc.scan().await.unwrap();
     assert!(r.accepted >= 1 && r.failed == 0, "{r:?}");
-    let rx = h.mock.received();
+    let rx = h.mock().received();
     assert_eq!((rx[0].status, rx[0].iat), (403, Some(last_iat)));
     assert_eq!(rx[1].iat, Some(now), "a new token after the 403");
     assert_eq!(h.accepted_for(&extra).len(), 1);

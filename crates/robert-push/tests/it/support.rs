@@ -1,30 +1,26 @@
-//! A push service on a throwaway database, a manual clock and a mock APNs.
+//! A push service on a throwaway database, a manual clock and a mock APNs
+//! (the mock, its provider key and `[apns]` are [`robert_push::local`]'s).
 
 use std::sync::Arc;
 
 use robert_clock::ManualClock;
-use robert_push::jwt::{ProviderToken, generate_p8};
-use robert_push::mock_apns::{MockApns, MockApnsConfig};
+use robert_push::local::LocalApns;
+use robert_push::mock_apns::MockApns;
 use robert_push::store::TokenStore;
 use robert_push::{Config, PushService};
 
 /// 2024-03-14T10:00:00Z (11:00 in Paris).
 pub const START: i64 = 1_710_410_400;
 
-pub const TEAM: &str = "TEAM123456";
-pub const KID: &str = "KEY1234567";
-pub const TOPIC: &str = "fr.gouv.stopcovid.ios";
-
 pub struct Harness {
     pub clock: ManualClock,
-    pub mock: MockApns,
     pub svc: PushService,
     /// `http://127.0.0.1:port` of the token API.
     pub base: String,
     pub http: reqwest::Client,
-    pub _dir: tempfile::TempDir,
+    /// The mock APNs and the directory of the SQLite database.
+    local: LocalApns,
 }
-
 /// A device token: 64 hex digits.
 pub fn device(n: u32) -> String {
     format!("{n:064x}")
@@ -37,36 +33,18 @@ impl Harness {
     }
 
     pub async fn with(database_url: Option<&str>, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(START);
-        let p8 = generate_p8();
-        let jwt = ProviderToken::from_p8(&p8, KID, TEAM, 2400).unwrap();
-        let mock = MockApns::start(MockApnsConfig {
-            team_id: TEAM.into(),
-            key_id: KID.into(),
-            topic: TOPIC.into(),
-            public_key_pem: jwt.public_key_pem(),
-            clock: Arc::new(clock.clone()),
-        })
-        .await
-        .unwrap();
-        let ca = dir.path().join("mock-apns.pem");
-        std::fs::write(&ca, mock.cert_pem()).unwrap();
-        let mut cfg = Config::default();
-        cfg.apns.urls = vec![mock.url()];
-        cfg.apns.team_id = TEAM.into();
-        cfg.apns.key_id = KID.into();
-        cfg.apns.topic = TOPIC.into();
-        cfg.apns.ca_file = Some(ca);
+        let local = LocalApns::start(Arc::new(clock.clone())).await.unwrap();
+        let mut cfg = local.config.clone();
         cfg.apns.retry_base_ms = 5;
         cfg.apns.timeout_ms = 5000;
-        cfg.database_url = database_url.map_or_else(
-            || format!("sqlite://{}?mode=rwc", dir.path().join("push.db").display()),
-            str::to_owned,
-        );
+        if let Some(url) = database_url {
+            cfg.database_url = url.to_owned();
+        }
         tweak(&mut cfg);
         cfg.validate().unwrap();
         let store = TokenStore::open(&cfg.database_url, 4).await.unwrap();
+        let jwt = local.provider_token().unwrap();
         let svc = PushService::with_parts(&cfg, store, jwt, Arc::new(clock.clone())).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,12 +52,16 @@ impl Harness {
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Self {
             clock,
-            mock,
             svc,
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
-            _dir: dir,
+            local,
         }
+    }
+
+    /// The mock APNs.
+    pub fn mock(&self) -> &MockApns {
+        &self.local.mock
     }
 
     /// `http://…/internal/api/v1`: robert-server's `push.url`.
@@ -119,7 +101,7 @@ impl Harness {
 
     /// Accepted pushes per token seen by the mock.
     pub fn accepted_for(&self, token: &str) -> Vec<i64> {
-        self.mock
+        self.mock()
             .received()
             .into_iter()
             .filter(|r| r.token == token && r.status == 200)
