@@ -132,7 +132,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .context("the push part of the demo failed")?;
     let push_text = push.text();
     out!("\n{push_text}");
-    let federation = super::demo_federation::run().context("the federation part of the demo failed")?;
+    let federation =
+        super::demo_federation::run().context("the federation part of the demo failed")?;
     let federation_text = federation.text();
     out!("\n{federation_text}");
     let files = write_report(
@@ -166,7 +167,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// `robert demo --federation-only`: the federation part alone, its section
 /// in `out/report.md`.
 fn run_federation_only(out: &std::path::Path, started: Instant) -> anyhow::Result<ExitCode> {
-    outln!("robert demo: the federation part only (two servers on 127.0.0.1, scripted encounters)\n");
+    outln!(
+        "robert demo: the federation part only (two servers on 127.0.0.1, scripted encounters)\n"
+    );
     let federation =
         super::demo_federation::run().context("the federation part of the demo failed")?;
     let text = federation.text();

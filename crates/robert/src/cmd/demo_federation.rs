@@ -301,7 +301,11 @@ impl FederationDemo {
         ));
         t.push_str(&format!(
             "\nFederation checks: {}\n",
-            if self.all_ok() { "all passed" } else { "FAILED" }
+            if self.all_ok() {
+                "all passed"
+            } else {
+                "FAILED"
+            }
         ));
         t
     }
@@ -472,11 +476,10 @@ async fn run_async(dir: &Path) -> anyhow::Result<FederationDemo> {
     // --- The two servers, each the other's partner.
     let be_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let fr_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let contacts_url =
-        |l: &tokio::net::TcpListener| -> anyhow::Result<String> {
-            let a: SocketAddr = l.local_addr()?;
-            Ok(format!("http://{a}{}", wire::CONTACTS_PATH))
-        };
+    let contacts_url = |l: &tokio::net::TcpListener| -> anyhow::Result<String> {
+        let a: SocketAddr = l.local_addr()?;
+        Ok(format!("http://{a}{}", wire::CONTACTS_PATH))
+    };
     let be_url = contacts_url(&be_listener)?;
     let fr_url = contacts_url(&fr_listener)?;
     let be = start_server(
@@ -583,7 +586,10 @@ async fn run_async(dir: &Path) -> anyhow::Result<FederationDemo> {
     let report_at = tuesday.plus(9 * 3600);
     clock.set_ntp(report_at);
     let code = codes
-        .issue(robert_codes::CodeKind::Short, &robert_codes::service::Channel::Cli)
+        .issue(
+            robert_codes::CodeKind::Short,
+            &robert_codes::service::Channel::Cli,
+        )
         .await
         .context("a doctor's short code")?
         .code;
@@ -665,7 +671,7 @@ async fn run_async(dir: &Path) -> anyhow::Result<FederationDemo> {
     let body = |id: &str| -> anyhow::Result<Vec<u8>> {
         Ok(serde_json::to_vec(&json!({
             "version": wire::VERSION, "origin": BE, "destination": FR, "batchId": id,
-            "createdAt": clock.now_unix(), "contacts": contacts,
+            "createdAt": robert_client::Clock::now_unix(&clock), "contacts": contacts,
         }))?)
     };
     let before = pending(&fr).await?;
