@@ -655,7 +655,7 @@ async fn run_async(dir: &Path) -> anyhow::Result<FederationDemo> {
     // --- A forged batch to France: a French phone's contact, "from
     // Belgium", signed with a key France does not know.
     let hugo = people.get_mut(7).context("Hugo")?;
-    let heard_at = status_at.minus(600);
+    let heard_at = status_at;
     let payload = hugo.at(heard_at).ble_payload()?;
     let hello = Hello::from_bytes(&payload[..Hello::LEN])?;
     let contacts = json!([{
