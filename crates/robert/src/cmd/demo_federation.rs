@@ -751,3 +751,35 @@ async fn start_codes(
         .await
         .context("Belgium's code service")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_match_the_ground_truth_and_a_forged_batch_is_refused() {
+        let d = run().unwrap();
+        assert!(d.all_ok(), "{}", d.text());
+        assert_eq!(
+            d.confusion(BE),
+            Confusion {
+                phones: 3,
+                tp: 1,
+                fp: 0,
+                fn_: 0
+            }
+        );
+        assert_eq!(
+            d.confusion(FR),
+            Confusion {
+                phones: 4,
+                tp: 2,
+                fp: 0,
+                fn_: 0
+            }
+        );
+        assert!(d.forwarded > 0 && d.forwarded == d.received, "{d:?}");
+        assert_eq!((d.forged_status, d.forged_stored), (401, 0), "{d:?}");
+        assert_eq!(d.control_status, 200, "{d:?}");
+    }
+}
