@@ -4,7 +4,9 @@
 //! 127.0.0.1 (the `robert serve` code, embedded SQLite store), the real
 //! code service, real SDK phones over HTTP, the simulated radio. It prints
 //! what happened and the confusion matrix against the exact ground truth,
-//! and leaves a report with plots.
+//! and leaves a report with plots. Then the push part (`demo_push`) and the
+//! federation part (`demo_federation`: two servers, scripted encounters;
+//! `--federation-only` runs it alone).
 //!
 //! Exit status: 0 when the demo ran, 2 on error.
 
