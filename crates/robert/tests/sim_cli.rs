@@ -178,3 +178,23 @@ fn the_typical_level_preset_runs_and_a_bad_preset_or_anchor_exits_2() {
     let o = robert(&["calibrate", "study", "--anchor", "20"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
 }
+
+#[test]
+fn demo_federation_only_runs_two_servers_and_reports() {
+    let (stdout, out) = run_ok(&["demo", "--federation-only"], "demo-fed");
+    assert!(stdout.contains("Federation: a border town"), "{stdout}");
+    assert!(stdout.contains("scripted"), "{stdout}");
+    assert!(
+        stdout.contains("France : 4 phones, TP 2 FP 0 FN 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Belgium: 3 phones, TP 1 FP 0 FN 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("HTTP 401, contacts stored 0"), "{stdout}");
+    assert!(stdout.contains("Federation checks: all passed"), "{stdout}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Federation"), "{report}");
+    let _ = std::fs::remove_dir_all(&out);
+}

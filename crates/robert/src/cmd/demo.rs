@@ -4,7 +4,9 @@
 //! 127.0.0.1 (the `robert serve` code, embedded SQLite store), the real
 //! code service, real SDK phones over HTTP, the simulated radio. It prints
 //! what happened and the confusion matrix against the exact ground truth,
-//! and leaves a report with plots.
+//! and leaves a report with plots. Then the push part (`demo_push`) and the
+//! federation part (`demo_federation`: two servers, scripted encounters;
+//! `--federation-only` runs it alone).
 //!
 //! Exit status: 0 when the demo ran, 2 on error.
 
@@ -31,9 +33,14 @@ pub(crate) struct DemoArgs {
     /// No progress bars.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Run only the federation part (two servers, scripted encounters: a
+    /// few seconds), not the town.
+    #[arg(long)]
+    federation_only: bool,
 }
 
-/// Appends a section the simulator's report does not know (the push part).
+/// Appends a section the simulator's report does not know (the push and
+/// federation parts).
 fn append_section(report: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut f = std::fs::OpenOptions::new().append(true).open(report)?;
@@ -42,6 +49,9 @@ fn append_section(report: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    if args.federation_only {
+        return run_federation_only(&args.out, started);
+    }
     let scenario = robert_sim::scenarios::town()?;
     let mut opts = SimOptions::fast();
     opts.seed = args.seed;
@@ -124,13 +134,19 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .context("the push part of the demo failed")?;
     let push_text = push.text();
     out!("\n{push_text}");
+    let federation =
+        super::demo_federation::run().context("the federation part of the demo failed")?;
+    let federation_text = federation.text();
+    out!("\n{federation_text}");
     let files = write_report(
         &args.out,
         "robert demo: a small town over five days",
         std::slice::from_ref(&r),
     )
     .context("cannot write the report")?;
-    append_section(&files.dir.join("report.md"), &push_text).context("cannot write the report")?;
+    let report_md = files.dir.join("report.md");
+    append_section(&report_md, &push_text).context("cannot write the report")?;
+    append_section(&report_md, &federation_text).context("cannot write the report")?;
     outln!(
         "\nReport and plots: {}/ (report.md, results.json, rssi_vs_distance, recall_precision, \
          alert_timeline as PNG and SVG)",
@@ -146,6 +162,28 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     outln!(
         "\n{}",
         robert_sim::explain::paragraph(std::slice::from_ref(&r))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `robert demo --federation-only`: the federation part alone, its section
+/// in `out/report.md`.
+fn run_federation_only(out: &std::path::Path, started: Instant) -> anyhow::Result<ExitCode> {
+    outln!(
+        "robert demo: the federation part only (two servers on 127.0.0.1, scripted encounters)\n"
+    );
+    let federation =
+        super::demo_federation::run().context("the federation part of the demo failed")?;
+    let text = federation.text();
+    out!("{text}");
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let report = out.join("report.md");
+    std::fs::write(&report, format!("# robert demo: federation\n\n## {text}"))
+        .with_context(|| format!("cannot write {}", report.display()))?;
+    outln!(
+        "\nReport: {}\nWall time {:.1} s",
+        report.display(),
+        started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
 }

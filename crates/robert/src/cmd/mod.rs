@@ -5,6 +5,7 @@ pub(crate) mod batch;
 pub(crate) mod calibrate;
 pub(crate) mod codes;
 pub(crate) mod demo;
+mod demo_federation;
 mod demo_push;
 pub(crate) mod embedded_codes;
 pub(crate) mod keys;
