@@ -101,13 +101,10 @@ async fn layer(
     // The release deadline, drawn at arrival from a distribution that does
     // not depend on the mark. Never past the processing timeout (a real
     // request would be cut there).
-    let hold = state
-        .privacy
-        .hold(route, body_len, &mut rand::rng())
-        .min(
-            Duration::from_secs(state.config.server.request_timeout_secs.max(1))
-                .saturating_sub(Duration::from_millis(100)),
-        );
+    let hold = state.privacy.hold(route, body_len, &mut rand::rng()).min(
+        Duration::from_secs(state.config.server.request_timeout_secs.max(1))
+            .saturating_sub(Duration::from_millis(100)),
+    );
     let deadline = started + hold;
     let resp = if mark == Mark::Real {
         state.privacy.observe_padded(route);
@@ -178,11 +175,7 @@ async fn pad(state: &AppState, resp: Response) -> Response {
 /// headers added later are the same for every answer (`date`, of fixed
 /// length).
 fn head_len(status: StatusCode, headers: &HeaderMap) -> usize {
-    let line = "HTTP/1.1 ".len()
-        + 3
-        + 1
-        + status.canonical_reason().map_or(0, str::len)
-        + 2;
+    let line = "HTTP/1.1 ".len() + 3 + 1 + status.canonical_reason().map_or(0, str::len) + 2;
     let fields: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
@@ -281,13 +274,20 @@ mod tests {
     #[test]
     fn heads_are_padded_to_one_size_whatever_the_status() {
         let mut ok = HeaderMap::new();
-        ok.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        ok.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         ok.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1024"));
         let mut err = ok.clone();
         err.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         let a = head_len(StatusCode::OK, &ok);
         let b = head_len(StatusCode::UNAUTHORIZED, &err);
-        assert_eq!(a, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1024\r\n\r\n".len());
+        assert_eq!(
+            a,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1024\r\n\r\n"
+                .len()
+        );
         assert_ne!(a, b);
         assert_eq!(head_target(a), head_target(b));
     }

@@ -167,12 +167,7 @@ async fn padded_status_answers_have_one_size_at_risk_or_not() {
         let real = post_marked(&app, "/api/v6/status", &body(&paul), "0").await;
         assert_eq!(real.status, 200, "{real:?}");
         assert_eq!(dummy.bytes.len(), real.bytes.len());
-        assert_eq!(
-            app.state
-                .privacy
-                .dummies(robert_server::privacy::PrivateRoute::Status),
-            1
-        );
+        assert_eq!(app.state.privacy.dummies(PrivateRoute::Status), 1);
         app.cleanup().await;
     }
 }
@@ -337,9 +332,8 @@ async fn timed_marked(app: &TestApp, path: &str, body: &Value, mark: &str) -> (R
 fn ks_statistic(a: &[Duration], b: &[Duration]) -> f64 {
     let mut all: Vec<Duration> = a.iter().chain(b).copied().collect();
     all.sort_unstable();
-    let cdf = |s: &[Duration], x: Duration| {
-        s.iter().filter(|v| **v <= x).count() as f64 / s.len() as f64
-    };
+    let cdf =
+        |s: &[Duration], x: Duration| s.iter().filter(|v| **v <= x).count() as f64 / s.len() as f64;
     all.iter()
         .map(|x| (cdf(a, *x) - cdf(b, *x)).abs())
         .fold(0.0, f64::max)
@@ -416,8 +410,13 @@ async fn dummy_and_real_release_times_come_from_one_distribution() {
     let dummy_body = json!({"token": "3d27eb2c-9a3b-4e4f-8d7c-1234567890ab", "contacts": []});
     let (mut real, mut dummy) = (Vec::new(), Vec::new());
     for _ in 0..N {
-        let (r, took) =
-            timed_marked(&app, "/api/v6/report", &john.report_body(&valid_code()), "0").await;
+        let (r, took) = timed_marked(
+            &app,
+            "/api/v6/report",
+            &john.report_body(&valid_code()),
+            "0",
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
         real.push(took);
         let (d, took) = timed_marked(&app, "/api/v6/report", &dummy_body, "1").await;
@@ -432,7 +431,10 @@ async fn dummy_and_real_release_times_come_from_one_distribution() {
     assert!(real[0] >= Duration::from_millis(60), "{real_ms:?}");
     assert!(dummy[0] >= Duration::from_millis(60), "{dummy_ms:?}");
     // The jitter spreads both (a fixed delay would not hide a distribution).
-    assert!(real[N - 1] - real[0] > Duration::from_millis(40), "{real_ms:?}");
+    assert!(
+        real[N - 1] - real[0] > Duration::from_millis(40),
+        "{real_ms:?}"
+    );
     // One distribution: the KS statistic of two samples of 40 stays below
     // 0.45 but with probability about 5 × 10⁻⁴.
     let d = ks_statistic(&real, &dummy);
@@ -457,7 +459,13 @@ async fn a_real_request_past_its_deadline_is_released_when_ready_and_counted() {
     let mut sarah = Phone::register(&app, "sarah").await;
     app.set_now(t0);
     proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 60);
-    let r = post_marked(&app, "/api/v6/report", &john.report_body(&valid_code()), "0").await;
+    let r = post_marked(
+        &app,
+        "/api/v6/report",
+        &john.report_body(&valid_code()),
+        "0",
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     let d = post_marked(&app, "/api/v6/report", &json!({"contacts": []}), "1").await;
     assert_eq!(d.status, 200, "{d:?}");
@@ -541,7 +549,11 @@ async fn a_wrong_code_marked_report_is_padded_to_the_size_of_a_success() {
         text(&bad.1)
     );
     assert_eq!(ok.2.len(), bad.2.len());
-    assert!(text(&bad.1).contains("robert-padding: 0"), "{}", text(&bad.1));
+    assert!(
+        text(&bad.1).contains("robert-padding: 0"),
+        "{}",
+        text(&bad.1)
+    );
     let err: Value = serde_json::from_slice(&bad.2).unwrap();
     assert!(err["padding"].is_string(), "{err}");
 
