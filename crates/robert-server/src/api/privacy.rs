@@ -133,9 +133,27 @@ async fn layer(
             state.privacy.observe_overrun(route);
         }
     } else {
-        tokio::time::sleep_until(deadline).await;
+        sleep_until_precise(deadline).await;
     }
     resp
+}
+
+/// Sleeps until `deadline` to well under a millisecond. Tokio's timer
+/// wakes on whole-millisecond ticks: answers released on the tick grid
+/// take a time whose fraction of a millisecond is set by when the request
+/// arrived between two ticks, that is by what the client did just before
+/// (on a quiet network, a 1-nearest-neighbour on the time told a dummy
+/// sent after a real request from a real one sent after a dummy). The last
+/// millisecond is spent yielding to the runtime.
+async fn sleep_until_precise(deadline: Instant) {
+    if let Some(coarse) = deadline.checked_sub(Duration::from_millis(1))
+        && coarse > Instant::now()
+    {
+        tokio::time::sleep_until(coarse).await;
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Pads an answer to a marked request (a success or an error): its JSON
