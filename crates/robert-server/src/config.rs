@@ -769,6 +769,7 @@ impl Config {
         if let Err(e) = self.federation.validate(self.protocol.country_code) {
             return Err(ConfigError::Invalid(e));
         }
+        self.privacy.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

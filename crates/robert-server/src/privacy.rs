@@ -15,9 +15,15 @@
 //! * **Dummies.** A marked dummy is answered by the API's privacy layer
 //!   without reaching the handler: no store access, no code check, no log
 //!   line, only the counter `robert_privacy_dummy_requests_total`. Its
-//!   answer has the real one's status and padded size, and is sent after a
-//!   delay drawn from the recent real requests' handling times of the same
-//!   route and request size ([`TimingReservoir`]).
+//!   answer has the real one's status and padded size.
+//! * **Timing.** Every marked request, real or dummy, gets a release
+//!   deadline when it arrives, drawn from one distribution that does not
+//!   depend on the mark ([`TrafficPrivacy::hold`]): a margin times a high
+//!   percentile of the recent real handling times of its route and request
+//!   size ([`TimingReservoir`]), plus random jitter. A real answer is held
+//!   until then (or sent when ready if it overruns, which is counted); a
+//!   dummy's answer too. Error answers to marked requests are held and
+//!   padded the same way, head included ([`PADDING_HEADER`]).
 //! * **Rates.** `[privacy]` ([`PrivacyConfig`]) publishes the dummy rates
 //!   and the padding switch in the apps' `config` list
 //!   ([`PrivacyConfig::list_entries`]); entries of the same name set with
@@ -58,6 +64,19 @@ pub const STATUS_BUCKET: usize = 1024;
 pub const STATUS_RISK_ALLOWANCE: usize =
     2 * (r#","lastRiskScoringDate":"""#.len() + 20) + r#","declarationToken":"""#.len() + 2048;
 
+/// The response header that pads the head of an answer to a marked
+/// request: every such head (status line and headers, as HTTP/1.1 writes
+/// them) is padded to a multiple of [`HEAD_BUCKET`], so that an error
+/// (`401 Unauthorized`) has the head size of a success (`200 OK`).
+pub const PADDING_HEADER: &str = "robert-padding";
+
+/// Heads of answers to marked requests are padded to a multiple of this
+/// many bytes.
+pub const HEAD_BUCKET: usize = 256;
+
+/// The overhead of an empty padding header, `robert-padding: \r\n`.
+pub const PADDING_HEADER_OVERHEAD: usize = PADDING_HEADER.len() + 4;
+
 /// The overhead of an empty padding field, `,"padding":""`.
 pub const PADDING_FIELD_OVERHEAD: usize = r#","padding":"""#.len();
 
@@ -73,6 +92,12 @@ pub fn status_target(risk_free_len: usize) -> usize {
         risk_free_len + PADDING_FIELD_OVERHEAD + STATUS_RISK_ALLOWANCE,
         STATUS_BUCKET,
     )
+}
+
+/// The padded length of an HTTP/1.1 head of `head_len` bytes, padding
+/// header included.
+pub fn head_target(head_len: usize) -> usize {
+    round_up(head_len + PADDING_HEADER_OVERHEAD, HEAD_BUCKET)
 }
 
 /// The padded length of any other answer of `len` bytes.
@@ -114,7 +139,8 @@ pub enum PrivateRoute {
 }
 
 impl PrivateRoute {
-    fn label(self) -> &'static str {
+    /// The route's path, as the metrics label it.
+    pub fn label(self) -> &'static str {
         match self {
             Self::Status => "/api/v6/status",
             Self::Report => "/api/v6/report",
@@ -130,7 +156,7 @@ impl PrivateRoute {
 }
 
 /// `[privacy]`: what the server tells the apps about dummy traffic and
-/// padding, and how it times its answers to dummies.
+/// padding, and how it times its answers to marked requests.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivacyConfig {
@@ -148,15 +174,29 @@ pub struct PrivacyConfig {
     /// day (0 turns them off).
     pub dummy_status_per_day: f64,
     /// Real handling times kept per route and request size class (the most
-    /// recent ones), from which a dummy's delay is drawn. Few enough that
-    /// they follow the node's current speed: with more, dummies lag a
-    /// slowdown (a growing database, a load peak) and come out faster than
-    /// the real requests of the moment.
+    /// recent ones), whose [`deadline_percentile`](Self::deadline_percentile)
+    /// sets the release deadline of marked requests. Few enough that the
+    /// deadline follows the node's current speed.
     pub timing_samples: usize,
-    /// A dummy's delay while fewer than [`MIN_SAMPLES`] real handling times
-    /// are known for its route: uniform between half and one and a half of
-    /// this, in milliseconds.
+    /// The base of the deadline, in milliseconds, while fewer than
+    /// [`MIN_SAMPLES`] real handling times are known for a route.
     pub fallback_delay_ms: u64,
+    /// The deadline of a marked request is this many times the
+    /// [`deadline_percentile`](Self::deadline_percentile) of the recent real
+    /// handling times (at least 1): the room real requests have before they
+    /// overrun their deadline.
+    pub deadline_margin: f64,
+    /// The percentile (in `(0, 1]`; 1 is the maximum) of the recent real
+    /// handling times that, times the margin, makes the deadline.
+    pub deadline_percentile: f64,
+    /// Random jitter added to every deadline: uniform in `[0, this)`
+    /// milliseconds.
+    pub deadline_jitter_ms: u64,
+    /// The deadline before jitter is at least this many milliseconds...
+    pub deadline_min_ms: u64,
+    /// ...and at most this many (and always under the processing timeout,
+    /// `server.request_timeout_secs`).
+    pub deadline_max_ms: u64,
 }
 
 impl Default for PrivacyConfig {
@@ -168,11 +208,33 @@ impl Default for PrivacyConfig {
             dummy_status_per_day: 1.0,
             timing_samples: 32,
             fallback_delay_ms: 20,
+            deadline_margin: 2.0,
+            deadline_percentile: 0.9,
+            deadline_jitter_ms: 20,
+            deadline_min_ms: 20,
+            deadline_max_ms: 5000,
         }
     }
 }
 
 impl PrivacyConfig {
+    /// Checks the timing settings; the message names the bad key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.deadline_margin.is_finite() && self.deadline_margin >= 1.0) {
+            return Err("privacy.deadline_margin must be a number of at least 1".into());
+        }
+        if !(self.deadline_percentile > 0.0 && self.deadline_percentile <= 1.0) {
+            return Err("privacy.deadline_percentile must be in (0, 1]".into());
+        }
+        if self.deadline_min_ms > self.deadline_max_ms {
+            return Err("privacy.deadline_min_ms must not exceed privacy.deadline_max_ms".into());
+        }
+        if self.timing_samples == 0 {
+            return Err("privacy.timing_samples must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The `config` list entries this section publishes (none if
     /// `publish` is off).
     pub fn list_entries(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -192,11 +254,11 @@ impl PrivacyConfig {
 }
 
 /// Fewest real handling times of a size class (or of the route) from
-/// which a dummy's delay is drawn.
+/// which a deadline is computed.
 pub const MIN_SAMPLES: usize = 8;
 
 /// The size class of a request body: `⌊log2(len)⌋` (padded bodies fall in
-/// few classes; a dummy is timed like real requests of its size).
+/// few classes; a request is timed like real requests of its size).
 pub fn size_class(len: usize) -> u32 {
     usize::BITS - len.max(1).leading_zeros()
 }
@@ -218,15 +280,23 @@ impl Ring {
         }
     }
 
-    fn sample(&self, rng: &mut impl rand::Rng) -> Option<Duration> {
-        (self.values.len() >= MIN_SAMPLES)
-            .then(|| self.values[rng.random_range(0..self.values.len())])
+    /// The `q`-quantile (nearest rank) of the values, if there are enough.
+    fn percentile(&self, q: f64) -> Option<Duration> {
+        if self.values.len() < MIN_SAMPLES {
+            return None;
+        }
+        let mut sorted = self.values.clone();
+        sorted.sort_unstable();
+        // Nearest rank: ⌈q·n⌉, in 1..=n.
+        let n = sorted.len();
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        sorted.get(rank - 1).copied()
     }
 }
 
 /// The recent handling times of real (successful) requests, per route and
-/// request size class, and per route: a dummy waits as long as a real
-/// request drawn at random from them.
+/// request size class, and per route: the base of the release deadlines
+/// of marked requests.
 #[derive(Debug)]
 pub struct TimingReservoir {
     cap: usize,
@@ -235,7 +305,7 @@ pub struct TimingReservoir {
 }
 
 impl TimingReservoir {
-    /// A reservoir of `cap` values per ring.
+    /// A reservoir of `cap` values per ring (at least [`MIN_SAMPLES`]).
     pub fn new(cap: usize, fallback: Duration) -> Self {
         Self {
             cap: cap.max(MIN_SAMPLES),
@@ -258,15 +328,10 @@ impl TimingReservoir {
         rings.entry((route, None)).or_default().push(took, self.cap);
     }
 
-    /// A delay for a dummy of `body_len` bytes: a recent real handling time
-    /// of its size class, else of its route, else the fallback (uniform in
-    /// ½–1½ × `fallback`).
-    pub fn sample(
-        &self,
-        route: PrivateRoute,
-        body_len: usize,
-        rng: &mut impl rand::Rng,
-    ) -> Duration {
+    /// The `q`-quantile of the recent real handling times of requests of
+    /// `body_len` bytes: of its size class, else of its route, else the
+    /// fallback.
+    pub fn percentile(&self, route: PrivateRoute, body_len: usize, q: f64) -> Duration {
         let rings = self
             .rings
             .lock()
@@ -274,34 +339,81 @@ impl TimingReservoir {
         let class = size_class(body_len);
         rings
             .get(&(route, Some(class)))
-            .and_then(|r| r.sample(rng))
-            .or_else(|| rings.get(&(route, None)).and_then(|r| r.sample(rng)))
-            .unwrap_or_else(|| self.fallback.mul_f64(rng.random_range(0.5..1.5)))
+            .and_then(|r| r.percentile(q))
+            .or_else(|| rings.get(&(route, None)).and_then(|r| r.percentile(q)))
+            .unwrap_or(self.fallback)
     }
 }
 
-/// The privacy layer's state: the timing reservoir and its counters.
+/// How the release deadline of a marked request is drawn.
+#[derive(Clone, Copy, Debug)]
+struct DeadlinePolicy {
+    margin: f64,
+    percentile: f64,
+    jitter: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+/// The privacy layer's state: the timing reservoir, the deadline policy
+/// and the counters.
 #[derive(Debug)]
 pub struct TrafficPrivacy {
     /// Real handling times.
     pub timing: TimingReservoir,
+    policy: DeadlinePolicy,
     dummies: [AtomicU64; 2],
     padded: [AtomicU64; 2],
+    overruns: [AtomicU64; 2],
     overflow: AtomicU64,
 }
 
 impl TrafficPrivacy {
     /// The state for `config`.
     pub fn new(config: &PrivacyConfig) -> Self {
+        let margin = if config.deadline_margin.is_finite() {
+            config.deadline_margin.max(1.0)
+        } else {
+            1.0
+        };
         Self {
             timing: TimingReservoir::new(
                 config.timing_samples,
                 Duration::from_millis(config.fallback_delay_ms),
             ),
+            policy: DeadlinePolicy {
+                margin,
+                percentile: config.deadline_percentile.clamp(f64::MIN_POSITIVE, 1.0),
+                jitter: Duration::from_millis(config.deadline_jitter_ms),
+                min: Duration::from_millis(config.deadline_min_ms),
+                max: Duration::from_millis(config.deadline_max_ms.max(config.deadline_min_ms)),
+            },
             dummies: Default::default(),
             padded: Default::default(),
+            overruns: Default::default(),
             overflow: AtomicU64::new(0),
         }
+    }
+
+    /// How long after its arrival a marked request of `body_len` bytes on
+    /// `route` is answered, real or dummy (the caller does not say which:
+    /// the draw cannot depend on it): the margin times the configured
+    /// percentile of the recent real handling times of its size class,
+    /// within `[deadline_min_ms, deadline_max_ms]`, plus a jitter uniform in
+    /// `[0, deadline_jitter_ms)`.
+    pub fn hold(&self, route: PrivateRoute, body_len: usize, rng: &mut impl rand::Rng) -> Duration {
+        let p = &self.policy;
+        let base = self
+            .timing
+            .percentile(route, body_len, p.percentile)
+            .mul_f64(p.margin)
+            .clamp(p.min, p.max);
+        let jitter = if p.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            p.jitter.mul_f64(rng.random_range(0.0..1.0))
+        };
+        base + jitter
     }
 
     /// Counts a dummy request dropped.
@@ -312,6 +424,16 @@ impl TrafficPrivacy {
     /// Counts a real request that asked for padding.
     pub fn observe_padded(&self, route: PrivateRoute) {
         self.padded[route.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a real marked request answered after its deadline.
+    pub fn observe_overrun(&self, route: PrivateRoute) {
+        self.overruns[route.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Real marked requests answered after their deadline on `route` so far.
+    pub fn overruns(&self, route: PrivateRoute) -> u64 {
+        self.overruns[route.index()].load(Ordering::Relaxed)
     }
 
     /// Counts an answer longer than its padding target.
@@ -350,6 +472,19 @@ impl TrafficPrivacy {
                 "robert_privacy_padded_requests_total{{route=\"{}\"}} {}",
                 route.label(),
                 self.padded[route.index()].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP robert_privacy_deadline_overrun_total Real marked requests answered after their release deadline."
+        );
+        let _ = writeln!(out, "# TYPE robert_privacy_deadline_overrun_total counter");
+        for route in [PrivateRoute::Status, PrivateRoute::Report] {
+            let _ = writeln!(
+                out,
+                "robert_privacy_deadline_overrun_total{{route=\"{}\"}} {}",
+                route.label(),
+                self.overruns(route)
             );
         }
         let _ = writeln!(
@@ -404,30 +539,100 @@ mod tests {
     }
 
     #[test]
-    fn reservoir_samples_recent_real_times_of_the_size_class() {
+    fn reservoir_percentile_of_recent_real_times_of_the_size_class() {
         let r = TimingReservoir::new(16, Duration::from_millis(100));
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        // Empty: the fallback, ½–1½ × 100 ms.
-        for _ in 0..50 {
-            let d = r.sample(PrivateRoute::Report, 4096, &mut rng);
-            assert!((50..150).contains(&d.as_millis()), "{d:?}");
-        }
+        // Empty: the fallback.
+        assert_eq!(
+            r.percentile(PrivateRoute::Report, 4096, 0.9),
+            Duration::from_millis(100)
+        );
         for i in 0..40 {
             r.record(PrivateRoute::Report, 4096, Duration::from_millis(i));
         }
-        // Only the last 16 are kept: 24..40 ms.
-        for _ in 0..200 {
-            let d = r.sample(PrivateRoute::Report, 4000, &mut rng).as_millis();
-            assert!((24..40).contains(&d), "{d}");
-        }
+        // Only the last 16 are kept: 24..40 ms; nearest rank.
+        let ms = |q| r.percentile(PrivateRoute::Report, 4000, q).as_millis();
+        assert_eq!(ms(1.0), 39);
+        assert_eq!(ms(0.9), 38); // ⌈14.4⌉ = 15th of 16
+        assert_eq!(ms(0.5), 31);
+        assert_eq!(ms(0.01), 24);
         // Another size class without samples: the route's.
-        let d = r
-            .sample(PrivateRoute::Report, 1 << 20, &mut rng)
-            .as_millis();
-        assert!((24..40).contains(&d), "{d}");
+        assert_eq!(
+            r.percentile(PrivateRoute::Report, 1 << 20, 1.0).as_millis(),
+            39
+        );
         // Another route: the fallback.
-        let d = r.sample(PrivateRoute::Status, 4096, &mut rng).as_millis();
-        assert!((50..150).contains(&d), "{d}");
+        assert_eq!(
+            r.percentile(PrivateRoute::Status, 4096, 1.0).as_millis(),
+            100
+        );
+    }
+
+    #[test]
+    fn hold_is_margin_times_percentile_within_bounds_plus_jitter() {
+        let config = PrivacyConfig {
+            deadline_margin: 2.0,
+            deadline_percentile: 1.0,
+            deadline_jitter_ms: 10,
+            deadline_min_ms: 30,
+            deadline_max_ms: 100,
+            fallback_delay_ms: 5,
+            ..PrivacyConfig::default()
+        };
+        let p = TrafficPrivacy::new(&config);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut holds = |p: &TrafficPrivacy| -> (u128, u128) {
+            let v: Vec<u128> = (0..500)
+                .map(|_| p.hold(PrivateRoute::Status, 600, &mut rng).as_micros())
+                .collect();
+            (*v.iter().min().unwrap(), *v.iter().max().unwrap())
+        };
+        // Fallback 5 ms × 2 = 10 ms, raised to the minimum of 30 ms.
+        let (lo, hi) = holds(&p);
+        assert!(lo >= 30_000 && hi < 40_000 && hi - lo > 8_000, "{lo} {hi}");
+        // Real times up to 20 ms: 40 ms + jitter.
+        for ms in 10..=20 {
+            p.timing
+                .record(PrivateRoute::Status, 600, Duration::from_millis(ms));
+        }
+        let (lo, hi) = holds(&p);
+        assert!(lo >= 40_000 && hi < 50_000, "{lo} {hi}");
+        // A slow node: capped at 100 ms + jitter.
+        for _ in 0..40 {
+            p.timing
+                .record(PrivateRoute::Status, 600, Duration::from_millis(500));
+        }
+        let (lo, hi) = holds(&p);
+        assert!(lo >= 100_000 && hi < 110_000, "{lo} {hi}");
+    }
+
+    #[test]
+    fn bad_deadline_settings_are_refused() {
+        assert!(PrivacyConfig::default().validate().is_ok());
+        for bad in [
+            PrivacyConfig {
+                deadline_margin: 0.5,
+                ..PrivacyConfig::default()
+            },
+            PrivacyConfig {
+                deadline_margin: f64::NAN,
+                ..PrivacyConfig::default()
+            },
+            PrivacyConfig {
+                deadline_percentile: 0.0,
+                ..PrivacyConfig::default()
+            },
+            PrivacyConfig {
+                deadline_percentile: 1.5,
+                ..PrivacyConfig::default()
+            },
+            PrivacyConfig {
+                deadline_min_ms: 10,
+                deadline_max_ms: 5,
+                ..PrivacyConfig::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The privacy layer of `/status` and `/report` (see [`crate::privacy`]):
-//! pads the answers of marked requests, answers marked dummies itself, and
-//! records the handling times of real requests for the dummies' delays.
+//! pads the answers of marked requests (body and head, errors included),
+//! answers marked dummies itself, holds every marked answer, real or dummy,
+//! until a release deadline drawn at its arrival, and records the handling
+//! times of real requests on which the deadlines are based.
 //!
 //! A request without the [`FAKE_HEADER`] passes through untouched (its
 //! handling time is still recorded when it succeeds).
@@ -19,7 +21,10 @@ use tokio::time::Instant;
 
 use super::dto::{Base64Bytes, StatusResponse, SuccessResponse};
 use super::error::ApiError;
-use crate::privacy::{FAKE_HEADER, PrivateRoute, pad_json_object, response_target, status_target};
+use crate::privacy::{
+    FAKE_HEADER, PADDING_HEADER, PADDING_HEADER_OVERHEAD, PrivateRoute, head_target,
+    pad_json_object, response_target, status_target,
+};
 use crate::state::AppState;
 
 /// What the [`FAKE_HEADER`] of a request says.
@@ -82,49 +87,64 @@ async fn layer(
         Ok(m) => m,
         Err(e) => return e.into_response(),
     };
-    match mark {
-        Mark::None | Mark::Real => {
-            if mark == Mark::Real {
-                state.privacy.observe_padded(route);
-            }
-            let resp = next.run(req).await;
-            if resp.status().is_success() {
-                state
-                    .privacy
-                    .timing
-                    .record(route, body_len, started.elapsed());
-            }
-            if mark == Mark::Real {
-                pad(&state, resp).await
-            } else {
-                resp
-            }
-        }
-        Mark::Dummy => {
-            drop(req);
-            state.privacy.observe_dummy(route);
-            let delay = state
+    if mark == Mark::None {
+        // The reference apps: served as before, only timed.
+        let resp = next.run(req).await;
+        if resp.status().is_success() {
+            state
                 .privacy
                 .timing
-                .sample(route, body_len, &mut rand::rng());
-            // Never past the processing timeout (a real request would be cut there).
-            let cap = Duration::from_secs(state.config.server.request_timeout_secs.max(1))
-                .saturating_sub(Duration::from_millis(100));
-            let resp = match dummy_response(&state, route).await {
-                Ok(r) => r,
-                // Only without today's key, where a real request fails alike.
-                Err(e) => e.into_response(),
-            };
-            let resp = pad(&state, resp).await;
-            sleep_until_precise(started + delay.min(cap)).await;
-            resp
+                .record(route, body_len, started.elapsed());
         }
+        return resp;
     }
+    // The release deadline, drawn at arrival from a distribution that does
+    // not depend on the mark. Never past the processing timeout (a real
+    // request would be cut there).
+    let hold = state.privacy.hold(route, body_len, &mut rand::rng()).min(
+        Duration::from_secs(state.config.server.request_timeout_secs.max(1))
+            .saturating_sub(Duration::from_millis(100)),
+    );
+    let deadline = started + hold;
+    let resp = if mark == Mark::Real {
+        state.privacy.observe_padded(route);
+        let resp = next.run(req).await;
+        if resp.status().is_success() {
+            state
+                .privacy
+                .timing
+                .record(route, body_len, started.elapsed());
+        }
+        resp
+    } else {
+        drop(req);
+        state.privacy.observe_dummy(route);
+        match dummy_response(&state, route).await {
+            Ok(r) => r,
+            // Only without today's key, where a real request fails alike.
+            Err(e) => e.into_response(),
+        }
+    };
+    let resp = pad(&state, resp).await;
+    if Instant::now() > deadline {
+        // Released when ready; the operator sees how often in the metrics
+        // (a deadline too tight for the node: raise the margin).
+        if mark == Mark::Real {
+            state.privacy.observe_overrun(route);
+        }
+    } else {
+        sleep_until_precise(deadline).await;
+    }
+    resp
 }
 
-/// Sleeps until `deadline` to well under a millisecond: tokio's timer
-/// rounds up to the next millisecond, which would make dummies slower
-/// than the real requests they imitate by half a millisecond on average.
+/// Sleeps until `deadline` to well under a millisecond. Tokio's timer
+/// wakes on whole-millisecond ticks: answers released on the tick grid
+/// take a time whose fraction of a millisecond is set by when the request
+/// arrived between two ticks, that is by what the client did just before
+/// (on a quiet network, a 1-nearest-neighbour on the time told a dummy
+/// sent after a real request from a real one sent after a dummy). The last
+/// millisecond is spent yielding to the runtime.
 async fn sleep_until_precise(deadline: Instant) {
     if let Some(coarse) = deadline.checked_sub(Duration::from_millis(1))
         && coarse > Instant::now()
@@ -136,7 +156,9 @@ async fn sleep_until_precise(deadline: Instant) {
     }
 }
 
-/// Pads a JSON answer of a marked request to its target.
+/// Pads an answer to a marked request (a success or an error): its JSON
+/// body to its target, and its head to [`head_target`] with the
+/// [`PADDING_HEADER`].
 async fn pad(state: &AppState, resp: Response) -> Response {
     let target = resp.extensions().get::<PadTo>().map(|p| p.0);
     let (mut parts, body) = resp.into_parts();
@@ -150,17 +172,33 @@ async fn pad(state: &AppState, resp: Response) -> Response {
             // Longer than its target (or not an object): pad to the next
             // bucket rather than not at all.
             state.privacy.observe_overflow();
-            match pad_json_object(&bytes, response_target(bytes.len())) {
-                Some(p) => p,
-                None => return Response::from_parts(parts, Body::from(bytes)),
-            }
+            pad_json_object(&bytes, response_target(bytes.len())).unwrap_or_else(|| bytes.to_vec())
         }
     };
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(PADDING_HEADER);
     if let Ok(v) = HeaderValue::from_str(&padded.len().to_string()) {
         parts.headers.insert(header::CONTENT_LENGTH, v);
     }
+    let head = head_len(parts.status, &parts.headers);
+    let fill = head_target(head) - head - PADDING_HEADER_OVERHEAD;
+    if let Ok(v) = HeaderValue::from_str(&"0".repeat(fill)) {
+        parts.headers.insert(PADDING_HEADER, v);
+    }
     Response::from_parts(parts, Body::from(padded))
+}
+
+/// The length of the head HTTP/1.1 writes for `status` and `headers`:
+/// `HTTP/1.1 200 OK\r\n`, `name: value\r\n` per header, `\r\n`. The
+/// headers added later are the same for every answer (`date`, of fixed
+/// length).
+fn head_len(status: StatusCode, headers: &HeaderMap) -> usize {
+    let line = "HTTP/1.1 ".len() + 3 + 1 + status.canonical_reason().map_or(0, str::len) + 2;
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + fields + 2
 }
 
 /// The answer to a dummy: what a real request gets when it succeeds, with
@@ -249,6 +287,27 @@ mod tests {
         assert!(!is_padded(&h));
         h.insert(FAKE_HEADER, HeaderValue::from_static("yes"));
         assert!(matches!(mark(&h), Err(ApiError::InvalidData(_))));
+    }
+
+    #[test]
+    fn heads_are_padded_to_one_size_whatever_the_status() {
+        let mut ok = HeaderMap::new();
+        ok.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        ok.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1024"));
+        let mut err = ok.clone();
+        err.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        let a = head_len(StatusCode::OK, &ok);
+        let b = head_len(StatusCode::UNAUTHORIZED, &err);
+        assert_eq!(
+            a,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1024\r\n\r\n"
+                .len()
+        );
+        assert_ne!(a, b);
+        assert_eq!(head_target(a), head_target(b));
     }
 
     #[test]

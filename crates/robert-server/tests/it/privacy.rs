@@ -1,15 +1,19 @@
 //! Traffic privacy (docs/traffic-privacy.md): requests without the
 //! `robert-fake` mark are served as before; marked ones get padded answers
-//! whose size does not tell "at risk"; marked dummies are answered like
-//! real requests and dropped: no row, no code check, no log line, only a
-//! counter.
+//! whose size does not tell "at risk" (nor a wrong code); marked dummies
+//! are answered like real requests and dropped: no row, no code check, no
+//! log line, only a counter; marked answers, real or dummy, leave at a
+//! release deadline drawn at arrival.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use robert_core::mac::Salt;
-use robert_server::privacy::{LIST_DUMMY_REPORTS, LIST_DUMMY_STATUS, LIST_PADDING};
+use robert_server::privacy::{
+    LIST_DUMMY_REPORTS, LIST_DUMMY_STATUS, LIST_PADDING, PADDING_HEADER, PrivateRoute,
+};
 use robert_store::Backend;
 use serde_json::{Value, json};
 
@@ -163,12 +167,7 @@ async fn padded_status_answers_have_one_size_at_risk_or_not() {
         let real = post_marked(&app, "/api/v6/status", &body(&paul), "0").await;
         assert_eq!(real.status, 200, "{real:?}");
         assert_eq!(dummy.bytes.len(), real.bytes.len());
-        assert_eq!(
-            app.state
-                .privacy
-                .dummies(robert_server::privacy::PrivateRoute::Status),
-            1
-        );
+        assert_eq!(app.state.privacy.dummies(PrivateRoute::Status), 1);
         app.cleanup().await;
     }
 }
@@ -316,5 +315,254 @@ async fn a_dummy_report_is_answered_like_a_real_one_and_leaves_no_trace() {
         text.contains("robert_privacy_padded_requests_total{route=\"/api/v6/report\"} 2"),
         "{text}"
     );
+    app.cleanup().await;
+}
+
+// ------------------------------------------------------------ timing
+
+/// A marked request's time to its answer, and the answer.
+async fn timed_marked(app: &TestApp, path: &str, body: &Value, mark: &str) -> (Resp, Duration) {
+    let t = Instant::now();
+    let r = post_marked(app, path, body, mark).await;
+    (r, t.elapsed())
+}
+
+/// The two-sample Kolmogorov–Smirnov statistic: the largest gap between
+/// the empirical distribution functions of `a` and `b`.
+fn ks_statistic(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut all: Vec<Duration> = a.iter().chain(b).copied().collect();
+    all.sort_unstable();
+    let cdf =
+        |s: &[Duration], x: Duration| s.iter().filter(|v| **v <= x).count() as f64 / s.len() as f64;
+    all.iter()
+        .map(|x| (cdf(a, *x) - cdf(b, *x)).abs())
+        .fold(0.0, f64::max)
+}
+
+#[tokio::test]
+async fn a_fast_real_answer_is_held_to_its_deadline_and_unmarked_ones_are_not() {
+    const HOLD: Duration = Duration::from_millis(1200);
+    let app = TestApp::with(Backend::Sqlite, "privacy_hold", |c| {
+        c.privacy.deadline_min_ms = 1200;
+        c.privacy.deadline_max_ms = 1200;
+        c.privacy.deadline_jitter_ms = 0;
+    })
+    .await
+    .unwrap();
+    let t0 = app.now();
+    app.set_now(t0.minus(2 * HOUR));
+    let mut phone = Phone::register(&app, "quick").await;
+    app.set_now(t0);
+
+    // Unmarked: answered when ready, no padding of any kind.
+    let t = Instant::now();
+    let s = phone.status(&app).await;
+    let plain = t.elapsed();
+    assert_eq!(s.status, 200, "{s:?}");
+    assert!(plain < HOLD, "{plain:?}");
+    assert!(s.headers.get(PADDING_HEADER).is_none());
+    assert!(s.json.get("padding").is_none());
+    let t = Instant::now();
+    let r = phone.report(&app, &valid_code()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(t.elapsed() < HOLD, "{:?}", t.elapsed());
+    assert!(r.headers.get(PADDING_HEADER).is_none());
+
+    // Marked real: handled as fast, but held to its deadline.
+    app.set_now(t0.plus(HOUR));
+    let (s, took) = timed_marked(
+        &app,
+        "/api/v6/status",
+        &phone.auth_body(&app, Salt::Status),
+        "0",
+    )
+    .await;
+    assert_eq!(s.status, 200, "{s:?}");
+    assert!(took >= HOLD, "{took:?}");
+    assert!(s.headers.get(PADDING_HEADER).is_some());
+    // Marked dummy: the same.
+    let (d, took) = timed_marked(&app, "/api/v6/status", &json!({}), "1").await;
+    assert_eq!(d.status, 200, "{d:?}");
+    assert!(took >= HOLD, "{took:?}");
+    assert_eq!(d.bytes.len(), s.bytes.len());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn dummy_and_real_release_times_come_from_one_distribution() {
+    // Deadline 60 ms + jitter uniform in [0, 80): whatever the handling
+    // time, real and dummy answers leave at a time of that distribution.
+    const N: usize = 40;
+    let app = TestApp::with(Backend::Sqlite, "privacy_same_time", |c| {
+        c.privacy.deadline_min_ms = 60;
+        c.privacy.deadline_max_ms = 60;
+        c.privacy.deadline_jitter_ms = 80;
+        c.limits.code_checks_per_minute = 0;
+    })
+    .await
+    .unwrap();
+    let t0 = app.now();
+    app.set_now(t0.minus(2 * HOUR));
+    let mut john = Phone::register(&app, "john").await;
+    let mut sarah = Phone::register(&app, "sarah").await;
+    app.set_now(t0);
+    proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 600);
+    let dummy_body = json!({"token": "3d27eb2c-9a3b-4e4f-8d7c-1234567890ab", "contacts": []});
+    let (mut real, mut dummy) = (Vec::new(), Vec::new());
+    for _ in 0..N {
+        let (r, took) = timed_marked(
+            &app,
+            "/api/v6/report",
+            &john.report_body(&valid_code()),
+            "0",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        real.push(took);
+        let (d, took) = timed_marked(&app, "/api/v6/report", &dummy_body, "1").await;
+        assert_eq!(d.status, 200, "{d:?}");
+        dummy.push(took);
+    }
+    real.sort_unstable();
+    dummy.sort_unstable();
+    let ms = |v: &[Duration]| v.iter().map(|d| d.as_millis()).collect::<Vec<_>>();
+    let (real_ms, dummy_ms) = (ms(&real), ms(&dummy));
+    // Nothing before the deadline's floor.
+    assert!(real[0] >= Duration::from_millis(60), "{real_ms:?}");
+    assert!(dummy[0] >= Duration::from_millis(60), "{dummy_ms:?}");
+    // The jitter spreads both (a fixed delay would not hide a distribution).
+    assert!(
+        real[N - 1] - real[0] > Duration::from_millis(40),
+        "{real_ms:?}"
+    );
+    // One distribution: the KS statistic of two samples of 40 stays below
+    // 0.45 but with probability about 5 × 10⁻⁴.
+    let d = ks_statistic(&real, &dummy);
+    assert!(d < 0.45, "KS {d}: real {real_ms:?} dummy {dummy_ms:?}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_real_request_past_its_deadline_is_released_when_ready_and_counted() {
+    // A deadline of 0: every real request overruns it; dummies are not
+    // counted, unmarked requests have no deadline.
+    let app = TestApp::with(Backend::Sqlite, "privacy_overrun", |c| {
+        c.privacy.deadline_min_ms = 0;
+        c.privacy.deadline_max_ms = 0;
+        c.privacy.deadline_jitter_ms = 0;
+    })
+    .await
+    .unwrap();
+    let t0 = app.now();
+    app.set_now(t0.minus(2 * HOUR));
+    let mut john = Phone::register(&app, "john").await;
+    let mut sarah = Phone::register(&app, "sarah").await;
+    app.set_now(t0);
+    proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 60);
+    let r = post_marked(
+        &app,
+        "/api/v6/report",
+        &john.report_body(&valid_code()),
+        "0",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let d = post_marked(&app, "/api/v6/report", &json!({"contacts": []}), "1").await;
+    assert_eq!(d.status, 200, "{d:?}");
+    let u = sarah.report(&app, &valid_code()).await;
+    assert_eq!(u.status, 200, "{u:?}");
+    assert_eq!(app.state.privacy.overruns(PrivateRoute::Report), 1);
+    assert_eq!(app.state.privacy.overruns(PrivateRoute::Status), 0);
+    let text = String::from_utf8(app.get("/metrics").await.bytes).unwrap();
+    assert!(
+        text.contains("robert_privacy_deadline_overrun_total{route=\"/api/v6/report\"} 1"),
+        "{text}"
+    );
+    app.cleanup().await;
+}
+
+/// POSTs `body` to the server at `addr` over HTTP/1.1, with the mark if
+/// any, and returns the answer's status, head and body as sent on the wire.
+async fn raw_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &Value,
+    mark: Option<&str>,
+) -> (u16, Vec<u8>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = body.to_string();
+    let mark = mark.map_or(String::new(), |m| format!("robert-fake: {m}\r\n"));
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: robert\r\ncontent-type: application/json\r\n{mark}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let status = std::str::from_utf8(&out[9..12]).unwrap().parse().unwrap();
+    (status, out[..split].to_vec(), out[split..].to_vec())
+}
+
+#[tokio::test]
+async fn a_wrong_code_marked_report_is_padded_to_the_size_of_a_success() {
+    let app = TestApp::with(Backend::Sqlite, "privacy_wrong_code", |c| {
+        c.limits.code_checks_per_minute = 0;
+    })
+    .await
+    .unwrap();
+    let t0 = app.now();
+    app.set_now(t0.minus(2 * HOUR));
+    let mut john = Phone::register(&app, "john").await;
+    let mut sarah = Phone::register(&app, "sarah").await;
+    app.set_now(t0);
+    proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 600);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    // A wrong code of a valid code's length.
+    let wrong = format!("wrong{}", &valid_code()[5..]);
+    let body = |code: &str| {
+        let mut b = john.report_body(code);
+        b["padding"] = json!("0".repeat(100));
+        b
+    };
+
+    // Marked: the 401 has the 200's size, head and body.
+    let ok = raw_post(addr, "/api/v6/report", &body(&valid_code()), Some("0")).await;
+    let bad = raw_post(addr, "/api/v6/report", &body(&wrong), Some("0")).await;
+    assert_eq!((ok.0, bad.0), (200, 401), "{bad:?}");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert_eq!(
+        ok.1.len(),
+        bad.1.len(),
+        "heads:\n{}\n{}",
+        text(&ok.1),
+        text(&bad.1)
+    );
+    assert_eq!(ok.2.len(), bad.2.len());
+    assert!(
+        text(&bad.1).contains("robert-padding: 0"),
+        "{}",
+        text(&bad.1)
+    );
+    let err: Value = serde_json::from_slice(&bad.2).unwrap();
+    assert!(err["padding"].is_string(), "{err}");
+
+    // Unmarked (the control): sizes differ, and neither is padded.
+    let ok = raw_post(addr, "/api/v6/report", &body(&valid_code()), None).await;
+    let bad = raw_post(addr, "/api/v6/report", &body(&wrong), None).await;
+    assert_eq!((ok.0, bad.0), (200, 401), "{bad:?}");
+    assert_ne!(ok.1.len() + ok.2.len(), bad.1.len() + bad.2.len());
+    assert!(!text(&ok.1).contains("robert-padding"));
+    server.abort();
     app.cleanup().await;
 }
