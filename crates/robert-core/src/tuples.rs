@@ -15,12 +15,12 @@ use rand_core::CryptoRng;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::Error;
 use crate::ebid::Ebid;
 use crate::ecc::{CountryCode, Ecc};
 use crate::id_a::IdA;
 use crate::keys::{KeyATuples, KeyG, KeyS};
 use crate::time::{EPOCHS_PER_DAY, Epoch, ServiceStart, UtcDate};
-use crate::{Error, b64};
 
 /// IV length of a sealed bundle.
 pub const IV_LEN: usize = 12;
@@ -68,21 +68,31 @@ const EBID_AT: usize = 16;
 /// Where the ECC's base64 starts in [`TUPLE_TAIL`].
 const ECC_AT: usize = 37;
 
-/// The standard base64 alphabet (RFC 4648 §4), the one [`b64::ENCODER`] writes.
+/// The standard base64 alphabet (RFC 4648 §4), the one [`crate::b64::ENCODER`] writes.
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// `n` in decimal: the digits are `buf[start..]`.
-fn decimal(mut n: u32) -> ([u8; 10], usize) {
-    let mut buf = [0u8; 10];
-    let mut start = buf.len();
-    loop {
-        start -= 1;
+/// The number of decimal digits of `n` (1 for 0).
+fn decimal_len(n: u32) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        100_000..=999_999 => 6,
+        1_000_000..=9_999_999 => 7,
+        10_000_000..=99_999_999 => 8,
+        100_000_000..=999_999_999 => 9,
+        _ => 10,
+    }
+}
+
+/// Writes `n` in decimal over all of `dst` (`decimal_len(n)` bytes long).
+fn write_decimal(dst: &mut [u8], mut n: u32) {
+    for d in dst.iter_mut().rev() {
         // `n % 10` < 10: the cast is exact.
-        buf[start] = b'0' + (n % 10) as u8;
+        *d = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            return (buf, start);
-        }
     }
 }
 
@@ -131,29 +141,44 @@ impl TupleBundle {
         let tuples: usize = self
             .tuples
             .iter()
-            .map(|t| TUPLE_HEAD.len() + (10 - decimal(t.epoch.0).1) + TUPLE_TAIL.len())
+            .map(|t| 1 + TUPLE_HEAD.len() + decimal_len(t.epoch.0) + TUPLE_TAIL.len())
             .sum();
-        2 + tuples + self.tuples.len().saturating_sub(1)
+        // A separator before each tuple (`[` or `,`) and the closing `]`; `[]`
+        // when there is none.
+        tuples + if self.tuples.is_empty() { 2 } else { 1 }
     }
 
     /// Appends the JSON of [`TupleBundle::to_json`] to `out`, base64 included,
-    /// with no intermediate string. Reserve [`TupleBundle::json_len`] bytes
-    /// first to write without reallocating.
+    /// with no intermediate string: `out` grows once by
+    /// [`TupleBundle::json_len`] bytes and each tuple is written in place.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'[');
-        let mut tail = *TUPLE_TAIL;
-        for (i, t) in self.tuples.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(TUPLE_HEAD);
-            let (digits, start) = decimal(t.epoch.0);
-            out.extend_from_slice(&digits[start..]);
+        let start = out.len();
+        let len = self.json_len();
+        out.resize(start + len, 0);
+        let buf = &mut out[start..];
+        let mut at = 0;
+        let mut sep = b'[';
+        for t in &self.tuples {
+            let digits = decimal_len(t.epoch.0);
+            // One bounds check per tuple: the fixed-length parts below are
+            // sub-slices of known length.
+            let rec = &mut buf[at..at + 1 + TUPLE_HEAD.len() + digits + TUPLE_TAIL.len()];
+            let (head, rest) = rec.split_at_mut(1 + TUPLE_HEAD.len());
+            head[0] = sep;
+            head[1..].copy_from_slice(TUPLE_HEAD);
+            let (num, tail) = rest.split_at_mut(digits);
+            write_decimal(num, t.epoch.0);
+            tail.copy_from_slice(TUPLE_TAIL);
             tail[EBID_AT..EBID_AT + 12].copy_from_slice(&ebid_b64(&t.ebid.0));
             tail[ECC_AT..ECC_AT + 4].copy_from_slice(&ecc_b64(t.ecc.0));
-            out.extend_from_slice(&tail);
+            at += 1 + TUPLE_HEAD.len() + digits + TUPLE_TAIL.len();
+            sep = b',';
         }
-        out.push(b']');
+        if self.tuples.is_empty() {
+            buf[0] = b'[';
+            at = 1;
+        }
+        buf[at] = b']';
     }
 
     /// Parses the JSON (any field order and whitespace) and sorts by epoch.
@@ -293,6 +318,7 @@ pub fn generate<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::b64;
     use proptest::prelude::*;
     use rand::SeedableRng;
 
