@@ -398,8 +398,8 @@ mod tests {
                     Aes256Keys::portable(&key).encrypt(&block)[0]
                 })
                 .collect();
-            prop_assert_eq!(Aes256Keys::new(&key).first_bytes(&halves), expected.clone());
-            prop_assert_eq!(Aes256Keys::portable(&key).first_bytes(&halves), expected);
+            prop_assert_eq!(&Aes256Keys::new(&key).first_bytes(&halves), &expected);
+            prop_assert_eq!(&Aes256Keys::portable(&key).first_bytes(&halves), &expected);
         }
     }
 }
