@@ -69,6 +69,26 @@ pub(super) async fn report_layer(state: State<AppState>, req: Request, next: Nex
     layer(state, PrivateRoute::Report, req, next).await
 }
 
+/// Runs the real handler and records its handling time when it succeeded
+/// (the times dummies and release deadlines are drawn from).
+async fn run_timed(
+    state: &AppState,
+    route: PrivateRoute,
+    body_len: usize,
+    started: Instant,
+    req: Request,
+    next: Next,
+) -> Response {
+    let resp = next.run(req).await;
+    if resp.status().is_success() {
+        state
+            .privacy
+            .timing
+            .record(route, body_len, started.elapsed());
+    }
+    resp
+}
+
 async fn layer(
     State(state): State<AppState>,
     route: PrivateRoute,
@@ -89,14 +109,7 @@ async fn layer(
     };
     if mark == Mark::None {
         // The reference apps: served as before, only timed.
-        let resp = next.run(req).await;
-        if resp.status().is_success() {
-            state
-                .privacy
-                .timing
-                .record(route, body_len, started.elapsed());
-        }
-        return resp;
+        return run_timed(&state, route, body_len, started, req, next).await;
     }
     // The release deadline, drawn at arrival from a distribution that does
     // not depend on the mark. Never past the processing timeout (a real
@@ -108,14 +121,7 @@ async fn layer(
     let deadline = started + hold;
     let resp = if mark == Mark::Real {
         state.privacy.observe_padded(route);
-        let resp = next.run(req).await;
-        if resp.status().is_success() {
-            state
-                .privacy
-                .timing
-                .record(route, body_len, started.elapsed());
-        }
-        resp
+        run_timed(&state, route, body_len, started, req, next).await
     } else {
         drop(req);
         state.privacy.observe_dummy(route);
