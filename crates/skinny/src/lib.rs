@@ -138,8 +138,13 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod bitslice;
 mod portable;
-#[cfg(all(target_arch = "x86_64", not(skinny_backend = "portable")))]
+// Compiled on every x86-64 build, so that [`DecryptRounds`] exists there
+// whatever the back end; with the portable back end forced, no cipher uses it.
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(skinny_backend = "portable", allow(dead_code))]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+pub use x86::{DecryptRounds, DecryptState};
 
 /// Size of a SKINNY-64 block in bytes.
 pub const BLOCK_SIZE: usize = 8;
@@ -285,6 +290,15 @@ impl Expanded {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    fn decrypt_rounds(&self) -> Option<DecryptRounds<'_>> {
+        match self.engine {
+            Engine::Portable => None,
+            #[cfg(not(skinny_backend = "portable"))]
+            Engine::X86(_) => Some(DecryptRounds::new(&self.simd, self.rounds)),
+        }
+    }
+
     #[inline]
     fn decrypt_u64(&self, x: u64) -> (u64, Backend) {
         match self.engine {
@@ -414,6 +428,15 @@ macro_rules! skinny64 {
             #[inline]
             pub fn decrypt_u64(&self, block: u64) -> u64 {
                 self.keys.decrypt_u64(block).0
+            }
+
+            /// This cipher's single-block decryption as separate rounds, for
+            /// a caller that interleaves it with other work in its own
+            /// `#[target_feature]` function ([`DecryptRounds`]); `None` when
+            /// the cipher runs the portable back end.
+            #[cfg(target_arch = "x86_64")]
+            pub fn decrypt_rounds(&self) -> Option<DecryptRounds<'_>> {
+                self.keys.decrypt_rounds()
             }
 
             /// Encrypts every block of `blocks` (big-endian `u64`s) in place.

@@ -175,34 +175,35 @@ impl Zeroize for SimdKeys {
     }
 }
 
+/// Two words as a vector, lane 0 = `w[0]`.
+#[target_feature(enable = "ssse3")]
+#[inline]
+fn v(w: [u64; 2]) -> __m128i {
+    _mm_set_epi64x(w[1] as i64, w[0] as i64)
+}
+
+/// Unpacks a big-endian block into one cell per byte ([`schedule::load_layout`]).
+#[target_feature(enable = "ssse3")]
+#[inline]
+fn load_cells(x: u64) -> __m128i {
+    let b = _mm_cvtsi64_si128(x as i64);
+    let hi = _mm_srli_epi16::<4>(b);
+    _mm_and_si128(_mm_unpacklo_epi8(hi, b), _mm_set1_epi8(0x0F))
+}
+
+/// Packs one cell per byte (layout given by the `pshufb` indices) back.
+#[target_feature(enable = "ssse3")]
+#[inline]
+fn store_cells(s: __m128i, pack: &[[u64; 2]; 2]) -> u64 {
+    let e = _mm_shuffle_epi8(s, v(pack[0]));
+    let o = _mm_shuffle_epi8(s, v(pack[1]));
+    _mm_cvtsi128_si64(_mm_or_si128(_mm_slli_epi16::<4>(e), o)) as u64
+}
+
 /// Defines `encrypt_block`/`decrypt_block` for one feature set; `$xor3`
 /// combines the three terms of a round.
 macro_rules! single_block {
     ($feat:literal, $xor3:path) => {
-        #[target_feature(enable = $feat)]
-        #[inline]
-        fn v(w: [u64; 2]) -> __m128i {
-            _mm_set_epi64x(w[1] as i64, w[0] as i64)
-        }
-
-        /// Unpacks a big-endian block into one cell per byte ([`schedule::load_layout`]).
-        #[target_feature(enable = $feat)]
-        #[inline]
-        fn load_cells(x: u64) -> __m128i {
-            let b = _mm_cvtsi64_si128(x as i64);
-            let hi = _mm_srli_epi16::<4>(b);
-            _mm_and_si128(_mm_unpacklo_epi8(hi, b), _mm_set1_epi8(0x0F))
-        }
-
-        /// Packs one cell per byte (layout given by the `pshufb` indices) back.
-        #[target_feature(enable = $feat)]
-        #[inline]
-        fn store_cells(s: __m128i, pack: &[[u64; 2]; 2]) -> u64 {
-            let e = _mm_shuffle_epi8(s, v(pack[0]));
-            let o = _mm_shuffle_epi8(s, v(pack[1]));
-            _mm_cvtsi128_si64(_mm_or_si128(_mm_slli_epi16::<4>(e), o)) as u64
-        }
-
         /// Encrypts one block with `n` rounds (`n` a multiple of 4).
         #[target_feature(enable = $feat)]
         pub(super) fn encrypt_block(k: &SimdKeys, n: usize, x: u64) -> u64 {
@@ -791,5 +792,94 @@ mod avx512 {
             |c| y::decrypt_chunk(bs, c),
             |t| quad::each(t, |x| quad::decrypt(k, n, x)),
         );
+    }
+}
+
+/// One block's decryption a round at a time, for a caller that interleaves
+/// it with other work: a single block's rounds are one long dependency
+/// chain, and the CPU can only overlap independent work with it when the
+/// two are issued side by side (one after the other, the first fills the
+/// vector scheduler). Obtained from a cipher with `decrypt_rounds`.
+///
+/// The methods are `#[target_feature(enable = "ssse3")]` and `#[inline]`:
+/// called from the caller's own `#[target_feature]` function (whose
+/// features include SSSE3) they are safe and inline into it. A value exists
+/// only for a cipher running a SIMD back end, so the CPU has SSSE3.
+#[derive(Clone, Copy)]
+pub struct DecryptRounds<'k> {
+    keys: &'k SimdKeys,
+    rounds: usize,
+}
+
+/// The state of a block between rounds of [`DecryptRounds`]: one cell per
+/// byte of a vector register.
+#[derive(Clone, Copy)]
+pub struct DecryptState(__m128i);
+
+impl core::fmt::Debug for DecryptRounds<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The round keys stay out of logs.
+        f.debug_struct("DecryptRounds")
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for DecryptState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DecryptState(..)")
+    }
+}
+
+impl<'k> DecryptRounds<'k> {
+    pub(crate) fn new(keys: &'k SimdKeys, rounds: usize) -> Self {
+        Self { keys, rounds }
+    }
+
+    /// The number of rounds: call [`DecryptRounds::round`] with `0 ..
+    /// rounds()` in order.
+    pub fn rounds(&self) -> usize {
+        self.rounds
+    }
+
+    /// The state of `block` (a big-endian `u64`) before the first round.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have SSSE3; it does whenever a `DecryptRounds` exists.
+    /// Called from a function compiled with SSSE3 enabled, the call is safe.
+    #[target_feature(enable = "ssse3")]
+    #[inline]
+    pub fn start(&self, block: u64) -> DecryptState {
+        DecryptState(load_cells(block))
+    }
+
+    /// Round `r` (counted from 0) of the decryption; the same steps as the
+    /// single-block back ends' loop (see the module docs).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have SSSE3; it does whenever a `DecryptRounds` exists.
+    /// Called from a function compiled with SSSE3 enabled, the call is safe.
+    #[target_feature(enable = "ssse3")]
+    #[inline]
+    pub fn round(&self, s: DecryptState, r: usize) -> DecryptState {
+        let s = s.0;
+        let a = _mm_shuffle_epi8(s, v(DEC.a[r % 8]));
+        let b = _mm_shuffle_epi8(s, v(DEC.b[r % 8]));
+        let t = sse_xor3(_mm_xor_si128(s, v(self.keys.dec[r])), a, b);
+        DecryptState(_mm_shuffle_epi8(v(SBOX_INV), t))
+    }
+
+    /// The plaintext block (a big-endian `u64`) after the last round.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have SSSE3; it does whenever a `DecryptRounds` exists.
+    /// Called from a function compiled with SSSE3 enabled, the call is safe.
+    #[target_feature(enable = "ssse3")]
+    #[inline]
+    pub fn finish(&self, s: DecryptState) -> u64 {
+        store_cells(s.0, &DEC_PACK[(self.rounds % 8) / 4])
     }
 }

@@ -223,3 +223,55 @@ fn short_batches_of_36_rounds() {
         }
     }
 }
+
+/// `decrypt_rounds`, stepped round by round from a caller's own
+/// `#[target_feature]` function, equals `decrypt_u64` for every key size and
+/// SIMD back end; the portable back end offers none.
+#[cfg(target_arch = "x86_64")]
+mod decrypt_rounds {
+    use super::*;
+    use skinny::DecryptRounds;
+
+    #[target_feature(enable = "ssse3")]
+    fn stepped(d: &DecryptRounds<'_>, block: u64) -> u64 {
+        let mut s = d.start(block);
+        for r in 0..d.rounds() {
+            s = d.round(s, r);
+        }
+        d.finish(s)
+    }
+
+    #[allow(
+        unsafe_code,
+        reason = "calls a #[target_feature] function after detection"
+    )]
+    fn check(d: Option<DecryptRounds<'_>>, backend: Backend, block: u64, want: u64) {
+        match d {
+            None => assert_eq!(backend, Backend::Portable),
+            Some(d) => {
+                assert_ne!(backend, Backend::Portable);
+                assert!(std::arch::is_x86_feature_detected!("ssse3"));
+                // SAFETY: checked just above: this CPU has SSSE3.
+                let got = unsafe { stepped(&d, block) };
+                assert_eq!(got, want, "{backend}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+        #[test]
+        fn equals_decrypt_u64(k in any::<[u8; 24]>(), block in any::<u64>()) {
+            for (b, c) in available(|b| Skinny64_192::new_with_backend(&k.into(), b), Skinny64_192::backend) {
+                check(c.decrypt_rounds(), b, block, c.decrypt_u64(block));
+                prop_assert_eq!(c.decrypt_rounds().map(|d| d.rounds()).unwrap_or(40), 40);
+            }
+            for (b, c) in available(|b| Skinny64_128::new_with_backend(&<[u8; 16]>::try_from(&k[..16]).unwrap().into(), b), Skinny64_128::backend) {
+                check(c.decrypt_rounds(), b, block, c.decrypt_u64(block));
+            }
+            for (b, c) in available(|b| Skinny64_64::new_with_backend(&<[u8; 8]>::try_from(&k[..8]).unwrap().into(), b), Skinny64_64::backend) {
+                check(c.decrypt_rounds(), b, block, c.decrypt_u64(block));
+            }
+        }
+    }
+}
