@@ -181,6 +181,15 @@ impl KeyG {
         b.into()
     }
 
+    /// The AES-256 round keys, when K_G is an AES-256 key.
+    #[inline]
+    pub(crate) fn aes256(&self) -> Option<&crypto::Aes256Keys> {
+        match &self.aes {
+            EccAes::Aes256(k) => Some(k),
+            _ => None,
+        }
+    }
+
     /// [`KeyG::ecc_mask`] for many EBIDs at once (AES pipelined over the blocks).
     pub fn ecc_masks(&self, ebids: &[[u8; 8]]) -> Vec<u8> {
         if let EccAes::Aes256(k) = &self.aes {
@@ -234,6 +243,12 @@ impl KeyA {
     #[inline]
     pub(crate) fn mac<const N: usize>(&self, msg: &[u8; N]) -> [u8; 32] {
         self.hmac.mac(msg)
+    }
+
+    /// The HMAC states of this key.
+    #[inline]
+    pub(crate) fn hmac(&self) -> &crypto::HmacKey {
+        &self.hmac
     }
 
     /// [`KeyA::mac`] of `L` messages at once, their compressions interleaved.

@@ -202,6 +202,53 @@ impl HmacKey {
     }
 }
 
+/// The MAC of `msg` under `hmac`, AES-256 of `aes_in` and the SKINNY
+/// decryption of `block`, in one kernel with their rounds interleaved
+/// ([`x86::ShaNi::hello`]), for [`crate::hello::Hello::check`]. `None` where
+/// the CPU or the keys do not allow it (no SHA-NI or AES-NI, a portable SKINNY
+/// back end): the caller then runs the three one after the other.
+#[inline]
+pub(crate) fn mac_aes_skinny<const N: usize>(
+    hmac: &HmacKey,
+    msg: &[u8; N],
+    aes: &Aes256Keys,
+    aes_in: &[u8; 16],
+    skinny: &skinny::Skinny64_192,
+    block: u64,
+) -> Option<([u8; 32], [u8; 16], u64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let Sha::ShaNi(sha) = Sha::detect() else {
+            return None;
+        };
+        let Aes256Keys::AesNi(cpu, rk) = aes else {
+            return None;
+        };
+        let rounds = skinny.decrypt_rounds()?;
+        if rounds.rounds() != x86::SKINNY_ROUNDS {
+            return None;
+        }
+        let mut w = inner_block(msg);
+        let (mac, out, plain) = sha.hello(
+            *cpu,
+            &hmac.inner,
+            &hmac.outer,
+            &w,
+            rk,
+            aes_in,
+            &rounds,
+            block,
+        );
+        w.zeroize();
+        Some((to_bytes(&mac), out, plain))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (hmac, msg, aes, aes_in, skinny, block);
+        None
+    }
+}
+
 /// The inner block of a one-block message: `msg ‖ 0x80 ‖ 0… ‖ length`, as
 /// big-endian words; the length covers the ipad block and the message.
 #[inline]

@@ -70,6 +70,38 @@ impl ShaNi {
     }
 }
 
+impl ShaNi {
+    /// A HELLO's three primitives in one kernel, their rounds interleaved:
+    /// the HMAC-SHA-256 of the one-block message `w` (inner and outer states
+    /// precomputed), AES-256 of `aes_in` under `rk`, and the SKINNY
+    /// decryption of `block` (`skinny` has [`SKINNY_ROUNDS`] rounds). Each is
+    /// a chain of dependent instructions; issued one after the other they
+    /// barely overlap, interleaved the HELLO costs about its longest chain,
+    /// the MAC's. Returns the MAC (big-endian words), the AES block and the
+    /// SKINNY plaintext.
+    #[allow(clippy::too_many_arguments, reason = "one kernel, three primitives")]
+    #[inline]
+    pub(crate) fn hello(
+        self,
+        _aes: AesNi,
+        inner: &[u32; 8],
+        outer: &[u32; 8],
+        w: &[u32; 16],
+        rk: &AesRoundKeys,
+        aes_in: &[u8; 16],
+        skinny: &skinny::DecryptRounds<'_>,
+        block: u64,
+    ) -> ([u32; 8], [u8; 16], u64) {
+        debug_assert_eq!(skinny.rounds(), SKINNY_ROUNDS);
+        // SAFETY: `self` proves SHA-NI, SSSE3 and SSE4.1 (see `ShaNi`),
+        // `_aes` proves AES-NI (see `AesNi`).
+        unsafe { hello_kernel(inner, outer, w, rk, aes_in, skinny, block) }
+    }
+}
+
+/// The rounds of SKINNY-64/192, the EBID cipher ([`ShaNi::hello`]).
+pub(crate) const SKINNY_ROUNDS: usize = 40;
+
 /// Proof that this CPU has AES-NI (and SSE4.1).
 ///
 /// The field is private: the only constructor is [`AesNi::detect`], which
@@ -117,12 +149,16 @@ impl AesNi {
 /// constants, so it stays in registers. (Indexing it by `round % 4` kept it
 /// on the stack: every schedule step waited on a store and a reload, and
 /// one MAC took 146 ns instead of 97 on Zen 4.)
+///
+/// `between(r)` runs after the rounds of group `r` (four rounds): a caller
+/// with independent work issues it there, beside the rounds' chain.
 #[inline]
 #[target_feature(enable = "sha,sse2,ssse3")]
 fn rounds64<const L: usize>(
     abef: &mut [__m128i; L],
     cdgh: &mut [__m128i; L],
     mut w: [[__m128i; 4]; L],
+    between: &mut impl FnMut(usize),
 ) {
     let (abef_in, cdgh_in) = (*abef, *cdgh);
     for r in 0..16 {
@@ -147,6 +183,7 @@ fn rounds64<const L: usize>(
             abef[l] = _mm_sha256rnds2_epu32(abef[l], cdgh[l], t2);
             w[l] = [w1, w2, w3, cur];
         }
+        between(r);
     }
     for l in 0..L {
         abef[l] = _mm_add_epi32(abef[l], abef_in[l]);
@@ -215,7 +252,7 @@ fn store_state(abef: __m128i, cdgh: __m128i) -> [u32; 8] {
 fn sha_compress(state: &mut [u32; 8], w: &[u32; 16]) {
     let (abef, cdgh) = load_state(state);
     let (mut abef, mut cdgh) = ([abef], [cdgh]);
-    rounds64(&mut abef, &mut cdgh, [load_words(w)]);
+    rounds64(&mut abef, &mut cdgh, [load_words(w)], &mut |_| {});
     *state = store_state(abef[0], cdgh[0]);
 }
 
@@ -232,7 +269,7 @@ fn sha_hmac_one_block<const L: usize>(
     for (iw, w) in inner_w.iter_mut().zip(w) {
         *iw = load_words(w);
     }
-    rounds64(&mut abef, &mut cdgh, inner_w);
+    rounds64(&mut abef, &mut cdgh, inner_w, &mut |_| {});
     // The inner digest's words are the outer block's first eight message
     // words; then the padding (0x80 …) and the length, (64 + 32) · 8 bits.
     let w2 = _mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32);
@@ -243,12 +280,53 @@ fn sha_hmac_one_block<const L: usize>(
         outer_w[l] = [w0, w1, w2, w3];
     }
     let (mut abef, mut cdgh) = ([o_abef; L], [o_cdgh; L]);
-    rounds64(&mut abef, &mut cdgh, outer_w);
+    rounds64(&mut abef, &mut cdgh, outer_w, &mut |_| {});
     let mut out = [[0u32; 8]; L];
     for (o, (abef, cdgh)) in out.iter_mut().zip(abef.into_iter().zip(cdgh)) {
         *o = store_state(abef, cdgh);
     }
     out
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1,aes")]
+fn hello_kernel(
+    inner: &[u32; 8],
+    outer: &[u32; 8],
+    w: &[u32; 16],
+    rk: &AesRoundKeys,
+    aes_in: &[u8; 16],
+    skinny: &skinny::DecryptRounds<'_>,
+    block: u64,
+) -> ([u32; 8], [u8; 16], u64) {
+    let rk = &rk.0;
+    let mut x = _mm_xor_si128(load16(aes_in), rk[0]);
+    let mut s = skinny.start(block);
+    // 32 groups of four SHA rounds (16 inner, 16 outer): after group g, the
+    // AES round g (rounds 1 – 14 in groups 1 – 14) and the SKINNY rounds up
+    // to (g + 1) · 40 / 32, so SKINNY's chain (40 rounds) is spread over
+    // the MAC's whole chain and AES's over its first half.
+    let mut step = |g: usize| {
+        if (1..14).contains(&g) {
+            x = _mm_aesenc_si128(x, rk[g]);
+        } else if g == 14 {
+            x = _mm_aesenclast_si128(x, rk[14]);
+        }
+        for r in g * SKINNY_ROUNDS / 32..(g + 1) * SKINNY_ROUNDS / 32 {
+            s = skinny.round(s, r);
+        }
+    };
+    let (i_abef, i_cdgh) = load_state(inner);
+    let (mut abef, mut cdgh) = ([i_abef], [i_cdgh]);
+    rounds64(&mut abef, &mut cdgh, [load_words(w)], &mut step);
+    let (w0, w1) = unpack_state(abef[0], cdgh[0]);
+    let w2 = _mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32);
+    let w3 = _mm_set_epi32(768, 0, 0, 0);
+    let (o_abef, o_cdgh) = load_state(outer);
+    let (mut abef, mut cdgh) = ([o_abef], [o_cdgh]);
+    rounds64(&mut abef, &mut cdgh, [[w0, w1, w2, w3]], &mut |g| {
+        step(16 + g)
+    });
+    (store_state(abef[0], cdgh[0]), store16(x), skinny.finish(s))
 }
 
 // ---------------------------------------------------------------- AES-256
