@@ -225,8 +225,9 @@ fn short_batches_of_36_rounds() {
 }
 
 /// `decrypt_rounds`, stepped round by round from a caller's own
-/// `#[target_feature]` function, equals `decrypt_u64` for every key size and
-/// SIMD back end; the portable back end offers none.
+/// `#[target_feature]` function (SSSE3 rounds, and AVX-512 rounds where the
+/// CPU has them), equals `decrypt_u64` for every key size and SIMD back end;
+/// the portable back end offers none.
 #[cfg(target_arch = "x86_64")]
 mod decrypt_rounds {
     use super::*;
@@ -237,6 +238,15 @@ mod decrypt_rounds {
         let mut s = d.start(block);
         for r in 0..d.rounds() {
             s = d.round(s, r);
+        }
+        d.finish(s)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl")]
+    fn stepped_avx512(d: &DecryptRounds<'_>, block: u64) -> u64 {
+        let mut s = d.start(block);
+        for r in 0..d.rounds() {
+            s = d.round_avx512(s, r);
         }
         d.finish(s)
     }
@@ -254,6 +264,13 @@ mod decrypt_rounds {
                 // SAFETY: checked just above: this CPU has SSSE3.
                 let got = unsafe { stepped(&d, block) };
                 assert_eq!(got, want, "{backend}");
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: checked just above: this CPU has AVX-512 F and VL.
+                    let got = unsafe { stepped_avx512(&d, block) };
+                    assert_eq!(got, want, "{backend}, AVX-512 rounds");
+                }
             }
         }
     }

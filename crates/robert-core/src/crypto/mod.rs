@@ -228,9 +228,11 @@ pub(crate) fn mac_aes_skinny<const N: usize>(
         if rounds.rounds() != x86::SKINNY_ROUNDS {
             return None;
         }
-        let mut w = inner_block(msg);
+        // The message of a HELLO MAC is public (broadcast): nothing to zeroize.
+        let w = inner_block(msg);
         let (mac, out, plain) = sha.hello(
             *cpu,
+            x86::Avx512::detect(),
             &hmac.inner,
             &hmac.outer,
             &w,
@@ -239,7 +241,6 @@ pub(crate) fn mac_aes_skinny<const N: usize>(
             &rounds,
             block,
         );
-        w.zeroize();
         Some((to_bytes(&mac), out, plain))
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -420,6 +421,45 @@ mod tests {
                 }
                 prop_assert_eq!(&two[..], &four[..2]);
             }
+        }
+
+        /// Both fused HELLO kernels (SKINNY rounds with SSSE3, and with
+        /// AVX-512 where the CPU has it) equal the reference HMAC, the `aes`
+        /// crate and SKINNY's `decrypt_u64` run separately.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn hello_kernels_equal_the_separate_operations(
+            ka in any::<[u8; 32]>(),
+            kg in any::<[u8; 32]>(),
+            ks in any::<[u8; 24]>(),
+            msg in any::<[u8; 12]>(),
+            aes_in in any::<[u8; 16]>(),
+            block in any::<u64>(),
+        ) {
+            use skinny::cipher::KeyInit as _;
+            let (Some(sha), Some(aes)) = (x86::ShaNi::detect(), x86::AesNi::detect()) else {
+                return Ok(());
+            };
+            let hmac = HmacKey::new(&ka);
+            let rk = aes.expand256(&kg);
+            let cipher = skinny::Skinny64_192::new(&ks.into());
+            let rounds = cipher.decrypt_rounds().expect("a SIMD back end where SHA-NI is");
+            let want = (
+                reference_hmac(&ka, &msg),
+                Aes256Keys::portable(&kg).encrypt(&aes_in),
+                cipher.decrypt_u64(block),
+            );
+            let w = inner_block(&msg);
+            let mut kernels = vec![None];
+            kernels.extend(x86::Avx512::detect().map(Some));
+            for avx512 in kernels {
+                let (mac, out, plain) =
+                    sha.hello(aes, avx512, &hmac.inner, &hmac.outer, &w, &rk, &aes_in, &rounds, block);
+                prop_assert_eq!((to_bytes(&mac), out, plain), want, "AVX-512: {}", avx512.is_some());
+            }
+            // The public entry point takes the fused path here and agrees.
+            let keys = Aes256Keys::new(&kg);
+            prop_assert_eq!(mac_aes_skinny(&hmac, &msg, &keys, &aes_in, &cipher, block), Some(want));
         }
 
         #[test]

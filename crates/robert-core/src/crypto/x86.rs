@@ -32,6 +32,7 @@ const K: [u32; 64] = [
 
 cpufeatures::new!(cpuid_sha, "sha", "sse2", "ssse3", "sse4.1");
 cpufeatures::new!(cpuid_aes, "aes", "sse2", "sse4.1");
+cpufeatures::new!(cpuid_avx512, "avx512f", "avx512vl");
 
 /// Proof that this CPU has SHA-NI (and SSE4.1).
 ///
@@ -79,11 +80,15 @@ impl ShaNi {
     /// barely overlap, interleaved the HELLO costs about its longest chain,
     /// the MAC's. Returns the MAC (big-endian words), the AES block and the
     /// SKINNY plaintext.
+    ///
+    /// With `avx512`, SKINNY's rounds use AVX-512's three-way XOR (one
+    /// instruction fewer on its chain: 123 → 113 ns per HELLO on Zen 4).
     #[allow(clippy::too_many_arguments, reason = "one kernel, three primitives")]
     #[inline]
     pub(crate) fn hello(
         self,
         _aes: AesNi,
+        avx512: Option<Avx512>,
         inner: &[u32; 8],
         outer: &[u32; 8],
         w: &[u32; 16],
@@ -93,9 +98,30 @@ impl ShaNi {
         block: u64,
     ) -> ([u32; 8], [u8; 16], u64) {
         debug_assert_eq!(skinny.rounds(), SKINNY_ROUNDS);
-        // SAFETY: `self` proves SHA-NI, SSSE3 and SSE4.1 (see `ShaNi`),
-        // `_aes` proves AES-NI (see `AesNi`).
-        unsafe { hello_kernel(inner, outer, w, rk, aes_in, skinny, block) }
+        match avx512 {
+            // SAFETY: `self` proves SHA-NI, SSSE3 and SSE4.1 (see `ShaNi`),
+            // `_aes` AES-NI (see `AesNi`), `Some(Avx512)` AVX-512 F and VL
+            // (see `Avx512`).
+            Some(_) => unsafe { hello_kernel_avx512(inner, outer, w, rk, aes_in, skinny, block) },
+            // SAFETY: `self` proves SHA-NI, SSSE3 and SSE4.1 (see `ShaNi`),
+            // `_aes` proves AES-NI (see `AesNi`).
+            None => unsafe { hello_kernel(inner, outer, w, rk, aes_in, skinny, block) },
+        }
+    }
+}
+
+/// Proof that this CPU has AVX-512 F and VL.
+///
+/// The field is private: the only constructor is [`Avx512::detect`], which
+/// checks the CPU first.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512(());
+
+impl Avx512 {
+    /// `Some` when the CPU has AVX-512 F and VL.
+    #[inline]
+    pub(crate) fn detect() -> Option<Self> {
+        cpuid_avx512::get().then_some(Self(()))
     }
 }
 
@@ -288,46 +314,61 @@ fn sha_hmac_one_block<const L: usize>(
     out
 }
 
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1,aes")]
-fn hello_kernel(
-    inner: &[u32; 8],
-    outer: &[u32; 8],
-    w: &[u32; 16],
-    rk: &AesRoundKeys,
-    aes_in: &[u8; 16],
-    skinny: &skinny::DecryptRounds<'_>,
-    block: u64,
-) -> ([u32; 8], [u8; 16], u64) {
-    let rk = &rk.0;
-    let mut x = _mm_xor_si128(load16(aes_in), rk[0]);
-    let mut s = skinny.start(block);
-    // 32 groups of four SHA rounds (16 inner, 16 outer): after group g, the
-    // AES round g (rounds 1 – 14 in groups 1 – 14) and the SKINNY rounds up
-    // to (g + 1) · 40 / 32, so SKINNY's chain (40 rounds) is spread over
-    // the MAC's whole chain and AES's over its first half.
-    let mut step = |g: usize| {
-        if (1..14).contains(&g) {
-            x = _mm_aesenc_si128(x, rk[g]);
-        } else if g == 14 {
-            x = _mm_aesenclast_si128(x, rk[14]);
-        }
-        for r in g * SKINNY_ROUNDS / 32..(g + 1) * SKINNY_ROUNDS / 32 {
-            s = skinny.round(s, r);
+/// Defines a [`ShaNi::hello`] kernel for one feature set; `$round` is the
+/// SKINNY round of [`skinny::DecryptRounds`] it uses.
+macro_rules! hello_kernel {
+    ($name:ident, $feat:literal, $round:ident) => {
+        #[target_feature(enable = $feat)]
+        fn $name(
+            inner: &[u32; 8],
+            outer: &[u32; 8],
+            w: &[u32; 16],
+            rk: &AesRoundKeys,
+            aes_in: &[u8; 16],
+            skinny: &skinny::DecryptRounds<'_>,
+            block: u64,
+        ) -> ([u32; 8], [u8; 16], u64) {
+            let rk = &rk.0;
+            let mut x = _mm_xor_si128(load16(aes_in), rk[0]);
+            let mut s = skinny.start(block);
+            // 32 groups of four SHA rounds (16 inner, 16 outer): after group
+            // g, the AES round g (rounds 1 – 14 in groups 1 – 14) and the
+            // SKINNY rounds up to (g + 1) · 40 / 32, so SKINNY's chain (40
+            // rounds) is spread over the MAC's whole chain and AES's over its
+            // first half. (Measured: spreading SKINNY over fewer groups is
+            // slower.)
+            let mut step = |g: usize| {
+                if (1..14).contains(&g) {
+                    x = _mm_aesenc_si128(x, rk[g]);
+                } else if g == 14 {
+                    x = _mm_aesenclast_si128(x, rk[14]);
+                }
+                for r in g * SKINNY_ROUNDS / 32..(g + 1) * SKINNY_ROUNDS / 32 {
+                    s = skinny.$round(s, r);
+                }
+            };
+            let (i_abef, i_cdgh) = load_state(inner);
+            let (mut abef, mut cdgh) = ([i_abef], [i_cdgh]);
+            rounds64(&mut abef, &mut cdgh, [load_words(w)], &mut step);
+            let (w0, w1) = unpack_state(abef[0], cdgh[0]);
+            let w2 = _mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32);
+            let w3 = _mm_set_epi32(768, 0, 0, 0);
+            let (o_abef, o_cdgh) = load_state(outer);
+            let (mut abef, mut cdgh) = ([o_abef], [o_cdgh]);
+            rounds64(&mut abef, &mut cdgh, [[w0, w1, w2, w3]], &mut |g| {
+                step(16 + g)
+            });
+            (store_state(abef[0], cdgh[0]), store16(x), skinny.finish(s))
         }
     };
-    let (i_abef, i_cdgh) = load_state(inner);
-    let (mut abef, mut cdgh) = ([i_abef], [i_cdgh]);
-    rounds64(&mut abef, &mut cdgh, [load_words(w)], &mut step);
-    let (w0, w1) = unpack_state(abef[0], cdgh[0]);
-    let w2 = _mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32);
-    let w3 = _mm_set_epi32(768, 0, 0, 0);
-    let (o_abef, o_cdgh) = load_state(outer);
-    let (mut abef, mut cdgh) = ([o_abef], [o_cdgh]);
-    rounds64(&mut abef, &mut cdgh, [[w0, w1, w2, w3]], &mut |g| {
-        step(16 + g)
-    });
-    (store_state(abef[0], cdgh[0]), store16(x), skinny.finish(s))
 }
+
+hello_kernel!(hello_kernel, "sha,sse2,ssse3,sse4.1,aes", round);
+hello_kernel!(
+    hello_kernel_avx512,
+    "sha,sse2,ssse3,sse4.1,aes,avx512f,avx512vl",
+    round_avx512
+);
 
 // ---------------------------------------------------------------- AES-256
 
