@@ -243,7 +243,7 @@ pub(crate) fn run(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         ),
         op(
             "hello-check",
-            "the same through Hello::check (ECC, EBID and MAC issued together)",
+            "the same through Hello::check (one kernel interleaving ECC, EBID and MAC with SHA-NI)",
             1,
             || {
                 if let Ok(h) = Hello::from_bytes(black_box(&hello)) {
