@@ -443,12 +443,18 @@ mod tests {
             let hmac = HmacKey::new(&ka);
             let rk = aes.expand256(&kg);
             let cipher = skinny::Skinny64_192::new(&ks.into());
-            let rounds = cipher.decrypt_rounds().expect("a SIMD back end where SHA-NI is");
             let want = (
                 reference_hmac(&ka, &msg),
                 Aes256Keys::portable(&kg).encrypt(&aes_in),
                 cipher.decrypt_u64(block),
             );
+            let fused = mac_aes_skinny(&hmac, &msg, &Aes256Keys::new(&kg), &aes_in, &cipher, block);
+            // A portable SKINNY back end (forced by `--cfg skinny_backend="portable"`)
+            // offers no rounds: the separate path, and nothing to compare.
+            let Some(rounds) = cipher.decrypt_rounds() else {
+                prop_assert_eq!(fused, None);
+                return Ok(());
+            };
             let w = inner_block(&msg);
             let mut kernels = vec![None];
             kernels.extend(x86::Avx512::detect().map(Some));
@@ -457,9 +463,8 @@ mod tests {
                     sha.hello(aes, avx512, &hmac.inner, &hmac.outer, &w, &rk, &aes_in, &rounds, block);
                 prop_assert_eq!((to_bytes(&mac), out, plain), want, "AVX-512: {}", avx512.is_some());
             }
-            // The public entry point takes the fused path here and agrees.
-            let keys = Aes256Keys::new(&kg);
-            prop_assert_eq!(mac_aes_skinny(&hmac, &msg, &keys, &aes_in, &cipher, block), Some(want));
+            // The entry point `Hello::check` uses takes the fused path here and agrees.
+            prop_assert_eq!(fused, Some(want));
         }
 
         #[test]
