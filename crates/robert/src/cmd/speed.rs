@@ -41,7 +41,8 @@ pub(crate) struct SpeedArgs {
     /// 10 % more instructions than in this baseline file.
     #[arg(long, value_name = "FILE", requires = "instructions")]
     check: Option<std::path::PathBuf>,
-    /// With --instructions: write the counts to this baseline file.
+    /// With --instructions: write the counts to this baseline file, in place of
+    /// its entry for the same build profile and back end (others are kept).
     #[arg(long, value_name = "FILE", requires = "instructions")]
     write: Option<std::path::PathBuf>,
     /// Internal (the instruction counter's child run): run only this operation.

@@ -120,17 +120,25 @@ pub(super) fn run(
         instructions: counts,
     };
     if let Some(path) = &args.write {
-        std::fs::write(path, serde_json::to_string_pretty(&measured)? + "\n")
+        // Other builds' and back ends' baselines in the file are kept.
+        let existing = match std::fs::read_to_string(path) {
+            Ok(text) => parse_baselines(&text)
+                .with_context(|| format!("{} is not a baseline file", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let all = merge(existing, measured);
+        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("baseline written to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
     }
     let Some(path) = &args.check else {
         return Ok(ExitCode::SUCCESS);
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the baseline {}", path.display()))?;
-    let baselines: Vec<Baseline> = serde_json::from_str(&text)
-        .or_else(|_| serde_json::from_str::<Baseline>(&text).map(|b| vec![b]))
+    let baselines = parse_baselines(&text)
         .with_context(|| format!("{} is not a baseline file", path.display()))?;
     let Some(base) = baselines
         .iter()
@@ -160,6 +168,22 @@ pub(super) fn run(
     }
 }
 
+/// A baseline file: a list of baselines, or (older files) a single one.
+fn parse_baselines(text: &str) -> serde_json::Result<Vec<Baseline>> {
+    serde_json::from_str(text).or_else(|_| serde_json::from_str::<Baseline>(text).map(|b| vec![b]))
+}
+
+/// `existing` with `measured` in place of the baseline of the same build
+/// profile and back end, sorted by both.
+fn merge(mut existing: Vec<Baseline>, measured: Baseline) -> Vec<Baseline> {
+    existing.retain(|b| {
+        (&b.profile, &b.skinny_backend) != (&measured.profile, &measured.skinny_backend)
+    });
+    existing.push(measured);
+    existing.sort_by(|a, b| (&a.profile, &a.skinny_backend).cmp(&(&b.profile, &b.skinny_backend)));
+    existing
+}
+
 /// The operations that grew by more than [`TOLERANCE`], or vanished.
 fn compare(base: &Baseline, now: &Baseline) -> Vec<String> {
     let mut out = Vec::new();
@@ -185,6 +209,38 @@ mod tests {
         let text = "version: 1\ncreator: callgrind-3.22.0\nevents: Ir\nsummary: 123456\n\nfn=main\n1 2\ntotals: 123456\n";
         assert_eq!(parse_total(text), Some(123_456));
         assert_eq!(parse_total("events: Ir\n"), None);
+    }
+
+    fn baseline(profile: &str, backend: &str, n: u64) -> Baseline {
+        Baseline {
+            profile: profile.into(),
+            skinny_backend: backend.into(),
+            instructions: [("a".to_owned(), n)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn writing_replaces_only_the_same_build_and_back_end() {
+        let file = vec![baseline("debug", "avx2", 1), baseline("release", "avx2", 2)];
+        let text = serde_json::to_string(&file).unwrap();
+        let merged = merge(
+            parse_baselines(&text).unwrap(),
+            baseline("debug", "avx2", 3),
+        );
+        assert_eq!(
+            merged,
+            vec![baseline("debug", "avx2", 3), baseline("release", "avx2", 2)]
+        );
+        let merged = merge(merged, baseline("debug", "avx512", 4));
+        assert_eq!(merged.len(), 3);
+        assert_eq!(merged[1], baseline("debug", "avx512", 4));
+        // An older single-object file reads as one baseline.
+        let one = serde_json::to_string(&baseline("debug", "avx2", 5)).unwrap();
+        assert_eq!(
+            parse_baselines(&one).unwrap(),
+            vec![baseline("debug", "avx2", 5)]
+        );
+        assert!(parse_baselines("{}").is_err());
     }
 
     #[test]
