@@ -83,9 +83,9 @@ impl Hello {
     /// The three are independent chains of dependent instructions, the MAC's
     /// two SHA-256 compressions the longest (the floor of a HELLO). Issued
     /// one after the other they barely overlap, so with SHA-NI and AES-NI one
-    /// kernel interleaves their rounds (`crypto::mac_aes_skinny`: 153 →
-    /// 123 ns on Zen 4); elsewhere the MAC is issued first, AES and SKINNY
-    /// behind it, the fastest of the orders measured (README, Performance).
+    /// kernel interleaves their rounds (`crypto::mac_aes_skinny`); elsewhere
+    /// the MAC is issued first, AES and SKINNY behind it, the fastest of the
+    /// orders measured (figures: README, Performance).
     /// The caller judges the result (country, epoch, MAC) in its own order.
     #[inline]
     pub fn check(&self, k_g: &KeyG, k_s: &KeyS, k_a: &KeyA) -> HelloCheck {
