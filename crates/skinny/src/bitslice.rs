@@ -23,8 +23,15 @@
 //! Round `i` uses eight broadcast words `k[i]`: `k[i][b]` is bit `b` of the
 //! row-0 key cells, and `k[i][4 + b]` is bit `b` of the row-1 key cells,
 //! already rotated by ShiftRows, XOR the rotated round constant of cell 8
-//! (which only ever touches bit 1, see [`C2R`]). Encryption and decryption
-//! share them.
+//! (which only ever touches bit 1, see [`C2R`]).
+//!
+//! Decryption carries planes 0 and 1 of every row complemented from one round
+//! to the next: the inverse S-box then needs no NOT (each of its four
+//! `x ^ !(a | b)` steps becomes `x ^ (a | b)` or `x ^ (!a & b)`, two
+//! operations instead of three without AVX-512), and MixColumns⁻¹ turns the
+//! complemented words back into plain ones if the round key words of planes
+//! 0 and 1 are complemented too: decryption uses its own copy of the keys,
+//! `dec`, with those words inverted.
 //!
 //! The code is written once as the `bitsliced!` macro and instantiated per
 //! lane type (see `x86.rs` for the SIMD ones); the instantiating module
@@ -56,7 +63,10 @@ pub(crate) const MASKS: [u64; 6] = [
 /// Bitsliced round keys (see the module docs).
 #[derive(Clone)]
 pub(crate) struct BsKeys {
+    /// Encryption's round keys.
     pub(crate) k: [[u64; 8]; MAX_ROUNDS],
+    /// Decryption's: `k` with the words of planes 0 and 1 inverted.
+    pub(crate) dec: [[u64; 8]; MAX_ROUNDS],
 }
 
 /// Bit `bit` of the four cells of row `row` of a packed round key, each
@@ -81,13 +91,27 @@ impl BsKeys {
                 slot[4 + b] = spread(r, 1, b).rotate_right(16) ^ if b == 1 { C2R } else { 0 };
             }
         }
-        Self { k }
+        let mut dec = k;
+        for slot in &mut dec {
+            for i in COMPLEMENTED_KEY_WORDS {
+                slot[i] = !slot[i];
+            }
+        }
+        Self { k, dec }
     }
 }
+
+/// The state words decryption carries complemented: planes 0 and 1 of
+/// every row (see the module docs).
+pub(crate) const COMPLEMENTED_PLANES: [usize; 8] = [0, 1, 4, 5, 8, 9, 12, 13];
+
+/// The round key words of planes 0 and 1 (`k[b]` and `k[4 + b]`, `b < 2`).
+const COMPLEMENTED_KEY_WORDS: [usize; 4] = [0, 1, 4, 5];
 
 impl Zeroize for BsKeys {
     fn zeroize(&mut self) {
         self.k.zeroize();
+        self.dec.zeroize();
     }
 }
 
@@ -95,6 +119,7 @@ impl Zeroize for BsKeys {
 ///
 /// The invoking module must define `W: Copy` and
 /// `xor(a, b)`, `xor3(a, b, c)`, `nor_xor(x, a, b) = x ^ !(a | b)`,
+/// `or_xor(x, a, b) = x ^ (a | b)`, `andnot_xor(x, a, b) = x ^ (!a & b)`,
 /// `splat(u64) -> W`, `rotr16`, `rotr32`, `rotr48` (per 64-bit lane) and
 /// `swapmove::<S>(a, b, mask) -> (W, W)`. The attributes are applied to every
 /// generated function (e.g. `#[target_feature(enable = "avx2")] #[inline]`).
@@ -111,15 +136,20 @@ macro_rules! bitsliced {
             [p1, p2, p3, p0]
         }
 
-        /// Inverse of `sbox`.
+        /// Inverse of `sbox`, its output planes 0 and 1 complemented.
+        ///
+        /// The steps are `p1 ^= !(p0 | p3)`, `p2 ^= !(p1 | p0)`,
+        /// `p3 ^= !(p2 | p1)`, `p0 ^= !(p3 | p2)`. Kept complemented, `p1`
+        /// turns the next two NORs into AND-NOTs (`!(!c | x) = !x & c`), and
+        /// the first and last steps need no NOT at all.
         $(#[$attr])*
         fn inv_sbox(o: [W; 4]) -> [W; 4] {
-            let [mut p1, mut p2, mut p3, mut p0] = o;
-            p1 = nor_xor(p1, p0, p3);
-            p2 = nor_xor(p2, p1, p0);
-            p3 = nor_xor(p3, p2, p1);
-            p0 = nor_xor(p0, p3, p2);
-            [p0, p1, p2, p3]
+            let [p1, mut p2, mut p3, p0] = o;
+            let c1 = or_xor(p1, p0, p3);
+            p2 = andnot_xor(p2, p0, c1);
+            p3 = andnot_xor(p3, p2, c1);
+            let c0 = or_xor(p0, p3, p2);
+            [c0, c1, p2, p3]
         }
 
         /// All encryption rounds, one per key in `keys`.
@@ -146,9 +176,15 @@ macro_rules! bitsliced {
             }
         }
 
-        /// All decryption rounds, keys in encryption order.
+        /// All decryption rounds, `keys` the decryption keys
+        /// (`BsKeys::dec`) in encryption order.
         $(#[$attr])*
         fn decrypt_rounds(s: &mut [W; 16], keys: &[[u64; 8]]) {
+            // Planes 0 and 1 travel complemented between rounds (module docs).
+            let ones = splat(u64::MAX);
+            for i in $crate::bitslice::COMPLEMENTED_PLANES {
+                s[i] = xor(s[i], ones);
+            }
             for k in keys.iter().rev() {
                 for b in 0..4 {
                     let (b0, b1, b2, b3) = (s[12 + b], s[8 + b], s[4 + b], s[b]);
@@ -165,6 +201,9 @@ macro_rules! bitsliced {
                     let o = inv_sbox([s[i], s[i + 1], s[i + 2], s[i + 3]]);
                     s[i..i + 4].copy_from_slice(&o);
                 }
+            }
+            for i in $crate::bitslice::COMPLEMENTED_PLANES {
+                s[i] = xor(s[i], ones);
             }
         }
 
@@ -238,6 +277,16 @@ mod soft {
     #[inline(always)]
     fn nor_xor(x: W, a: W, b: W) -> W {
         x ^ !(a | b)
+    }
+
+    #[inline(always)]
+    fn or_xor(x: W, a: W, b: W) -> W {
+        x ^ (a | b)
+    }
+
+    #[inline(always)]
+    fn andnot_xor(x: W, a: W, b: W) -> W {
+        x ^ (!a & b)
     }
 
     #[inline(always)]
@@ -351,7 +400,7 @@ pub(crate) fn encrypt(k: &[[u64; 8]], single: impl Fn(u64) -> u64, blocks: &mut 
     );
 }
 
-/// Portable batch decryption.
+/// Portable batch decryption; `k` are the decryption keys (`BsKeys::dec`).
 pub(crate) fn decrypt(k: &[[u64; 8]], single: impl Fn(u64) -> u64, blocks: &mut [u64]) {
     drive::<CHUNK, CHUNK>(
         blocks,

@@ -278,6 +278,10 @@ impl Expanded {
         &self.bs.k[..self.rounds]
     }
 
+    fn bs_dec_keys(&self) -> &[[u64; 8]] {
+        &self.bs.dec[..self.rounds]
+    }
+
     #[inline]
     fn encrypt_u64(&self, x: u64) -> (u64, Backend) {
         match self.engine {
@@ -327,11 +331,11 @@ impl Expanded {
         match self.engine {
             Engine::Portable => {
                 let single = |x| portable::decrypt(x, &self.packed, self.rounds);
-                bitslice::decrypt(self.bs_keys(), single, blocks);
+                bitslice::decrypt(self.bs_dec_keys(), single, blocks);
                 Backend::Portable
             }
             #[cfg(all(target_arch = "x86_64", not(skinny_backend = "portable")))]
-            Engine::X86(cpu) => cpu.decrypt_batch(self.bs_keys(), &self.simd, blocks),
+            Engine::X86(cpu) => cpu.decrypt_batch(self.bs_dec_keys(), &self.simd, blocks),
         }
     }
 

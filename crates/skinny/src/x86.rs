@@ -268,6 +268,18 @@ macro_rules! vector_primitives {
 
         #[target_feature(enable = $feat)]
         #[inline]
+        fn or_xor(x: W, a: W, b: W) -> W {
+            $xor(x, $or(a, b))
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn andnot_xor(x: W, a: W, b: W) -> W {
+            $xor(x, $andnot(a, b))
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
         fn splat(k: u64) -> W {
             $set1(k as i64)
         }
@@ -564,6 +576,20 @@ macro_rules! avx512_instance {
         #[inline]
         fn nor_xor(x: W, a: W, b: W) -> W {
             $tern::<0xE1>(x, a, b)
+        }
+
+        /// `x ^ (a | b)` in one `vpternlogq`.
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn or_xor(x: W, a: W, b: W) -> W {
+            $tern::<0x1E>(x, a, b)
+        }
+
+        /// `x ^ (!a & b)` in one `vpternlogq`.
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline]
+        fn andnot_xor(x: W, a: W, b: W) -> W {
+            $tern::<0xD2>(x, a, b)
         }
 
         #[target_feature(enable = "avx512f,avx512vl")]
