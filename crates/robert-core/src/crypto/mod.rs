@@ -170,6 +170,11 @@ impl HmacKey {
 
     #[inline]
     pub(crate) fn mac_with<const N: usize>(&self, sha: Sha, msg: &[u8; N]) -> [u8; 32] {
+        #[cfg(target_arch = "x86_64")]
+        if let (true, Sha::ShaNi(cpu)) = (N <= MAX_SHORT, sha) {
+            let (head, len) = short_message(msg);
+            return to_bytes(&cpu.hmac_short(&self.inner, &self.outer, head, len));
+        }
         let [mac] = self.macs_with(sha, &[*msg]);
         mac
     }
@@ -248,6 +253,20 @@ pub(crate) fn mac_aes_skinny<const N: usize>(
         let _ = (hmac, msg, aes, aes_in, skinny, block);
         None
     }
+}
+
+/// Longest message [`short_message`] takes: its padding byte still falls in
+/// the block's first 16 bytes.
+const MAX_SHORT: usize = 15;
+
+/// A message of at most [`MAX_SHORT`] bytes as the first four words of its
+/// inner block (message, `0x80`, zeros) and the block's length word; the
+/// words between are zero.
+#[inline]
+fn short_message<const N: usize>(msg: &[u8; N]) -> ([u32; 4], u32) {
+    debug_assert!(N <= MAX_SHORT);
+    let w = inner_block(msg);
+    ([w[0], w[1], w[2], w[3]], w[15])
 }
 
 /// The inner block of a one-block message: `msg ‖ 0x80 ‖ 0… ‖ length`, as
@@ -391,7 +410,10 @@ mod tests {
         #[test]
         fn every_sha_back_end_equals_the_reference(
             key in any::<[u8; 32]>(),
+            m1 in any::<u8>(),
             m12 in any::<[u8; 12]>(),
+            m15 in any::<[u8; 15]>(),
+            m16 in any::<[u8; 16]>(),
             m17 in any::<[u8; 17]>(),
             m55 in prop::collection::vec(any::<u8>(), 55),
         ) {
@@ -403,7 +425,11 @@ mod tests {
             }
             for sha in Sha::all() {
                 let k = HmacKey::new_with(sha, &key);
+                // Up to MAX_SHORT (15) bytes the short path, from 16 the block path.
+                prop_assert_eq!(k.mac_with(sha, &[m1]), reference_hmac(&key, &[m1]));
                 prop_assert_eq!(k.mac_with(sha, &m12), reference_hmac(&key, &m12));
+                prop_assert_eq!(k.mac_with(sha, &m15), reference_hmac(&key, &m15));
+                prop_assert_eq!(k.mac_with(sha, &m16), reference_hmac(&key, &m16));
                 prop_assert_eq!(k.mac_with(sha, &m17), reference_hmac(&key, &m17));
                 prop_assert_eq!(k.mac_with(sha, &m55), reference_hmac(&key, &m55));
                 prop_assert_eq!(k.mac_with(sha, &[]), reference_hmac(&key, &[]));
