@@ -548,6 +548,43 @@ mod avx2 {
     batch_functions!("avx2", 4);
 }
 
+/// `vpternlogq` immediates: bit `4x + 2a + b` of an immediate is the
+/// function's value for bits `x`, `a`, `b` of its first, second and third
+/// operand. Checked against the functions by a test, which matters because
+/// CI's machines may have no AVX-512 to run them on.
+mod tern {
+    /// `x ^ a ^ b`.
+    pub(super) const XOR3: i32 = 0x96;
+    /// `x ^ !(a | b)`.
+    pub(super) const NOR_XOR: i32 = 0xE1;
+    /// `x ^ (a | b)`.
+    pub(super) const OR_XOR: i32 = 0x1E;
+    /// `x ^ (!a & b)`.
+    pub(super) const ANDNOT_XOR: i32 = 0xD2;
+    /// `(x ^ a) & b`.
+    pub(super) const XOR_AND: i32 = 0x28;
+
+    #[cfg(test)]
+    mod tests {
+        /// The immediate of `f`, evaluated bit by bit.
+        fn imm(f: impl Fn(bool, bool, bool) -> bool) -> i32 {
+            (0..8)
+                .filter(|i| f(i & 4 != 0, i & 2 != 0, i & 1 != 0))
+                .map(|i| 1 << i)
+                .sum()
+        }
+
+        #[test]
+        fn immediates_compute_their_functions() {
+            assert_eq!(super::XOR3, imm(|x, a, b| x ^ a ^ b));
+            assert_eq!(super::NOR_XOR, imm(|x, a, b| x ^ !(a | b)));
+            assert_eq!(super::OR_XOR, imm(|x, a, b| x ^ (a | b)));
+            assert_eq!(super::ANDNOT_XOR, imm(|x, a, b| x ^ (!a & b)));
+            assert_eq!(super::XOR_AND, imm(|x, a, b| (x ^ a) & b));
+        }
+    }
+}
+
 /// Defines the AVX-512 bitsliced primitives (`vpternlogq`, `vprorq`) and
 /// the chunk functions for 256- or 512-bit words.
 macro_rules! avx512_instance {
@@ -568,28 +605,28 @@ macro_rules! avx512_instance {
         #[target_feature(enable = "avx512f,avx512vl")]
         #[inline]
         fn xor3(a: W, b: W, c: W) -> W {
-            $tern::<0x96>(a, b, c)
+            $tern::<{ tern::XOR3 }>(a, b, c)
         }
 
         /// `x ^ !(a | b)` in one `vpternlogq`.
         #[target_feature(enable = "avx512f,avx512vl")]
         #[inline]
         fn nor_xor(x: W, a: W, b: W) -> W {
-            $tern::<0xE1>(x, a, b)
+            $tern::<{ tern::NOR_XOR }>(x, a, b)
         }
 
         /// `x ^ (a | b)` in one `vpternlogq`.
         #[target_feature(enable = "avx512f,avx512vl")]
         #[inline]
         fn or_xor(x: W, a: W, b: W) -> W {
-            $tern::<0x1E>(x, a, b)
+            $tern::<{ tern::OR_XOR }>(x, a, b)
         }
 
         /// `x ^ (!a & b)` in one `vpternlogq`.
         #[target_feature(enable = "avx512f,avx512vl")]
         #[inline]
         fn andnot_xor(x: W, a: W, b: W) -> W {
-            $tern::<0xD2>(x, a, b)
+            $tern::<{ tern::ANDNOT_XOR }>(x, a, b)
         }
 
         #[target_feature(enable = "avx512f,avx512vl")]
@@ -621,7 +658,7 @@ macro_rules! avx512_instance {
         #[inline]
         fn swapmove<const S: $shift>(a: W, b: W, m: u64) -> (W, W) {
             // t = ((a >> S) ^ b) & m
-            let t = $tern::<0x28>($srli::<S>(a), b, splat(m));
+            let t = $tern::<{ tern::XOR_AND }>($srli::<S>(a), b, splat(m));
             (xor(a, $slli::<S>(t)), xor(b, t))
         }
 
@@ -655,7 +692,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512vl")]
     #[inline]
     fn xor3_128(a: __m128i, b: __m128i, c: __m128i) -> __m128i {
-        _mm_ternarylogic_epi64::<0x96>(a, b, c)
+        _mm_ternarylogic_epi64::<{ tern::XOR3 }>(a, b, c)
     }
 
     single_block!("avx512f,avx512vl", xor3_128);
@@ -753,7 +790,11 @@ mod avx512 {
                     let y = _mm512_shuffle_epi8(sbox, s);
                     let a = _mm512_shuffle_epi8(y, v4(ENC.a[base + t]));
                     let b = _mm512_shuffle_epi8(y, v4(ENC.b[base + t]));
-                    s = _mm512_ternarylogic_epi64::<0x96>(_mm512_xor_si512(y, v4(*key)), a, b);
+                    s = _mm512_ternarylogic_epi64::<{ tern::XOR3 }>(
+                        _mm512_xor_si512(y, v4(*key)),
+                        a,
+                        b,
+                    );
                 }
             }
             store_cells(s, &ENC_PACK[(n % 8) / 4], x);
@@ -769,7 +810,11 @@ mod avx512 {
                 for (t, key) in keys.iter().enumerate() {
                     let a = _mm512_shuffle_epi8(s, v4(DEC.a[base + t]));
                     let b = _mm512_shuffle_epi8(s, v4(DEC.b[base + t]));
-                    let m = _mm512_ternarylogic_epi64::<0x96>(_mm512_xor_si512(s, v4(*key)), a, b);
+                    let m = _mm512_ternarylogic_epi64::<{ tern::XOR3 }>(
+                        _mm512_xor_si512(s, v4(*key)),
+                        a,
+                        b,
+                    );
                     s = _mm512_shuffle_epi8(sbox, m);
                 }
             }
@@ -911,7 +956,8 @@ impl<'k> DecryptRounds<'k> {
         let s = s.0;
         let a = _mm_shuffle_epi8(s, v(DEC.a[r % 8]));
         let b = _mm_shuffle_epi8(s, v(DEC.b[r % 8]));
-        let t = _mm_ternarylogic_epi64::<0x96>(_mm_xor_si128(s, v(self.keys.dec[r])), a, b);
+        let t =
+            _mm_ternarylogic_epi64::<{ tern::XOR3 }>(_mm_xor_si128(s, v(self.keys.dec[r])), a, b);
         DecryptState(_mm_shuffle_epi8(v(SBOX_INV), t))
     }
 
