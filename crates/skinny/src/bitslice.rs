@@ -181,10 +181,7 @@ macro_rules! bitsliced {
         $(#[$attr])*
         fn decrypt_rounds(s: &mut [W; 16], keys: &[[u64; 8]]) {
             // Planes 0 and 1 travel complemented between rounds (module docs).
-            let ones = splat(u64::MAX);
-            for i in $crate::bitslice::COMPLEMENTED_PLANES {
-                s[i] = xor(s[i], ones);
-            }
+            complement_planes(s);
             for k in keys.iter().rev() {
                 for b in 0..4 {
                     let (b0, b1, b2, b3) = (s[12 + b], s[8 + b], s[4 + b], s[b]);
@@ -202,6 +199,13 @@ macro_rules! bitsliced {
                     s[i..i + 4].copy_from_slice(&o);
                 }
             }
+            complement_planes(s);
+        }
+
+        /// Inverts the words decryption carries complemented.
+        $(#[$attr])*
+        fn complement_planes(s: &mut [W; 16]) {
+            let ones = splat(u64::MAX);
             for i in $crate::bitslice::COMPLEMENTED_PLANES {
                 s[i] = xor(s[i], ones);
             }

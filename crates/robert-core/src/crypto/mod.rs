@@ -171,7 +171,9 @@ impl HmacKey {
     #[inline]
     pub(crate) fn mac_with<const N: usize>(&self, sha: Sha, msg: &[u8; N]) -> [u8; 32] {
         #[cfg(target_arch = "x86_64")]
-        if let (true, Sha::ShaNi(cpu)) = (N <= MAX_SHORT, sha) {
+        if N <= MAX_SHORT
+            && let Sha::ShaNi(cpu) = sha
+        {
             let (head, len) = short_message(msg);
             return to_bytes(&cpu.hmac_short(&self.inner, &self.outer, head, len));
         }
