@@ -75,6 +75,8 @@ struct Exchange {
     down: usize,
     /// From the request's last byte to the response's first.
     secs: f64,
+    /// When the response's first byte passed (for the dump).
+    at: Instant,
 }
 
 impl Exchange {
@@ -136,6 +138,7 @@ impl Observer {
         Exchange {
             up,
             down,
+            at: ev[first_down].at,
             secs: ev[first_down]
                 .at
                 .saturating_duration_since(last_up.at)
@@ -288,6 +291,31 @@ fn split(mut groups: Vec<Vec<(Exchange, bool)>>, rng: &mut StdRng) -> (Labelled,
     )
 }
 
+/// Appends `samples` (in the order they were sent) to the file named by
+/// `ROBERT_TRAFFIC_DUMP`, if set: `series,label,secs,at_ns` per line, for
+/// looking at the timing by hand.
+fn dump(series: &str, samples: &[(Exchange, bool)], origin: Instant) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("ROBERT_TRAFFIC_DUMP") else {
+        return;
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for (e, label) in samples {
+        writeln!(
+            f,
+            "{series},{},{:.9},{}",
+            u8::from(*label),
+            e.secs,
+            e.at.saturating_duration_since(origin).as_nanos()
+        )
+        .unwrap();
+    }
+}
+
 fn summary(name: &str, samples: &[(Exchange, bool)]) -> String {
     let stats = |label: bool| {
         let xs: Vec<&Exchange> = samples
@@ -356,13 +384,11 @@ async fn a_code(w: &Real) -> String {
         .to_string()
 }
 
-// Timing under load: every marked answer, real or dummy, leaves at a
-// release deadline drawn when the request arrives (docs/traffic-privacy.md,
-// "Measured"). On the Zen 3 VM of 2026-12-07, beside the other tests of this
-// binary, 1-NN told real from dummy `/status` at 0.61 – 0.63 in two CI runs
-// of three (0.56 – 0.57 alone): a weak timing signal, under investigation.
-// Until it is found, CI runs this test on its own (.ci/run), bound unchanged.
-#[ignore = "timing: run alone by .ci/run (see the comment above)"]
+// Timing: every marked answer, real or dummy, leaves at a release deadline
+// drawn when the request arrives, released by the server's own timer thread
+// rather than tokio's millisecond timer (docs/traffic-privacy.md,
+// "Measured"; `ROBERT_TRAFFIC_DUMP=file` writes every exchange's time for a
+// closer look).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_tells_neither_dummies_nor_risk_from_sizes_and_timing() {
     tokio::time::timeout(Duration::from_secs(300), run())
@@ -503,6 +529,7 @@ async fn run() {
         REPORT_PAIRS as u64
     );
     let all: Vec<(Exchange, bool)> = pairs.iter().flatten().copied().collect();
+    dump("report", &all, started);
     eprintln!("{}", summary("report real/dummy", &all));
     let (train, test) = split(pairs, &mut rng);
     let report_scores = Scores::of(&train, &test);
@@ -545,6 +572,8 @@ async fn run() {
     let (train, test) = split(risk, &mut rng);
     let risk_scores = Scores::of(&train, &test);
     eprintln!("status at risk vs not (padded): {risk_scores:?}");
+    let all: Vec<(Exchange, bool)> = real_or_dummy.iter().flatten().copied().collect();
+    dump("status", &all, started);
     let (train, test) = split(real_or_dummy, &mut rng);
     let dummy_status_scores = Scores::of(&train, &test);
     eprintln!("status real vs dummy: {dummy_status_scores:?}");
