@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 pub mod privacy;
+mod release;
 
 use std::time::{Duration, Instant};
 

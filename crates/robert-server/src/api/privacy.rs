@@ -7,7 +7,7 @@
 //! A request without the [`FAKE_HEADER`] passes through untouched (its
 //! handling time is still recorded when it succeeds).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::body::HttpBody as _;
@@ -17,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use robert_core::id_a::IdA;
 use robert_core::keys::KeyATuples;
-use tokio::time::Instant;
 
 use super::dto::{Base64Bytes, StatusResponse, SuccessResponse};
 use super::error::ApiError;
@@ -95,6 +94,8 @@ async fn layer(
     req: Request,
     next: Next,
 ) -> Response {
+    // The real clock, not tokio's (which tests may pause): the release
+    // thread runs on it.
     let started = Instant::now();
     // The body was read before (`read_body`): its length is exact.
     let body_len = req
@@ -139,27 +140,10 @@ async fn layer(
             state.privacy.observe_overrun(route);
         }
     } else {
-        sleep_until_precise(deadline).await;
+        // To the scheduler's precision, not on tokio's millisecond grid.
+        super::release::release_at(deadline).await;
     }
     resp
-}
-
-/// Sleeps until `deadline` to well under a millisecond. Tokio's timer
-/// wakes on whole-millisecond ticks: answers released on the tick grid
-/// take a time whose fraction of a millisecond is set by when the request
-/// arrived between two ticks, that is by what the client did just before
-/// (on a quiet network, a 1-nearest-neighbour on the time told a dummy
-/// sent after a real request from a real one sent after a dummy). The last
-/// millisecond is spent yielding to the runtime.
-async fn sleep_until_precise(deadline: Instant) {
-    if let Some(coarse) = deadline.checked_sub(Duration::from_millis(1))
-        && coarse > Instant::now()
-    {
-        tokio::time::sleep_until(coarse).await;
-    }
-    while Instant::now() < deadline {
-        tokio::task::yield_now().await;
-    }
 }
 
 /// Pads an answer to a marked request (a success or an error): its JSON
