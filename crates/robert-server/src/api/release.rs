@@ -17,8 +17,11 @@
 //! One thread per process waits on a condition variable until the earliest
 //! deadline (the kernel's high-resolution timers: its lateness is the
 //! scheduler's, a few to tens of microseconds, unrelated to any grid) and
-//! wakes the held tasks through one-shot channels. Tokio has no such timer
-//! and no crate of the ecosystem offers one without a runtime of its own.
+//! wakes the held tasks through one-shot channels. Tokio has no such timer.
+//! Small crates put Linux's `timerfd` under tokio (`tokio-timerfd`,
+//! `tokio-timerd`, `tokio-hrtime`: a descriptor per timer, or a queue of
+//! their own over one), each kept by one person; this is a hundred lines of
+//! the standard library without `unsafe`, one thread for every held answer.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
