@@ -149,7 +149,9 @@ fn timer() -> Option<&'static Timer> {
 
 /// Completes at `at`, to the scheduler's precision rather than tokio's
 /// millisecond: at once if `at` has passed. Cancel-safe (a dropped wait
-/// leaves an entry that expires at `at`).
+/// leaves an entry that expires at `at`). On the real clock: under tokio's
+/// paused test clock the wait still takes real time, and the runtime,
+/// idle meanwhile, may advance its paused timers past it.
 pub async fn release_at(at: Instant) {
     if at <= Instant::now() {
         return;
