@@ -23,46 +23,18 @@
 //! their own over one), each kept by one person; this is a hundred lines of
 //! the standard library without `unsafe`, one thread for every held answer.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-/// One held answer: its deadline and the channel that wakes its task.
-struct Held {
-    at: Instant,
-    /// Arrival order, to break ties between equal deadlines.
-    seq: u64,
-    wake: oneshot::Sender<()>,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    /// Reversed: the earliest deadline is the greatest, the top of the
-    /// (max-)heap.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
+/// The held answers, earliest deadline first (ties in arrival order), with
+/// the channels that wake their tasks.
 #[derive(Default)]
 struct Queue {
-    held: BinaryHeap<Held>,
+    held: BTreeMap<(Instant, u64), oneshot::Sender<()>>,
+    /// Arrival counter: the second half of the keys.
     seq: u64,
 }
 
@@ -76,33 +48,31 @@ struct Timer {
 
 impl Timer {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic while holding the lock leaves a valid heap (every
-        // operation on it is a single push or pop).
+        // A panic while holding the lock leaves a valid map (every
+        // operation on it is a single insertion or split).
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The release thread: wakes every task whose deadline has passed, then
     /// sleeps until the next one (or until an earlier one is added).
     fn run(&self) {
-        let mut due = Vec::new();
         let mut queue = self.lock();
         loop {
             let now = Instant::now();
-            while queue.held.peek().is_some_and(|h| h.at <= now) {
-                due.extend(queue.held.pop());
-            }
+            let later = queue.held.split_off(&(now, u64::MAX));
+            let due = std::mem::replace(&mut queue.held, later);
             if !due.is_empty() {
                 // Woken outside the lock: a wake may write to the runtime's
                 // event descriptor.
                 drop(queue);
-                for held in due.drain(..) {
+                for wake in due.into_values() {
                     // The task is gone (its client went away): nothing to do.
-                    let _ = held.wake.send(());
+                    let _ = wake.send(());
                 }
                 queue = self.lock();
                 continue;
             }
-            queue = match queue.held.peek().map(|h| h.at - now) {
+            queue = match queue.held.first_key_value().map(|(k, _)| k.0 - now) {
                 None => self
                     .earlier
                     .wait(queue)
@@ -120,10 +90,10 @@ impl Timer {
     fn hold(&self, at: Instant) -> oneshot::Receiver<()> {
         let (wake, woken) = oneshot::channel();
         let mut queue = self.lock();
-        let earliest = queue.held.peek().is_none_or(|h| at < h.at);
+        let earliest = queue.held.first_key_value().is_none_or(|(k, _)| at < k.0);
         queue.seq += 1;
-        let seq = queue.seq;
-        queue.held.push(Held { at, seq, wake });
+        let key = (at, queue.seq);
+        queue.held.insert(key, wake);
         drop(queue);
         if earliest {
             self.earlier.notify_one();
@@ -156,15 +126,14 @@ pub async fn release_at(at: Instant) {
     if at <= Instant::now() {
         return;
     }
-    match timer() {
-        // An error means the thread died, which it does not do; tokio's
-        // timer is the fallback either way.
-        Some(timer) => {
-            if timer.hold(at).await.is_err() {
-                tokio::time::sleep_until(at.into()).await;
-            }
-        }
-        None => tokio::time::sleep_until(at.into()).await,
+    // An error means the thread dropped the channel, which it does not do;
+    // tokio's timer is the fallback then, and without the thread.
+    let woken = match timer() {
+        Some(timer) => timer.hold(at).await.is_ok(),
+        None => false,
+    };
+    if !woken {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
@@ -184,9 +153,9 @@ mod tests {
             .map(|&ms| timer.hold(start + Duration::from_millis(ms)))
             .collect();
         let mut order = Vec::new();
-        while let Some(held) = timer.lock().held.pop() {
-            order.push(((held.at - start).as_millis(), held.seq));
-            held.wake.send(()).unwrap();
+        while let Some(((at, seq), wake)) = timer.lock().held.pop_first() {
+            order.push(((at - start).as_millis(), seq));
+            wake.send(()).unwrap();
         }
         assert_eq!(order, [(1, 6), (3, 2), (3, 4), (6, 3), (9, 1), (12, 5)]);
         for w in &mut woken {
