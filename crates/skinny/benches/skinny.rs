@@ -1,4 +1,5 @@
-//! Criterion benchmarks for the SKINNY-64 ciphers: single blocks, batches of
+//! Criterion benchmarks for the SKINNY-64 ciphers: single blocks (independent
+//! calls, and decryption chained: each call fed by the last), batches of
 //! 1024 blocks (reported per block) and key setup, on the detected backend
 //! and, for SKINNY-64-192, on every available backend.
 
@@ -19,6 +20,15 @@ macro_rules! bench_variant {
         g.throughput(Throughput::Elements(1));
         g.bench_function("encrypt", |b| b.iter(|| cipher.encrypt_u64(black_box(x))));
         g.bench_function("decrypt", |b| b.iter(|| cipher.decrypt_u64(black_box(x))));
+        // Each call waits for the one before: the latency of one block, where
+        // the calls above may overlap in a large out-of-order window.
+        g.bench_function("decrypt-chained", |b| {
+            let mut y = x;
+            b.iter(|| {
+                y = cipher.decrypt_u64(black_box(y));
+                y
+            })
+        });
         g.finish();
 
         let mut g = c.benchmark_group(concat!("batch1024/", $name));

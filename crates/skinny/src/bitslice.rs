@@ -183,23 +183,30 @@ macro_rules! bitsliced {
             // Planes 0 and 1 travel complemented between rounds (module docs).
             complement_planes(s);
             for k in keys.iter().rev() {
-                for b in 0..4 {
-                    let (b0, b1, b2, b3) = (s[12 + b], s[8 + b], s[4 + b], s[b]);
-                    let a2 = if b == 1 { xor3(b1, b3, splat($crate::bitslice::C2R)) } else { xor(b1, b3) };
-                    let a3 = xor(b0, b3);
-                    let a1 = xor3(b2, a2, splat(k[4 + b]));
-                    s[12 + b] = xor(b1, splat(k[b]));
-                    s[8 + b] = rotr48(a1);
-                    s[4 + b] = rotr32(a2);
-                    s[b] = rotr16(a3);
-                }
-                for row in 0..4 {
-                    let i = 4 * row;
-                    let o = inv_sbox([s[i], s[i + 1], s[i + 2], s[i + 3]]);
-                    s[i..i + 4].copy_from_slice(&o);
-                }
+                decrypt_round(s, k);
             }
             complement_planes(s);
+        }
+
+        /// One decryption round with the decryption key `k`, planes 0 and 1
+        /// complemented in and out.
+        $(#[$attr])*
+        fn decrypt_round(s: &mut [W; 16], k: &[u64; 8]) {
+            for b in 0..4 {
+                let (b0, b1, b2, b3) = (s[12 + b], s[8 + b], s[4 + b], s[b]);
+                let a2 = if b == 1 { xor3(b1, b3, splat($crate::bitslice::C2R)) } else { xor(b1, b3) };
+                let a3 = xor(b0, b3);
+                let a1 = xor3(b2, a2, splat(k[4 + b]));
+                s[12 + b] = xor(b1, splat(k[b]));
+                s[8 + b] = rotr48(a1);
+                s[4 + b] = rotr32(a2);
+                s[b] = rotr16(a3);
+            }
+            for row in 0..4 {
+                let i = 4 * row;
+                let o = inv_sbox([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+                s[i..i + 4].copy_from_slice(&o);
+            }
         }
 
         /// Inverts the words decryption carries complemented.

@@ -180,10 +180,12 @@ fn batch_lengths_around_chunk_boundaries() {
     let portable = &list[0].1;
     // 0..=20: every short tail, including the four-blocks-per-call ones.
     let mut lengths: Vec<usize> = (0..=20).collect();
-    for base in [32usize, 64, 128, 256] {
+    // 256 and 512: one and two pairs of 128-block chunks (AVX-512 decrypts
+    // chunks in pairs), then a lone chunk and a tail.
+    for base in [32usize, 64, 128, 256, 512] {
         lengths.extend((base.saturating_sub(2)..=base + 6).filter(|&n| n > 0));
     }
-    lengths.extend([100, 200, 300, 383, 384, 385]);
+    lengths.extend([100, 200, 300, 383, 384, 385, 640, 1157]);
     for n in lengths {
         let blocks: Vec<u64> = (0..n as u64)
             .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5)
