@@ -345,6 +345,12 @@ impl TimingReservoir {
     }
 }
 
+/// Real marked requests whose lateness (zero when on time) is kept per
+/// route: the draw of [`TrafficPrivacy::dummy_lateness`]. Overruns are rare
+/// (about one in a hundred under a steady load), so enough that the tail
+/// has several of them.
+pub const LATENESS_SAMPLES: usize = 1024;
+
 /// How the release deadline of a marked request is drawn.
 #[derive(Clone, Copy, Debug)]
 struct DeadlinePolicy {
@@ -366,6 +372,8 @@ pub struct TrafficPrivacy {
     padded: [AtomicU64; 2],
     overruns: [AtomicU64; 2],
     overflow: AtomicU64,
+    /// How late the recent real marked answers were ready, per route.
+    lateness: Mutex<[Ring; 2]>,
 }
 
 impl TrafficPrivacy {
@@ -392,6 +400,7 @@ impl TrafficPrivacy {
             padded: Default::default(),
             overruns: Default::default(),
             overflow: AtomicU64::new(0),
+            lateness: Mutex::default(),
         }
     }
 
@@ -414,6 +423,34 @@ impl TrafficPrivacy {
             p.jitter.mul_f64(rng.random_range(0.0..1.0))
         };
         base + jitter
+    }
+
+    /// Records how long after its deadline a real marked answer on `route`
+    /// was ready: zero when on time (most of them).
+    pub fn record_lateness(&self, route: PrivateRoute, late: Duration) {
+        let mut rings = self
+            .lateness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rings[route.index()].push(late, LATENESS_SAMPLES);
+    }
+
+    /// How long after its deadline a dummy on `route` is answered: the
+    /// lateness of a recent real marked answer, drawn uniformly (zero until
+    /// one is known). A real answer that overruns its deadline leaves when
+    /// ready; without this, only real answers would ever leave late, and
+    /// a late answer would be a real one. With it, dummies leave late as
+    /// often and by as much as real requests do.
+    pub fn dummy_lateness(&self, route: PrivateRoute, rng: &mut impl rand::Rng) -> Duration {
+        let rings = self
+            .lateness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let values = &rings[route.index()].values;
+        if values.is_empty() {
+            return Duration::ZERO;
+        }
+        values[rng.random_range(0..values.len())]
     }
 
     /// Counts a dummy request dropped.
@@ -565,6 +602,50 @@ mod tests {
             r.percentile(PrivateRoute::Status, 4096, 1.0).as_millis(),
             100
         );
+    }
+
+    #[test]
+    fn dummies_draw_the_lateness_of_recent_real_answers() {
+        let p = TrafficPrivacy::new(&PrivacyConfig::default());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        // Nothing known: on time.
+        assert_eq!(
+            p.dummy_lateness(PrivateRoute::Report, &mut rng),
+            Duration::ZERO
+        );
+        // 1,000 real answers, 30 of them late by 1..=30 ms, others on time.
+        for i in 0..1000u64 {
+            let late = if i % 33 == 0 && i / 33 < 30 {
+                Duration::from_millis(i / 33 + 1)
+            } else {
+                Duration::ZERO
+            };
+            p.record_lateness(PrivateRoute::Report, late);
+        }
+        let draws: Vec<Duration> = (0..20_000)
+            .map(|_| p.dummy_lateness(PrivateRoute::Report, &mut rng))
+            .collect();
+        let late: Vec<u128> = draws
+            .iter()
+            .filter(|d| !d.is_zero())
+            .map(Duration::as_millis)
+            .collect();
+        // 3 % late (600 expected; ±5 standard deviations of the binomial).
+        assert!((480..=720).contains(&late.len()), "{}", late.len());
+        // By the real amounts: 1 to 30 ms, mean 15.5.
+        assert!(late.iter().all(|ms| (1..=30).contains(ms)));
+        let mean = late.iter().sum::<u128>() as f64 / late.len() as f64;
+        assert!((13.0..18.0).contains(&mean), "{mean}");
+        // The other route knows nothing yet.
+        assert_eq!(
+            p.dummy_lateness(PrivateRoute::Status, &mut rng),
+            Duration::ZERO
+        );
+        // Only the most recent LATENESS_SAMPLES count: a steady node again.
+        for _ in 0..LATENESS_SAMPLES {
+            p.record_lateness(PrivateRoute::Report, Duration::ZERO);
+        }
+        assert!((0..1000).all(|_| p.dummy_lateness(PrivateRoute::Report, &mut rng).is_zero()));
     }
 
     #[test]

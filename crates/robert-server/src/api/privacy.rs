@@ -88,6 +88,12 @@ async fn run_timed(
     resp
 }
 
+/// How long after it is ready an answer that overran its deadline leaves,
+/// real or dummy: long enough that the release thread sleeps on a timer for
+/// both, whose wake-up (~0.1 ms late, the kernel's timer slack) would
+/// otherwise delay only the dummies.
+const LATE_STEP: Duration = Duration::from_micros(100);
+
 async fn layer(
     State(state): State<AppState>,
     route: PrivateRoute,
@@ -115,10 +121,12 @@ async fn layer(
     // The release deadline, drawn at arrival from a distribution that does
     // not depend on the mark. Never past the processing timeout (a real
     // request would be cut there).
-    let hold = state.privacy.hold(route, body_len, &mut rand::rng()).min(
-        Duration::from_secs(state.config.server.request_timeout_secs.max(1))
-            .saturating_sub(Duration::from_millis(100)),
-    );
+    let cap = Duration::from_secs(state.config.server.request_timeout_secs.max(1))
+        .saturating_sub(Duration::from_millis(100));
+    let hold = state
+        .privacy
+        .hold(route, body_len, &mut rand::rng())
+        .min(cap);
     let deadline = started + hold;
     let resp = if mark == Mark::Real {
         state.privacy.observe_padded(route);
@@ -133,15 +141,30 @@ async fn layer(
         }
     };
     let resp = pad(&state, resp).await;
-    if Instant::now() > deadline {
-        // Released when ready; the operator sees how often in the metrics
-        // (a deadline too tight for the node: raise the margin).
-        if mark == Mark::Real {
+    if mark == Mark::Real {
+        let now = Instant::now();
+        let late = now.saturating_duration_since(deadline);
+        state.privacy.record_lateness(route, late);
+        if late.is_zero() {
+            // To the scheduler's precision, not on tokio's millisecond grid.
+            super::release::release_at(deadline).await;
+        } else {
+            // Released when ready, by the same timed wake-up as a dummy held
+            // late (below); the operator sees how often in the metrics (a
+            // deadline too tight for the node: raise the margin).
             state.privacy.observe_overrun(route);
+            super::release::release_at(now + LATE_STEP).await;
         }
     } else {
-        // To the scheduler's precision, not on tokio's millisecond grid.
-        super::release::release_at(deadline).await;
+        // As late as a recent real answer was, so that leaving late does
+        // not tell a real request (`TrafficPrivacy::dummy_lateness`).
+        let late = state.privacy.dummy_lateness(route, &mut rand::rng());
+        let hold = if late.is_zero() {
+            hold
+        } else {
+            (hold + late + LATE_STEP).min(cap)
+        };
+        super::release::release_at(started + hold).await;
     }
     resp
 }
