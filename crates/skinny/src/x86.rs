@@ -721,7 +721,7 @@ mod avx512 {
         /// is longer than the 11 the core needs to issue the round, and the
         /// other chunk's round fills the gap.
         #[target_feature(enable = "avx512f,avx512vl")]
-        pub(in super::super) fn decrypt_chunk_pair(
+        pub(super) fn decrypt_chunk_pair(
             keys: &[[u64; 8]],
             a: &mut [u64; CHUNK],
             b: &mut [u64; CHUNK],
