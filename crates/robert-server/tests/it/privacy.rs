@@ -339,6 +339,42 @@ fn ks_statistic(a: &[Duration], b: &[Duration]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// A server whose release deadline is `deadline_ms` plus a jitter uniform
+/// in `[0, jitter_ms)`, with unlimited code checks, and John, who met Sarah
+/// for ten minutes an hour ago and can report as often as a test needs.
+async fn reporter_in_contact(label: &str, deadline_ms: u64, jitter_ms: u64) -> (TestApp, Phone) {
+    let app = TestApp::with(Backend::Sqlite, label, |c| {
+        c.privacy.deadline_min_ms = deadline_ms;
+        c.privacy.deadline_max_ms = deadline_ms;
+        c.privacy.deadline_jitter_ms = jitter_ms;
+        c.limits.code_checks_per_minute = 0;
+    })
+    .await
+    .unwrap();
+    let t0 = app.now();
+    app.set_now(t0.minus(2 * HOUR));
+    let mut john = Phone::register(&app, "john").await;
+    let mut sarah = Phone::register(&app, "sarah").await;
+    app.set_now(t0);
+    proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 600);
+    (app, john)
+}
+
+/// The time a marked report of `phone` with a fresh valid code takes (real
+/// with mark `0`, dummy with `1`: the same body either way), asserting it
+/// succeeds.
+async fn timed_report(app: &TestApp, phone: &Phone, mark: &str) -> Duration {
+    let (r, took) = timed_marked(
+        app,
+        "/api/v6/report",
+        &phone.report_body(&valid_code()),
+        mark,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took
+}
+
 #[tokio::test]
 async fn a_fast_real_answer_is_held_to_its_deadline_and_unmarked_ones_are_not() {
     const HOLD: Duration = Duration::from_millis(1200);
@@ -393,32 +429,11 @@ async fn dummy_and_real_release_times_come_from_one_distribution() {
     // Deadline 60 ms + jitter uniform in [0, 80): whatever the handling
     // time, real and dummy answers leave at a time of that distribution.
     const N: usize = 40;
-    let app = TestApp::with(Backend::Sqlite, "privacy_same_time", |c| {
-        c.privacy.deadline_min_ms = 60;
-        c.privacy.deadline_max_ms = 60;
-        c.privacy.deadline_jitter_ms = 80;
-        c.limits.code_checks_per_minute = 0;
-    })
-    .await
-    .unwrap();
-    let t0 = app.now();
-    app.set_now(t0.minus(2 * HOUR));
-    let mut john = Phone::register(&app, "john").await;
-    let mut sarah = Phone::register(&app, "sarah").await;
-    app.set_now(t0);
-    proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 600);
+    let (app, john) = reporter_in_contact("privacy_same_time", 60, 80).await;
     let dummy_body = json!({"token": "3d27eb2c-9a3b-4e4f-8d7c-1234567890ab", "contacts": []});
     let (mut real, mut dummy) = (Vec::new(), Vec::new());
     for _ in 0..N {
-        let (r, took) = timed_marked(
-            &app,
-            "/api/v6/report",
-            &john.report_body(&valid_code()),
-            "0",
-        )
-        .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        real.push(took);
+        real.push(timed_report(&app, &john, "0").await);
         let (d, took) = timed_marked(&app, "/api/v6/report", &dummy_body, "1").await;
         assert_eq!(d.status, 200, "{d:?}");
         dummy.push(took);
@@ -489,52 +504,16 @@ async fn dummies_leave_late_as_often_and_by_as_much_as_real_requests() {
     // real one (KS statistic 1). They now take the lateness of a recent
     // real answer, so both leave late alike.
     const N: usize = 40;
-    let app = TestApp::with(Backend::Sqlite, "privacy_lateness", |c| {
-        c.privacy.deadline_min_ms = 0;
-        c.privacy.deadline_max_ms = 0;
-        c.privacy.deadline_jitter_ms = 0;
-        c.limits.code_checks_per_minute = 0;
-    })
-    .await
-    .unwrap();
-    let t0 = app.now();
-    app.set_now(t0.minus(2 * HOUR));
-    let mut john = Phone::register(&app, "john").await;
-    let mut sarah = Phone::register(&app, "sarah").await;
-    app.set_now(t0);
-    proximity(&app, &mut [&mut john, &mut sarah], t0.minus(HOUR), 600);
+    let (app, john) = reporter_in_contact("privacy_lateness", 0, 0).await;
     // The first real lateness primes the draw.
-    let (r, _) = timed_marked(
-        &app,
-        "/api/v6/report",
-        &john.report_body(&valid_code()),
-        "0",
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    timed_report(&app, &john, "0").await;
     let (mut real, mut dummy) = (Vec::new(), Vec::new());
     for _ in 0..N {
         // A dummy as long as a real report, so that the client's own work
         // (writing the request, reading the answer) is the same for both:
         // the times differ by the server's holding alone.
-        let (d, took) = timed_marked(
-            &app,
-            "/api/v6/report",
-            &john.report_body(&valid_code()),
-            "1",
-        )
-        .await;
-        assert_eq!(d.status, 200, "{d:?}");
-        dummy.push(took);
-        let (r, took) = timed_marked(
-            &app,
-            "/api/v6/report",
-            &john.report_body(&valid_code()),
-            "0",
-        )
-        .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        real.push(took);
+        dummy.push(timed_report(&app, &john, "1").await);
+        real.push(timed_report(&app, &john, "0").await);
     }
     assert_eq!(
         app.state.privacy.overruns(PrivateRoute::Report),
