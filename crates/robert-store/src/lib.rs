@@ -66,7 +66,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,7 +95,7 @@ pub use postgres::PgStore;
 pub use shared::{
     CaptchaBounds, CaptchaInsert, Gcra, NewCaptcha, RateDecision, SharedState, StoredCaptcha,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{SQLITE_READER_THREAD, SQLITE_WRITER_THREAD, SqliteStore};
 pub use types::*;
 
 /// Connection settings. [`Default`] suits a production node; the server
@@ -304,17 +303,25 @@ pub trait Store: SharedState + Federation + Send + Sync + std::fmt::Debug {
         max_hellos: u64,
     ) -> Result<Vec<StoredContact>, StoreError>;
 
-    /// The wrapped K_A of these registrations (absent ones are left out).
-    async fn wrapped_keys_a(&self, ids: &[IdA]) -> Result<HashMap<IdA, WrappedKey>, StoreError>;
+    /// The wrapped K_A of these registrations (absent ones are left out),
+    /// and what the read saw of registration deletions.
+    async fn wrapped_keys_a(&self, ids: &[IdA]) -> Result<WrappedKeysA, StoreError>;
 
     /// Commits one batch chunk in ONE transaction: appends the scores to the
     /// registrations that still exist (setting `outdatedRisk`), and deletes
     /// every processed contact (`processed`, scored or rejected). Returns how
     /// many scores were stored. Re-applying a stored score is a no-op.
+    ///
+    /// `seen` is the [`WrappedKeysA::deletions`] of the read that found the
+    /// scores' registrations: when no registration has been deleted since,
+    /// the commit stores every score without checking which registrations
+    /// exist. A caller passing `Some` must only score registrations that read
+    /// found; `None` always checks.
     async fn commit_contact_chunk(
         &self,
         scores: &[ContactExposure],
         processed: &[ContactId],
+        seen: Option<DeletionMark>,
     ) -> Result<u64, StoreError>;
 
     /// The registrations in `range` with `outdatedRisk`, with their exposures.

@@ -28,7 +28,10 @@
 //! * `BULK_COMMIT_ROWS`: registrations per bulk-insert write;
 //! * `insert_registrations`, `insert_contacts`, `existing_registrations`,
 //!   `insert_exposures`, `apply_risks`: the set-oriented writes, whose shape
-//!   differs (statements of many `VALUES` rows, or one `UNNEST`).
+//!   differs (statements of many `VALUES` rows, or one `UNNEST`);
+//! * `deletion_mark`, `none_deleted_since`: the count of deleted
+//!   registrations that lets a batch commit skip `existing_registrations`
+//!   (SQLite keeps one; PostgreSQL answers `None` and `false`).
 
 use crate::codec::pack_hellos;
 use crate::{StoreError, UploadedContact};
@@ -83,9 +86,10 @@ macro_rules! store_impl {
             use $crate::sql::{self, registration_from_row};
             use $crate::{
                 AppConfigEntry, Backend, BatchLock, BatchPhase, BatchRunState, ContactExposure,
-                ContactId, IdARange, Kpis, NewRegistration, PendingContacts, PopulationCounts,
-                Registration, RiskCandidate, RiskUpdate, StatusOutcome, StatusSuccess, Store,
-                StoreError, StoredContact, UploadedContact, kpi,
+                ContactId, DeletionMark, IdARange, Kpis, NewRegistration, PendingContacts,
+                PopulationCounts, Registration, RiskCandidate, RiskUpdate, StatusOutcome,
+                StatusSuccess, Store, StoreError, StoredContact, UploadedContact, WrappedKeysA,
+                kpi,
             };
 
             async fn increment_kpi(c: &mut Conn, name: &str, by: i64) -> Result<(), StoreError> {
@@ -502,17 +506,17 @@ macro_rules! store_impl {
                         .await)
                 }
 
-                async fn wrapped_keys_a(
-                    &self,
-                    ids: &[IdA],
-                ) -> Result<HashMap<IdA, WrappedKey>, StoreError> {
+                async fn wrapped_keys_a(&self, ids: &[IdA]) -> Result<WrappedKeysA, StoreError> {
                     if ids.is_empty() {
-                        return Ok(HashMap::new());
+                        return Ok(WrappedKeysA::default());
                     }
                     let mut sorted: Vec<i64> = ids.iter().map(|id| id_to_db(*id)).collect();
                     sorted.sort_unstable();
                     let list = dialect::id_list(sorted);
                     read!(self, |c| {
+                        // Before the keys: a deletion after this count changes
+                        // it, and one before it is already missing from the keys.
+                        let deletions = dialect::deletion_mark(c).await?;
                         let rows = sqlx::query(dialect::WRAPPED_KEYS)
                             .bind(list)
                             .fetch_all(&mut *c)
@@ -527,7 +531,10 @@ macro_rules! store_impl {
                                 })?,
                             );
                         }
-                        Ok(out)
+                        Ok(WrappedKeysA {
+                            keys: out,
+                            deletions,
+                        })
                     })
                 }
 
@@ -535,6 +542,7 @@ macro_rules! store_impl {
                     &self,
                     scores: &[ContactExposure],
                     processed: &[ContactId],
+                    seen: Option<DeletionMark>,
                 ) -> Result<u64, StoreError> {
                     let scored = owned!(scores);
                     let mut ids: Vec<i64> = scored.iter().map(|s| id_to_db(s.id_a)).collect();
@@ -545,18 +553,30 @@ macro_rules! store_impl {
                     transaction!(self, |c| {
                         let mut stored = 0;
                         if !scored.is_empty() {
-                            // The registrations that still exist, locked (PostgreSQL) or
-                            // safe under the single writer (SQLite) until the commit.
-                            let existing = dialect::existing_registrations(c, ids).await?;
-                            let kept_ids: HashSet<i64> = existing.iter().copied().collect();
-                            sqlx::query(dialect::INSERT_OUTDATED)
-                                .bind(dialect::id_list(existing))
-                                .execute(&mut *c)
-                                .await?;
-                            let kept: Vec<&ContactExposure> = scored
-                                .iter()
-                                .filter(|s| kept_ids.contains(&id_to_db(s.id_a)))
-                                .collect();
+                            let kept: Vec<&ContactExposure> =
+                                if dialect::none_deleted_since(c, seen).await? {
+                                    // Every scored registration was found by the
+                                    // read, and none has been deleted since.
+                                    sqlx::query(dialect::INSERT_OUTDATED)
+                                        .bind(ids)
+                                        .execute(&mut *c)
+                                        .await?;
+                                    scored.iter().collect()
+                                } else {
+                                    // The registrations that still exist, locked
+                                    // (PostgreSQL) or safe under the single writer
+                                    // (SQLite) until the commit.
+                                    let existing = dialect::existing_registrations(c, ids).await?;
+                                    let kept_ids: HashSet<i64> = existing.iter().copied().collect();
+                                    sqlx::query(dialect::INSERT_OUTDATED)
+                                        .bind(dialect::id_list(existing))
+                                        .execute(&mut *c)
+                                        .await?;
+                                    scored
+                                        .iter()
+                                        .filter(|s| kept_ids.contains(&id_to_db(s.id_a)))
+                                        .collect()
+                                };
                             stored = dialect::insert_exposures(c, &kept).await?;
                         }
                         sqlx::query(dialect::DELETE_CONTACTS)

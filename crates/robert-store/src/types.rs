@@ -1,7 +1,7 @@
 //! The values the store reads and writes.
 
 use core::fmt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use robert_core::contact::UploadedHello;
 use robert_core::ebid::Ebid;
@@ -196,6 +196,25 @@ impl IdARange {
     pub fn contains(&self, id_a: IdA) -> bool {
         (self.start..self.end).contains(&id_a.to_u64())
     }
+}
+
+/// How many registrations the store had deleted when a batch read the
+/// senders' K_A ([`crate::Store::wrapped_keys_a`]), handed back with the
+/// chunk's commit ([`crate::Store::commit_contact_chunk`]). If none has been
+/// deleted since, every registration whose key the read found still exists,
+/// and the commit need not look them up again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeletionMark(pub(crate) i64);
+
+/// The wrapped K_A that [`crate::Store::wrapped_keys_a`] found.
+#[derive(Debug, Default)]
+pub struct WrappedKeysA {
+    /// The wrapped K_A of each listed registration that exists.
+    pub keys: HashMap<IdA, WrappedKey>,
+    /// What the read saw of registration deletions: `None` where the back
+    /// end keeps no count (PostgreSQL, where one counter row written by
+    /// every `/unregister` would tie all shards together).
+    pub deletions: Option<DeletionMark>,
 }
 
 /// A contact's score, ready to be appended to its sender's exposures.

@@ -11,7 +11,9 @@ use std::time::Instant;
 use robert_core::id_a::IdA;
 use robert_core::scoring::{Aggregation, RiskDecision, RiskState, evaluate_risk, risk_reset_due};
 use robert_core::time::{Epoch, NtpSeconds};
-use robert_store::{BatchPhase, BatchRunState, IdARange, NewRisk, RiskUpdate, Store, kpi};
+use robert_store::{
+    BatchPhase, BatchRunState, DeletionMark, IdARange, NewRisk, RiskUpdate, Store, kpi,
+};
 
 use super::{
     BatchError, BatchKeys, BatchKpis, BatchProgress, BatchReport, ChunkOutcome, Identified,
@@ -138,7 +140,7 @@ pub(super) async fn score_contacts(
     };
     let (mut next, fetched_in) = fetch(None).await?;
     report.stages.fetch_ms += duration_ms(fetched_in);
-    let mut pending: Option<ChunkOutcome> = None;
+    let mut pending: Option<ScoredChunk> = None;
     loop {
         let contacts = std::mem::take(&mut next);
         let after = contacts.last().map(|c| c.id);
@@ -152,7 +154,7 @@ pub(super) async fn score_contacts(
                 }
             }
         );
-        if let Some((outcome, took)) = committed? {
+        if let Some((ScoredChunk { outcome, .. }, took)) = committed? {
             report.stages.commit_ms += duration_ms(took);
             record_chunk(report, &outcome);
             notify(
@@ -192,12 +194,22 @@ pub(super) async fn score_contacts(
     Ok(())
 }
 
+/// A validated and scored chunk, waiting for its commit.
+#[derive(Debug)]
+pub(super) struct ScoredChunk {
+    /// What validation and scoring found.
+    pub(super) outcome: ChunkOutcome,
+    /// What the read of the senders' K_A saw of registration deletions, for
+    /// the commit ([`Store::commit_contact_chunk`]).
+    pub(super) deletions: Option<DeletionMark>,
+}
+
 /// Validates and scores one chunk (`None` for an empty chunk).
 pub(super) async fn process_chunk(
     store: &dyn Store,
     validation: &Arc<Validation>,
     contacts: Vec<robert_store::StoredContact>,
-) -> Result<(Option<ChunkOutcome>, StageTimings), BatchError> {
+) -> Result<(Option<ScoredChunk>, StageTimings), BatchError> {
     let mut stages = StageTimings::default();
     if contacts.is_empty() {
         return Ok((None, stages));
@@ -217,25 +229,27 @@ pub(super) async fn process_chunk(
     stages.keys_ms += millis(t);
     let t = Instant::now();
     let ctx = Arc::clone(validation);
-    let outcome = blocking(move || verify_and_score(&ctx, identified, &wrapped)).await??;
+    let deletions = wrapped.deletions;
+    let outcome = blocking(move || verify_and_score(&ctx, identified, &wrapped.keys)).await??;
     stages.verify_ms += millis(t);
-    Ok((Some(outcome), stages))
+    Ok((Some(ScoredChunk { outcome, deletions }), stages))
 }
 
 /// Commits a processed chunk: its scores and the deletion of its contacts,
 /// in one transaction.
 pub(super) async fn commit(
     store: &dyn Store,
-    outcome: Option<ChunkOutcome>,
-) -> Result<Option<(ChunkOutcome, std::time::Duration)>, BatchError> {
-    let Some(outcome) = outcome else {
+    chunk: Option<ScoredChunk>,
+) -> Result<Option<(ScoredChunk, std::time::Duration)>, BatchError> {
+    let Some(chunk) = chunk else {
         return Ok(None);
     };
     let t = Instant::now();
+    let outcome = &chunk.outcome;
     store
-        .commit_contact_chunk(&outcome.exposures, &outcome.processed)
+        .commit_contact_chunk(&outcome.exposures, &outcome.processed, chunk.deletions)
         .await?;
-    Ok(Some((outcome, t.elapsed())))
+    Ok(Some((chunk, t.elapsed())))
 }
 
 fn record_chunk(report: &mut BatchReport, outcome: &ChunkOutcome) {

@@ -369,6 +369,7 @@ async fn unregister_and_delete_history() {
                     score: 3.5,
                 }],
                 &[],
+                None,
             )
             .await
             .unwrap();

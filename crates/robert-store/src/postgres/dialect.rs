@@ -8,7 +8,9 @@ use sqlx::postgres::PgConnection;
 use crate::codec::{epoch_to_db, id_to_db, ntp_to_db};
 use crate::ops::ContactRow;
 use crate::sql::{self, contact_from_row};
-use crate::{ContactExposure, NewRegistration, RiskUpdate, StoreError, StoredContact};
+use crate::{
+    ContactExposure, DeletionMark, NewRegistration, RiskUpdate, StoreError, StoredContact,
+};
 
 /// Rows per `UNNEST` insert.
 const UNNEST_ROWS: usize = 10_000;
@@ -132,6 +134,23 @@ pub(super) async fn next_contacts(
         .fetch_all(&mut *c)
         .await?;
     rows.iter().map(|r| contact_from_row!(r)).collect()
+}
+
+/// PostgreSQL keeps no count of deleted registrations: one row written by
+/// every `/unregister` would serialise them and tie the shards of
+/// `registration` together. The batch's commit always checks.
+pub(super) async fn deletion_mark(
+    _c: &mut PgConnection,
+) -> Result<Option<DeletionMark>, StoreError> {
+    Ok(None)
+}
+
+/// Always `false`: see [`deletion_mark`].
+pub(super) async fn none_deleted_since(
+    _c: &mut PgConnection,
+    _seen: Option<DeletionMark>,
+) -> Result<bool, StoreError> {
+    Ok(false)
 }
 
 /// Which of the listed registrations exist, locked FOR KEY SHARE: an

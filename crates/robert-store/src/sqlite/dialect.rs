@@ -9,7 +9,9 @@ use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use crate::codec::{epoch_to_db, id_to_db, json_int_array, ntp_to_db};
 use crate::ops::ContactRow;
 use crate::sql::{self, contact_from_row, values_placeholders};
-use crate::{ContactExposure, NewRegistration, RiskUpdate, StoreError, StoredContact};
+use crate::{
+    ContactExposure, DeletionMark, NewRegistration, RiskUpdate, StoreError, StoredContact,
+};
 
 /// Rows per multi-row `INSERT` statement (parameters stay far below SQLite's limit).
 const INSERT_GROUP: usize = 100;
@@ -160,6 +162,29 @@ pub(super) async fn next_contacts(
         before = before.saturating_add(row.try_get::<i64, _>(5)?);
     }
     Ok(out)
+}
+
+/// How many registrations have been deleted, as the trigger of migration
+/// 0004 counts them.
+pub(super) async fn deletion_mark(
+    c: &mut SqliteConnection,
+) -> Result<Option<DeletionMark>, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT n FROM registration_deletions")
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(Some(DeletionMark(n)))
+}
+
+/// Whether no registration has been deleted since `seen` was read. Run in
+/// the writer's transaction, which no deletion can interleave with.
+pub(super) async fn none_deleted_since(
+    c: &mut SqliteConnection,
+    seen: Option<DeletionMark>,
+) -> Result<bool, StoreError> {
+    let Some(seen) = seen else {
+        return Ok(false);
+    };
+    Ok(deletion_mark(c).await? == Some(seen))
 }
 
 /// Which of the listed registrations exist. The single writer runs this

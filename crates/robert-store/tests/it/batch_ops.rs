@@ -6,14 +6,15 @@ use robert_core::id_a::IdA;
 use robert_core::scoring::EpochExposure;
 use robert_core::time::{Epoch, NtpSeconds};
 use robert_store::{
-    BatchPhase, BatchRunState, ContactExposure, ContactId, IdARange, NewRisk, PopulationCounts,
-    RiskUpdate, Store, StoreOptions, kpi,
+    Backend, BatchPhase, BatchRunState, ContactExposure, ContactId, IdARange, NewRisk,
+    PopulationCounts, RiskUpdate, Store, StoreOptions, kpi,
 };
 
 use crate::{both_backends, new_registration, rng};
 
 both_backends!(
     chunk_commit_appends_and_is_idempotent,
+    a_registration_deleted_after_its_key_was_read_gets_no_score,
     purge_by_range_and_epoch,
     risk_reset_selection,
     outdated_evaluation_round_trip,
@@ -48,9 +49,15 @@ async fn chunk_commit_appends_and_is_idempotent(store: Arc<dyn Store>, _url: Str
         expo(4, unknown, 100, 5.0),
         expo(5, a.id_a, 100, 2.0),
     ];
-    assert_eq!(store.commit_contact_chunk(&chunk, &[]).await.unwrap(), 4);
+    assert_eq!(
+        store.commit_contact_chunk(&chunk, &[], None).await.unwrap(),
+        4
+    );
     // Re-applying the same contacts stores nothing new.
-    assert_eq!(store.commit_contact_chunk(&chunk, &[]).await.unwrap(), 0);
+    assert_eq!(
+        store.commit_contact_chunk(&chunk, &[], None).await.unwrap(),
+        0
+    );
     assert_eq!(
         store.exposures(a.id_a).await.unwrap(),
         vec![
@@ -79,12 +86,71 @@ async fn chunk_commit_appends_and_is_idempotent(store: Arc<dyn Store>, _url: Str
     // Scores keep full f64 precision.
     let precise = 0.115_569_422_651_811_78 * 8.0;
     store
-        .commit_contact_chunk(&[expo(6, b.id_a, 102, precise)], &[])
+        .commit_contact_chunk(&[expo(6, b.id_a, 102, precise)], &[], None)
         .await
         .unwrap();
     assert_eq!(
         store.exposures(b.id_a).await.unwrap()[1].scores,
         vec![precise]
+    );
+}
+
+/// The batch reads a chunk's K_A, scores, then commits; an `/unregister`
+/// in between must win. SQLite's commit skips its existence check when the
+/// deletion count the read saw is unchanged, so the count must move.
+async fn a_registration_deleted_after_its_key_was_read_gets_no_score(
+    store: Arc<dyn Store>,
+    _url: String,
+) {
+    let mut rng = rng();
+    let a = new_registration(&mut rng, 20);
+    let b = new_registration(&mut rng, 21);
+    store
+        .insert_registrations_bulk(&[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    let read = store.wrapped_keys_a(&[a.id_a, b.id_a]).await.unwrap();
+    assert_eq!(read.keys.len(), 2);
+    assert_eq!(
+        read.deletions.is_some(),
+        store.backend() == Backend::Sqlite,
+        "SQLite counts deletions; PostgreSQL always checks"
+    );
+    let again = store.wrapped_keys_a(&[b.id_a]).await.unwrap();
+    assert_eq!(again.deletions, read.deletions, "nothing deleted yet");
+
+    assert!(store.delete_registration(a.id_a).await.unwrap());
+    if read.deletions.is_some() {
+        let after = store.wrapped_keys_a(&[b.id_a]).await.unwrap();
+        assert_ne!(after.deletions, read.deletions, "the deletion is counted");
+    }
+    let chunk = [expo(1, a.id_a, 100, 4.0), expo(2, b.id_a, 100, 3.0)];
+    assert_eq!(
+        store
+            .commit_contact_chunk(&chunk, &[], read.deletions)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.exposures(a.id_a).await.unwrap().is_empty());
+    assert_eq!(
+        store.exposures(b.id_a).await.unwrap(),
+        vec![EpochExposure::new(Epoch(100), vec![3.0])]
+    );
+    let outdated = store.outdated_registrations(IdARange::ALL).await.unwrap();
+    assert_eq!(
+        outdated.iter().map(|r| r.id_a).collect::<Vec<_>>(),
+        vec![b.id_a]
+    );
+
+    // With nothing deleted since its read, a chunk stores every score.
+    let read = store.wrapped_keys_a(&[b.id_a]).await.unwrap();
+    assert_eq!(
+        store
+            .commit_contact_chunk(&[expo(3, b.id_a, 101, 1.0)], &[], read.deletions)
+            .await
+            .unwrap(),
+        1
     );
 }
 
@@ -101,7 +167,7 @@ async fn purge_by_range_and_epoch(store: Arc<dyn Store>, _url: String) {
         for epoch in [98, 99, 100, 101] {
             c += 1;
             store
-                .commit_contact_chunk(&[expo(c, reg.id_a, epoch, 1.0)], &[])
+                .commit_contact_chunk(&[expo(c, reg.id_a, epoch, 1.0)], &[], None)
                 .await
                 .unwrap();
         }
@@ -226,6 +292,7 @@ async fn outdated_evaluation_round_trip(store: Arc<dyn Store>, _url: String) {
                 expo(4, regs[0].id_a, 50, 4.0),
             ],
             &[],
+            None,
         )
         .await
         .unwrap();
@@ -312,7 +379,7 @@ async fn population_counts_follow_the_kpi_definitions(store: Arc<dyn Store>, _ur
         expo(4, regs[2].id_a, 5, 1.0),
         expo(5, regs[4].id_a, 5, 1.0),
     ];
-    store.commit_contact_chunk(&chunk, &[]).await.unwrap();
+    store.commit_contact_chunk(&chunk, &[], None).await.unwrap();
     let risk = Some(NewRisk {
         last_contact: NtpSeconds(10),
         latest_risk_epoch: Epoch(1),
@@ -411,10 +478,10 @@ async fn keys_lookup(store: Arc<dyn Store>, _url: String) {
     store.insert_registrations_bulk(&regs).await.unwrap();
     let mut ids: Vec<IdA> = regs.iter().step_by(3).map(|r| r.id_a).collect();
     ids.push(IdA::from_u64(1));
-    let keys = store.wrapped_keys_a(&ids).await.unwrap();
+    let keys = store.wrapped_keys_a(&ids).await.unwrap().keys;
     assert_eq!(keys.len(), 1000);
     for r in regs.iter().step_by(3) {
         assert_eq!(keys[&r.id_a], r.key_a);
     }
-    assert!(store.wrapped_keys_a(&[]).await.unwrap().is_empty());
+    assert!(store.wrapped_keys_a(&[]).await.unwrap().keys.is_empty());
 }

@@ -162,12 +162,15 @@ async fn processed_contacts_are_deleted(store: Arc<dyn Store>, _url: String) {
     let first = store.next_contacts(None, 20, u64::MAX).await.unwrap();
     let ids: Vec<ContactId> = first.iter().map(|c| c.id).collect();
     // Rejected contacts are deleted too, even without any score.
-    assert_eq!(store.commit_contact_chunk(&[], &ids).await.unwrap(), 0);
+    assert_eq!(
+        store.commit_contact_chunk(&[], &ids, None).await.unwrap(),
+        0
+    );
     let rest = drain_view(&*store).await;
     assert_eq!(rest.len(), 30);
     assert!(rest.iter().all(|c| c.id > ids[19]));
     assert_eq!(rest[0].ebid, contacts[20].ebid);
     // Deleting again is harmless.
-    store.commit_contact_chunk(&[], &ids).await.unwrap();
+    store.commit_contact_chunk(&[], &ids, None).await.unwrap();
     assert_eq!(store.pending_contacts().await.unwrap().contacts, 30);
 }

@@ -220,6 +220,7 @@ async fn score(store: &dyn Store, id: IdA, epoch: u32, contact: i64, score: f64)
                 score,
             }],
             &[],
+            None,
         )
         .await
         .unwrap();
@@ -236,7 +237,14 @@ async fn unregister_removes_everything(store: Arc<dyn Store>, _url: String) {
     assert!(store.delete_registration(a.id_a).await.unwrap());
     assert_eq!(store.get_registration(a.id_a).await.unwrap(), None);
     assert!(store.exposures(a.id_a).await.unwrap().is_empty());
-    assert!(store.wrapped_keys_a(&[a.id_a]).await.unwrap().is_empty());
+    assert!(
+        store
+            .wrapped_keys_a(&[a.id_a])
+            .await
+            .unwrap()
+            .keys
+            .is_empty()
+    );
     assert!(!store.delete_registration(a.id_a).await.unwrap());
     // Its pending risk evaluation went with it; b's is still there.
     let outdated = store
