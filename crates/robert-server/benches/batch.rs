@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,7 +35,9 @@ use robert_core::ecc::{CountryCode, Ecc};
 use robert_core::id_a::IdA;
 use robert_core::keys::{Kek, KeyA, KeyG, KeyS, WrappedKey};
 use robert_core::time::{NtpSeconds, ServiceStart, UtcDate};
-use robert_server::batch::{BatchConfig, BatchKeys, Validation, identify, verify_and_score};
+use robert_server::batch::{
+    BatchConfig, BatchKeys, BatchProgress, Validation, identify, verify_and_score,
+};
 use robert_server::keystore::SharedKek;
 use robert_store::testing::TestDatabase;
 use robert_store::{Backend, ContactId, NewRegistration, StoredContact, UploadedContact};
@@ -213,12 +216,36 @@ async fn end_to_end(backend: Backend) {
     );
 
     let config = BatchConfig::default();
-    let mut rng = StdRng::seed_from_u64(3);
+    // CPU time at the start of the scoring step and after each chunk's commit.
+    let (mut scoring_start, mut scoring_end) = (None, None);
     let t = Instant::now();
-    let out = robert_server::batch::run(&*store, &w.keys, &config, NOW, &mut rng)
+    let out =
+        robert_server::batch::run_with(&*store, &w.keys, &config, NOW, [3; 32], &mut |event| {
+            match event {
+                BatchProgress::PurgedAndReset => scoring_start = CpuTimes::now(),
+                BatchProgress::ChunkCommitted { .. } => scoring_end = CpuTimes::now(),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        })
         .await
         .unwrap();
     let secs = t.elapsed().as_secs_f64();
+    if let (Some(before), Some(after)) = (scoring_start, scoring_end) {
+        let per_million = 1e6 / out.hellos_processed.max(1) as f64;
+        let ms = |s: f64| s * 1e3 * per_million;
+        let cpu = after.minus(&before);
+        println!(
+            "batch/{backend} scoring step, CPU per million HELLOs: {:.0} ms in all = \
+             SQLite writer thread {:.0} + reader threads {:.0} + the rest {:.0} \
+             (tokio, validation, scoring); {:.2} cores busy on average",
+            ms(cpu.process),
+            ms(cpu.writer),
+            ms(cpu.readers),
+            ms(cpu.process - cpu.writer - cpu.readers),
+            cpu.process / (out.scoring_ms.max(1) as f64 / 1e3),
+        );
+    }
     assert_eq!(out.hellos_valid, contacts * per_contact);
     eprintln!(
         "[{backend}] batch run {secs:.2} s: {}",
@@ -232,6 +259,53 @@ async fn end_to_end(backend: Backend) {
         out.hellos_per_second
     );
     db.cleanup().await;
+}
+
+/// CPU time the process has used, in seconds (Linux: `/proc`): in all
+/// (every thread, living or gone), and on SQLite's connection threads,
+/// which run every statement (the store names them).
+#[derive(Clone, Copy, Debug)]
+struct CpuTimes {
+    process: f64,
+    writer: f64,
+    readers: f64,
+}
+
+impl CpuTimes {
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After "pid (comm) ": state is field 3; utime and stime are 14 and 15.
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let (mut writer, mut readers) = (0.0, 0.0);
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let read = |name: &str| std::fs::read_to_string(task.path().join(name));
+            let (Ok(comm), Ok(sched)) = (read("comm"), read("schedstat")) else {
+                continue;
+            };
+            // schedstat: nanoseconds on a CPU, first.
+            let ns: f64 = sched.split(' ').next()?.parse().ok()?;
+            if comm.trim_end() == robert_store::SQLITE_WRITER_THREAD {
+                writer += ns / 1e9;
+            } else if comm.starts_with(robert_store::SQLITE_READER_THREAD) {
+                readers += ns / 1e9;
+            }
+        }
+        // USER_HZ: /proc reports ticks of 1/100 s on Linux.
+        Some(Self {
+            process: ticks / 100.0,
+            writer,
+            readers,
+        })
+    }
+
+    fn minus(&self, earlier: &Self) -> Self {
+        Self {
+            process: self.process - earlier.process,
+            writer: self.writer - earlier.writer,
+            readers: self.readers - earlier.readers,
+        }
+    }
 }
 
 fn softhsm() -> bool {

@@ -36,6 +36,12 @@ pub struct SqliteStore {
     memory_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The name of the writer connection's thread.
+pub const SQLITE_WRITER_THREAD: &str = "sqlite-writer";
+
+/// The prefix of the reader connections' thread names (then a number).
+pub const SQLITE_READER_THREAD: &str = "sqlite-reader-";
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite:<path>` or
     /// `sqlite::memory:`) and migrates it.
@@ -61,7 +67,10 @@ impl SqliteStore {
             } else {
                 SqliteSynchronous::Normal
             })
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Each connection runs on a thread of its own; named, the
+            // writer and the readers show apart in `top -H` and profiles.
+            .thread_name(|_| SQLITE_WRITER_THREAD.to_owned());
         let mut conn = writer_options.connect().await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
 
@@ -75,7 +84,8 @@ impl SqliteStore {
                     .connect_with(
                         base.clone()
                             .pragma("cache_size", "-16384")
-                            .pragma("mmap_size", "1073741824"),
+                            .pragma("mmap_size", "1073741824")
+                            .thread_name(|id| format!("{SQLITE_READER_THREAD}{id}")),
                     )
                     .await?,
             )
