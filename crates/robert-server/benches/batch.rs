@@ -11,6 +11,8 @@
 //!    `ROBERT_BENCH_HELLOS` uploaded HELLOs (1 000 000) in contacts of
 //!    `ROBERT_BENCH_HELLOS_PER_CONTACT` (10), then one batch run; prints the
 //!    batch report (HELLOs per second of the scoring step, step timings).
+//!    `ROBERT_BENCH_CHUNK_CONTACTS` sets the batch's contacts per chunk
+//!    (10 000, the default setting).
 //!    `ROBERT_BENCH_BACKEND=sqlite|postgres|both` (sqlite) picks the store;
 //!    `ROBERT_BENCH_E2E=0` skips it.
 //!
@@ -215,7 +217,10 @@ async fn end_to_end(backend: Backend) {
         t.elapsed().as_secs_f64()
     );
 
-    let config = BatchConfig::default();
+    let config = BatchConfig {
+        chunk_contacts: env_u64("ROBERT_BENCH_CHUNK_CONTACTS", 10_000) as usize,
+        ..BatchConfig::default()
+    };
     // CPU time at the start of the scoring step and after each chunk's commit.
     let (mut scoring_start, mut scoring_end) = (None, None);
     let t = Instant::now();
