@@ -553,7 +553,7 @@ macro_rules! store_impl {
                     transaction!(self, |c| {
                         let mut stored = 0;
                         if !scored.is_empty() {
-                            let kept: Vec<&ContactExposure> =
+                            let mut kept: Vec<&ContactExposure> =
                                 if dialect::none_deleted_since(c, seen).await? {
                                     // Every scored registration was found by the
                                     // read, and none has been deleted since.
@@ -577,6 +577,10 @@ macro_rules! store_impl {
                                         .filter(|s| kept_ids.contains(&id_to_db(s.id_a)))
                                         .collect()
                                 };
+                            // In key order: the B-tree's pages are visited once each.
+                            kept.sort_unstable_by_key(|s| {
+                                (id_to_db(s.id_a), s.epoch.0, s.contact_id.0)
+                            });
                             stored = dialect::insert_exposures(c, &kept).await?;
                         }
                         sqlx::query(dialect::DELETE_CONTACTS)
