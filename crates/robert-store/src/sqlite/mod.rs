@@ -52,8 +52,10 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .foreign_keys(false)
             .statement_cache_capacity(256)
-            // Batch reads return 10⁴ rows: fewer hand-offs from the worker thread.
-            .row_buffer_size(1024)
+            // Batch reads return 10⁴ rows: room for all of them, so the
+            // worker thread never waits for the reader to drain the channel
+            // (1,024 → 16,384: the batch 4 – 12 % faster, docs/batch-profile.md).
+            .row_buffer_size(16384)
             .pragma("temp_store", "memory");
         let base = if memory {
             base
