@@ -553,30 +553,27 @@ macro_rules! store_impl {
                     transaction!(self, |c| {
                         let mut stored = 0;
                         if !scored.is_empty() {
-                            let mut kept: Vec<&ContactExposure> =
+                            let (outdated, mut kept): (_, Vec<&ContactExposure>) =
                                 if dialect::none_deleted_since(c, seen).await? {
                                     // Every scored registration was found by the
                                     // read, and none has been deleted since.
-                                    sqlx::query(dialect::INSERT_OUTDATED)
-                                        .bind(ids)
-                                        .execute(&mut *c)
-                                        .await?;
-                                    scored.iter().collect()
+                                    (ids, scored.iter().collect())
                                 } else {
                                     // The registrations that still exist, locked
                                     // (PostgreSQL) or safe under the single writer
                                     // (SQLite) until the commit.
                                     let existing = dialect::existing_registrations(c, ids).await?;
                                     let kept_ids: HashSet<i64> = existing.iter().copied().collect();
-                                    sqlx::query(dialect::INSERT_OUTDATED)
-                                        .bind(dialect::id_list(existing))
-                                        .execute(&mut *c)
-                                        .await?;
-                                    scored
+                                    let kept = scored
                                         .iter()
                                         .filter(|s| kept_ids.contains(&id_to_db(s.id_a)))
-                                        .collect()
+                                        .collect();
+                                    (dialect::id_list(existing), kept)
                                 };
+                            sqlx::query(dialect::INSERT_OUTDATED)
+                                .bind(outdated)
+                                .execute(&mut *c)
+                                .await?;
                             // In key order: the B-tree's pages are visited once each.
                             kept.sort_unstable_by_key(|s| {
                                 (id_to_db(s.id_a), s.epoch.0, s.contact_id.0)

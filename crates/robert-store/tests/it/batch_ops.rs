@@ -6,8 +6,8 @@ use robert_core::id_a::IdA;
 use robert_core::scoring::EpochExposure;
 use robert_core::time::{Epoch, NtpSeconds};
 use robert_store::{
-    Backend, BatchPhase, BatchRunState, ContactExposure, ContactId, IdARange, NewRisk,
-    PopulationCounts, RiskUpdate, Store, StoreOptions, kpi,
+    Backend, BatchPhase, BatchRunState, ContactExposure, ContactId, IdARange, NewRegistration,
+    NewRisk, PopulationCounts, RiskUpdate, Store, StoreOptions, kpi,
 };
 
 use crate::{both_backends, new_registration, rng};
@@ -33,14 +33,23 @@ fn expo(contact: i64, id: IdA, epoch: u32, score: f64) -> ContactExposure {
     }
 }
 
-async fn chunk_commit_appends_and_is_idempotent(store: Arc<dyn Store>, _url: String) {
+/// Two registrations with these ids, stored.
+async fn two_registrations(
+    store: &dyn Store,
+    a: u64,
+    b: u64,
+) -> (NewRegistration, NewRegistration) {
     let mut rng = rng();
-    let a = new_registration(&mut rng, 10);
-    let b = new_registration(&mut rng, 11);
+    let (a, b) = (new_registration(&mut rng, a), new_registration(&mut rng, b));
     store
         .insert_registrations_bulk(&[a.clone(), b.clone()])
         .await
         .unwrap();
+    (a, b)
+}
+
+async fn chunk_commit_appends_and_is_idempotent(store: Arc<dyn Store>, _url: String) {
+    let (a, b) = two_registrations(&*store, 10, 11).await;
     let unknown = IdA::from_u64(999);
     let chunk = [
         expo(1, a.id_a, 100, 14.0),
@@ -102,13 +111,7 @@ async fn a_registration_deleted_after_its_key_was_read_gets_no_score(
     store: Arc<dyn Store>,
     _url: String,
 ) {
-    let mut rng = rng();
-    let a = new_registration(&mut rng, 20);
-    let b = new_registration(&mut rng, 21);
-    store
-        .insert_registrations_bulk(&[a.clone(), b.clone()])
-        .await
-        .unwrap();
+    let (a, b) = two_registrations(&*store, 20, 21).await;
     let read = store.wrapped_keys_a(&[a.id_a, b.id_a]).await.unwrap();
     assert_eq!(read.keys.len(), 2);
     assert_eq!(
