@@ -13,6 +13,7 @@
 
 use robert_core::contact::UploadedHello;
 use robert_core::id_a::IdA;
+use robert_core::keys::WrappedKey;
 use robert_core::mac::HelloMac;
 use robert_core::time::{Epoch, NtpSeconds, Time16};
 
@@ -72,6 +73,11 @@ pub(crate) fn id_from_db(v: i64) -> Result<IdA, StoreError> {
         .filter(|v| *v < (1 << 40))
         .map(IdA::from_u64)
         .ok_or(StoreError::Corrupt("ID_A out of range"))
+}
+
+/// A stored wrapped key (K_A or K_A_Tuples).
+pub(crate) fn wrapped_key_from_db(raw: &[u8]) -> Result<WrappedKey, StoreError> {
+    WrappedKey::from_slice(raw).map_err(|_| StoreError::Corrupt("wrapped key is not 60 bytes"))
 }
 
 pub(crate) fn ntp_to_db(t: NtpSeconds) -> i64 {

@@ -23,6 +23,9 @@ pub enum StoreError {
     /// The database failed (connection, I/O, constraint, …).
     #[error("database error: {0}")]
     Database(#[source] Arc<sqlx::Error>),
+    /// The batch's blocking SQLite reads failed (`sqlite/batch.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[source] Arc<rusqlite::Error>),
     /// A migration failed at startup.
     #[error("database migration failed: {0}")]
     Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
@@ -43,6 +46,10 @@ impl StoreError {
         match self {
             Self::Closed => true,
             Self::Database(e) => robert_http::db::is_unavailable(e),
+            Self::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             _ => false,
         }
     }
@@ -51,6 +58,12 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         Self::Database(Arc::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(Arc::new(e))
     }
 }
 

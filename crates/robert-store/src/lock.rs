@@ -18,8 +18,6 @@ enum Inner {
     Postgres(sqlx::postgres::PgConnection),
     /// An exclusive `flock` on `<database>.batch-lock`.
     File(std::fs::File),
-    /// An in-memory database: an in-process lock.
-    Memory(tokio::sync::OwnedMutexGuard<()>),
 }
 
 impl BatchLock {
@@ -32,12 +30,6 @@ impl BatchLock {
     pub(crate) fn file(file: std::fs::File) -> Self {
         Self {
             _inner: Inner::File(file),
-        }
-    }
-
-    pub(crate) fn memory(guard: tokio::sync::OwnedMutexGuard<()>) -> Self {
-        Self {
-            _inner: Inner::Memory(guard),
         }
     }
 
@@ -56,7 +48,6 @@ impl BatchLock {
                 let _ = sqlx::Connection::close(conn).await;
             }
             Inner::File(file) => drop(file),
-            Inner::Memory(guard) => drop(guard),
         }
     }
 }
@@ -66,7 +57,6 @@ impl fmt::Debug for BatchLock {
         let kind = match self._inner {
             Inner::Postgres(_) => "postgres advisory lock",
             Inner::File(_) => "file lock",
-            Inner::Memory(_) => "in-process lock",
         };
         f.debug_tuple("BatchLock").field(&kind).finish()
     }

@@ -2,18 +2,19 @@
 //!
 //! [`store_impl!`] expands to `impl Store for <back end>` inside the back
 //! end's module (`sqlite`, `postgres`), the way robert-codes' `with_pool!`
-//! expands one body per pool. The expansion resolves four things at that
+//! expands one body per pool. The expansion resolves these names at that
 //! site, and they are all that differs between the back ends:
 //!
 //! | name | SQLite ([`crate::SqliteStore`]) | PostgreSQL ([`crate::PgStore`]) |
 //! |---|---|---|
 //! | `Conn` | `SqliteConnection` | `PgConnection` |
-//! | `read!(self, \|c\| body)` | a reader connection (the writer's for `:memory:`) | a pooled connection |
+//! | `read!(self, \|c\| body)` | a reader connection | a pooled connection |
 //! | `snapshot!(self, \|c\| body)` | as `read!` | a `REPEATABLE READ, READ ONLY` transaction |
 //! | `autocommit!(self, \|c\| body)`: one write statement | the writer task's group-committed transaction | a pooled connection, autocommit |
 //! | `transaction!(self, \|c\| body)`: several | the writer task's group-committed transaction | `BEGIN` … `COMMIT` |
 //! | `owned!(arg)` | `ToOwned::to_owned(arg)`: the body runs on the writer task, so it owns its data | `arg`: borrowed, no copy |
 //! | `dialect::…` | `json_each($1)` lists, multi-row `VALUES` | `= ANY($1)` arrays, `UNNEST`, row locks |
+//! | `self.read_next_contacts`, `self.read_wrapped_keys_a`: the batch's bulk reads | blocking `rusqlite` connections, one hand-off per read (`sqlite/batch.rs`) | a pooled connection |
 //!
 //! In a body, `c` is `&mut Conn`; a body evaluates to
 //! `Result<T, StoreError>`, and an error (or an early `return`) leaves a
@@ -22,16 +23,17 @@
 //!
 //! * `IdList`, `id_list(ids)`: how a list of integers is bound (a JSON text
 //!   for `json_each`, an `int8[]` array);
-//! * `SELECT_STATUS`, `RESET_RISK`, `WRAPPED_KEYS`, `INSERT_OUTDATED`,
+//! * `SELECT_STATUS`, `RESET_RISK`, `INSERT_OUTDATED`,
 //!   `DELETE_OUTDATED_LIST`, `DELETE_CONTACTS`: statements binding an `IdList`
 //!   or taking row locks;
 //! * `BULK_COMMIT_ROWS`: registrations per bulk-insert write;
 //! * `insert_registrations`, `insert_contacts`, `existing_registrations`,
 //!   `insert_exposures`, `apply_risks`: the set-oriented writes, whose shape
 //!   differs (statements of many `VALUES` rows, or one `UNNEST`);
-//! * `deletion_mark`, `none_deleted_since`: the count of deleted
-//!   registrations that lets a batch commit skip `existing_registrations`
-//!   (SQLite keeps one; PostgreSQL answers `None` and `false`).
+//! * `none_deleted_since`: whether the count of deleted registrations that
+//!   the batch's key read saw is unchanged, so that its commit may skip
+//!   `existing_registrations` (SQLite keeps the count; PostgreSQL answers
+//!   `false`).
 
 use crate::codec::pack_hellos;
 use crate::{StoreError, UploadedContact};
@@ -294,11 +296,8 @@ macro_rules! store_impl {
                         let raw: Option<Vec<u8>> = sqlx::query_scalar(sql::ANY_KEY_A)
                             .fetch_optional(&mut *c)
                             .await?;
-                        raw.map(|r| {
-                            WrappedKey::from_slice(&r)
-                                .map_err(|_| StoreError::Corrupt("wrapped key is not 60 bytes"))
-                        })
-                        .transpose()
+                        raw.map(|r| $crate::codec::wrapped_key_from_db(&r))
+                            .transpose()
                     })
                 }
 
@@ -502,8 +501,7 @@ macro_rules! store_impl {
                     let after = after.map_or(0, |c| c.0);
                     let limit = i64::try_from(max_contacts.max(1)).unwrap_or(i64::MAX);
                     let hellos = i64::try_from(max_hellos.max(1)).unwrap_or(i64::MAX);
-                    read!(self, |c| dialect::next_contacts(c, after, limit, hellos)
-                        .await)
+                    self.read_next_contacts(after, limit, hellos).await
                 }
 
                 async fn wrapped_keys_a(&self, ids: &[IdA]) -> Result<WrappedKeysA, StoreError> {
@@ -512,30 +510,7 @@ macro_rules! store_impl {
                     }
                     let mut sorted: Vec<i64> = ids.iter().map(|id| id_to_db(*id)).collect();
                     sorted.sort_unstable();
-                    let list = dialect::id_list(sorted);
-                    read!(self, |c| {
-                        // Before the keys: a deletion after this count changes
-                        // it, and one before it is already missing from the keys.
-                        let deletions = dialect::deletion_mark(c).await?;
-                        let rows = sqlx::query(dialect::WRAPPED_KEYS)
-                            .bind(list)
-                            .fetch_all(&mut *c)
-                            .await?;
-                        let mut out = HashMap::with_capacity(rows.len());
-                        for row in rows {
-                            let raw: Vec<u8> = row.try_get(1)?;
-                            out.insert(
-                                id_from_db(row.try_get(0)?)?,
-                                WrappedKey::from_slice(&raw).map_err(|_| {
-                                    StoreError::Corrupt("wrapped key is not 60 bytes")
-                                })?,
-                            );
-                        }
-                        Ok(WrappedKeysA {
-                            keys: out,
-                            deletions,
-                        })
-                    })
+                    self.read_wrapped_keys_a(sorted).await
                 }
 
                 async fn commit_contact_chunk(

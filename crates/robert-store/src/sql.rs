@@ -103,8 +103,7 @@ macro_rules! registration_from_row {
         (|| -> Result<$crate::Registration, $crate::StoreError> {
             let key = |i: usize| -> Result<robert_core::keys::WrappedKey, $crate::StoreError> {
                 let raw: Vec<u8> = row.try_get(i)?;
-                robert_core::keys::WrappedKey::from_slice(&raw)
-                    .map_err(|_| $crate::StoreError::Corrupt("wrapped key is not 60 bytes"))
+                $crate::codec::wrapped_key_from_db(&raw)
             };
             let failed_epoch: Option<i64> = row.try_get(10)?;
             let failed_message: Option<String> = row.try_get(11)?;

@@ -203,7 +203,7 @@ impl IdARange {
 /// chunk's commit ([`crate::Store::commit_contact_chunk`]). If none has been
 /// deleted since, every registration whose key the read found still exists,
 /// and the commit need not look them up again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DeletionMark(pub(crate) i64);
 
 /// The wrapped K_A that [`crate::Store::wrapped_keys_a`] found.

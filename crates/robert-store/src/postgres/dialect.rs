@@ -136,16 +136,8 @@ pub(super) async fn next_contacts(
     rows.iter().map(|r| contact_from_row!(r)).collect()
 }
 
-/// PostgreSQL keeps no count of deleted registrations: one row written by
-/// every `/unregister` would serialise them and tie the shards of
-/// `registration` together. The batch's commit always checks.
-pub(super) async fn deletion_mark(
-    _c: &mut PgConnection,
-) -> Result<Option<DeletionMark>, StoreError> {
-    Ok(None)
-}
-
-/// Always `false`: see [`deletion_mark`].
+/// Always `false`: PostgreSQL keeps no count of deleted registrations
+/// (`PgStore::read_wrapped_keys_a`), so the batch's commit always checks.
 pub(super) async fn none_deleted_since(
     _c: &mut PgConnection,
     _seen: Option<DeletionMark>,

@@ -123,3 +123,45 @@ macro_rules! owned {
 crate::shared::shared_impl!(PgStore);
 crate::ops::store_impl!(PgStore, Postgres);
 crate::federation::federation_impl!(PgStore, "= ANY($1)", "= ANY($3)");
+
+impl PgStore {
+    /// [`Store::next_contacts`](crate::Store::next_contacts) on a pooled connection.
+    async fn read_next_contacts(
+        &self,
+        after: i64,
+        limit: i64,
+        hellos: i64,
+    ) -> Result<Vec<crate::StoredContact>, StoreError> {
+        read!(self, |c| dialect::next_contacts(c, after, limit, hellos)
+            .await)
+    }
+
+    /// [`Store::wrapped_keys_a`](crate::Store::wrapped_keys_a) on a pooled
+    /// connection. PostgreSQL keeps no count of deleted registrations (one
+    /// row written by every `/unregister` would serialise them and tie the
+    /// shards of `registration` together): `deletions` is `None`, and the
+    /// batch's commit checks which registrations exist.
+    async fn read_wrapped_keys_a(
+        &self,
+        sorted: Vec<i64>,
+    ) -> Result<crate::WrappedKeysA, StoreError> {
+        use sqlx::Row as _;
+
+        let rows = read!(self, |c| sqlx::query(dialect::WRAPPED_KEYS)
+            .bind(sorted)
+            .fetch_all(&mut *c)
+            .await)?;
+        let mut keys = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let raw: Vec<u8> = row.try_get(1)?;
+            keys.insert(
+                crate::codec::id_from_db(row.try_get(0)?)?,
+                crate::codec::wrapped_key_from_db(&raw)?,
+            );
+        }
+        Ok(crate::WrappedKeysA {
+            keys,
+            deletions: None,
+        })
+    }
+}

@@ -8,10 +8,8 @@ use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
 use crate::codec::{epoch_to_db, id_to_db, json_int_array, ntp_to_db};
 use crate::ops::ContactRow;
-use crate::sql::{self, contact_from_row, values_placeholders};
-use crate::{
-    ContactExposure, DeletionMark, NewRegistration, RiskUpdate, StoreError, StoredContact,
-};
+use crate::sql::{self, values_placeholders};
+use crate::{ContactExposure, DeletionMark, NewRegistration, RiskUpdate, StoreError};
 
 /// Rows per multi-row `INSERT` statement (parameters stay far below SQLite's limit).
 const INSERT_GROUP: usize = 100;
@@ -40,10 +38,6 @@ pub(super) const SELECT_STATUS: &str = "SELECT at_risk, is_notified, notified_fo
 /// Risk reset of the listed registrations.
 pub(super) const RESET_RISK: &str = "UPDATE registration SET at_risk = FALSE, \
      notified_for_current_risk = FALSE WHERE id_a IN (SELECT value FROM json_each($1)) AND at_risk";
-
-/// The wrapped K_A of the listed registrations.
-pub(super) const WRAPPED_KEYS: &str =
-    "SELECT id_a, key_a FROM registration WHERE id_a IN (SELECT value FROM json_each($1))";
 
 /// Marks the listed registrations `outdatedRisk`.
 pub(super) const INSERT_OUTDATED: &str = "INSERT INTO outdated_risk (id_a) SELECT value FROM \
@@ -128,55 +122,9 @@ pub(super) async fn insert_contacts(
     Ok(())
 }
 
-/// The next contacts after `after`: at most `limit`, cut once `hellos`
-/// HELLOs precede (what [`sql::NEXT_CONTACTS`] does on PostgreSQL).
-///
-/// A plain range scan of the primary key with the HELLO budget applied here:
-/// SQLite runs the window-function form about six times slower (25 ms
-/// against 4 ms for 10,000 contacts in the `sqlite3` shell). Rows past the
-/// budget are read but not decoded; the budget rarely binds (by default
-/// 1,000,000 HELLOs for 10,000 contacts).
-pub(super) async fn next_contacts(
-    c: &mut SqliteConnection,
-    after: i64,
-    limit: i64,
-    hellos: i64,
-) -> Result<Vec<StoredContact>, StoreError> {
-    use sqlx::Row as _;
-
-    let rows = sqlx::query(
-        "SELECT id, received_at, ebid, ecc, hellos, hello_count FROM contact \
-         WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut before = 0i64;
-    for row in &rows {
-        if before >= hellos {
-            break;
-        }
-        out.push(contact_from_row!(row)?);
-        before = before.saturating_add(row.try_get::<i64, _>(5)?);
-    }
-    Ok(out)
-}
-
-/// How many registrations have been deleted, as the trigger of migration
-/// 0004 counts them.
-pub(super) async fn deletion_mark(
-    c: &mut SqliteConnection,
-) -> Result<Option<DeletionMark>, StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT n FROM registration_deletions")
-        .fetch_one(&mut *c)
-        .await?;
-    Ok(Some(DeletionMark(n)))
-}
-
-/// Whether no registration has been deleted since `seen` was read. Run in
-/// the writer's transaction, which no deletion can interleave with.
+/// Whether no registration has been deleted since `seen` was read (as the
+/// trigger of migration 0004 counts them). Run in the writer's transaction,
+/// which no deletion can interleave with.
 pub(super) async fn none_deleted_since(
     c: &mut SqliteConnection,
     seen: Option<DeletionMark>,
@@ -184,7 +132,10 @@ pub(super) async fn none_deleted_since(
     let Some(seen) = seen else {
         return Ok(false);
     };
-    Ok(deletion_mark(c).await? == Some(seen))
+    let n: i64 = sqlx::query_scalar(super::batch::DELETION_COUNT)
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(DeletionMark(n) == seen)
 }
 
 /// Which of the listed registrations exist. The single writer runs this

@@ -5,15 +5,19 @@
 //!   loss, while many concurrent writes share one `fsync`.
 //! * A small pool of reader connections: WAL lets them read the last
 //!   committed state while the writer works.
-//! * `sqlite::memory:` (tests) has no readers: every statement goes through
-//!   the writer's connection.
+//! * The risk batch's two bulk reads run on blocking connections of their
+//!   own ([`batch`]), without the async driver's per-row hand-off.
+//! * `sqlite::memory:` (tests) is a database in a temporary file, removed
+//!   when the store is dropped: the same connections and code paths as a
+//!   real file, nothing left behind.
 
+mod batch;
 mod dialect;
 mod writer;
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::ConnectOptions as _;
 use sqlx::sqlite::{
@@ -21,6 +25,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use self::batch::BatchReader;
 use self::writer::{BoxFuture, Writer};
 use crate::{BatchLock, StoreError, StoreOptions};
 
@@ -31,9 +36,11 @@ type Conn = SqliteConnection;
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Writer,
-    readers: Option<SqlitePool>,
-    lock_path: Option<PathBuf>,
-    memory_lock: Arc<tokio::sync::Mutex<()>>,
+    readers: SqlitePool,
+    batch_reader: BatchReader,
+    lock_path: PathBuf,
+    /// The temporary file of `sqlite::memory:`, removed on drop.
+    _temporary: Option<TemporaryDatabase>,
 }
 
 /// The name of the writer connection's thread.
@@ -47,21 +54,23 @@ impl SqliteStore {
     /// `sqlite::memory:`) and migrates it.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let base = SqliteConnectOptions::from_str(url)?
+        let temporary = memory.then(TemporaryDatabase::new);
+        let base = match &temporary {
+            Some(t) => SqliteConnectOptions::new().filename(&t.path),
+            None => SqliteConnectOptions::from_str(url)?,
+        };
+        let base = base
             .create_if_missing(true)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(false)
             .statement_cache_capacity(256)
-            // Batch reads return 10⁴ rows: room for all of them, so the
-            // worker thread never waits for the reader to drain the channel
-            // (1,024 → 16,384: the batch 4 – 12 % faster, docs/batch-profile.md).
+            // Reads of many rows (the risk evaluation's outdated
+            // registrations with their exposures) fit the channel whole, so
+            // the worker thread never waits for the reader to drain it
+            // (docs/batch-profile.md, fourth round).
             .row_buffer_size(16384)
-            .pragma("temp_store", "memory");
-        let base = if memory {
-            base
-        } else {
-            base.journal_mode(SqliteJournalMode::Wal)
-        };
+            .pragma("temp_store", "memory")
+            .journal_mode(SqliteJournalMode::Wal);
         let writer_options = base
             .clone()
             .synchronous(if options.sqlite_full_sync {
@@ -76,36 +85,47 @@ impl SqliteStore {
         let mut conn = writer_options.connect().await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
 
-        let readers = if memory {
-            None
-        } else {
-            Some(
-                SqlitePoolOptions::new()
-                    .max_connections(options.sqlite_readers.max(1))
-                    .acquire_timeout(options.busy_timeout)
-                    .connect_with(
-                        base.clone()
-                            .pragma("cache_size", "-16384")
-                            .pragma("mmap_size", "1073741824")
-                            .thread_name(|id| format!("{SQLITE_READER_THREAD}{id}")),
-                    )
-                    .await?,
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.sqlite_readers.max(1))
+            .acquire_timeout(options.busy_timeout)
+            .connect_with(
+                base.clone()
+                    .pragma("cache_size", "-16384")
+                    .pragma("mmap_size", READER_MMAP_SIZE)
+                    .thread_name(|id| format!("{SQLITE_READER_THREAD}{id}")),
             )
-        };
-        let lock_path = (!memory).then(|| {
-            let mut p = base.get_filename().as_os_str().to_owned();
-            p.push(".batch-lock");
-            PathBuf::from(p)
-        });
+            .await?;
+        let file = base.get_filename();
+        let mut lock_path = file.as_os_str().to_owned();
+        lock_path.push(".batch-lock");
         Ok(Self {
             writer: Writer::spawn(conn, options.sqlite_group_commit_max),
             readers,
-            lock_path,
-            memory_lock: Arc::new(tokio::sync::Mutex::new(())),
+            batch_reader: BatchReader::new(file, options.busy_timeout),
+            lock_path: PathBuf::from(lock_path),
+            _temporary: temporary,
         })
     }
 
-    /// Runs `f` on a reader connection (or through the writer for `:memory:`).
+    /// [`Store::next_contacts`](crate::Store::next_contacts) on a blocking reader.
+    async fn read_next_contacts(
+        &self,
+        after: i64,
+        limit: i64,
+        hellos: i64,
+    ) -> Result<Vec<crate::StoredContact>, StoreError> {
+        self.batch_reader.next_contacts(after, limit, hellos).await
+    }
+
+    /// [`Store::wrapped_keys_a`](crate::Store::wrapped_keys_a) on blocking readers.
+    async fn read_wrapped_keys_a(
+        &self,
+        sorted: Vec<i64>,
+    ) -> Result<crate::WrappedKeysA, StoreError> {
+        self.batch_reader.wrapped_keys_a(sorted).await
+    }
+
+    /// Runs `f` on a reader connection.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -113,43 +133,63 @@ impl SqliteStore {
             + Send
             + 'static,
     {
-        match &self.readers {
-            Some(pool) => {
-                let mut conn = pool.acquire().await?;
-                f(&mut conn).await
-            }
-            None => self.writer.run(f).await,
-        }
+        let mut conn = self.readers.acquire().await?;
+        f(&mut conn).await
     }
 
     /// Waits for the writer to drain what was queued before, then closes the readers.
     async fn shutdown(&self) {
         let _ = self.writer.run(|_| Box::pin(async { Ok(()) })).await;
-        if let Some(pool) = &self.readers {
-            pool.close().await;
-        }
+        self.readers.close().await;
+        self.batch_reader.close();
     }
 
-    /// The batch lock: an OS lock on `<database>.batch-lock`, or an
-    /// in-process lock for `:memory:`.
+    /// The batch lock: an OS lock on `<database>.batch-lock`.
     async fn lock_batch(&self) -> Result<Option<BatchLock>, StoreError> {
-        match &self.lock_path {
-            Some(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(path)?;
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(BatchLock::file(file))),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-                }
-            }
-            None => Ok(Arc::clone(&self.memory_lock)
-                .try_lock_owned()
-                .ok()
-                .map(BatchLock::memory)),
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(BatchLock::file(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// The readers' memory map (1 GiB): without it they used more CPU and were
+/// not faster (docs/batch-profile.md, fourth and fifth rounds).
+pub(super) const READER_MMAP_SIZE: &str = "1073741824";
+
+/// The temporary file behind `sqlite::memory:`, removed (with its WAL,
+/// shared-memory and lock files) when dropped.
+#[derive(Debug)]
+struct TemporaryDatabase {
+    path: PathBuf,
+}
+
+impl TemporaryDatabase {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "robert-memory-{}-{}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Self {
+            path: std::env::temp_dir().join(name),
+        }
+    }
+}
+
+impl Drop for TemporaryDatabase {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", ".batch-lock"] {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
         }
     }
 }

@@ -78,6 +78,20 @@ async fn in_memory_sqlite_works_for_tests() {
     let lock = store.try_lock_batch().await.unwrap();
     assert!(lock.is_some());
     assert!(store.try_lock_batch().await.unwrap().is_none());
+
+    // Behind it, a temporary file: gone, with its companions, once dropped.
+    let ours = format!("robert-memory-{}-", std::process::id());
+    let files = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+            .count()
+    };
+    assert!(files() > 0);
+    drop(lock);
+    drop(store);
+    assert_eq!(files(), 0);
 }
 
 #[test]
