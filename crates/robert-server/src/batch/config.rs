@@ -9,6 +9,8 @@ use robert_core::scoring::{
 use robert_core::time::{SECONDS_PER_DAY, ServiceStart, UtcDate};
 use serde::{Deserialize, Serialize};
 
+use robert_store::Backend;
+
 use super::BatchError;
 
 /// Settings of the risk batch. [`Default`] gives the reference values
@@ -35,10 +37,13 @@ pub struct BatchConfig {
     /// The service start date (`robert.server.time-start`, 2020-06-01).
     #[serde(with = "date")]
     pub service_start: UtcDate,
-    /// Most contacts per chunk; each chunk is one transaction (10 000).
-    pub chunk_contacts: usize,
-    /// A chunk stops once it holds this many HELLOs (1 000 000).
-    pub chunk_hellos: u64,
+    /// Most contacts per chunk; each chunk is one transaction (by the
+    /// store when unset: 20 000 on SQLite, 10 000 on PostgreSQL, the
+    /// faster of the sizes measured on each, docs/batch-profile.md).
+    pub chunk_contacts: Option<usize>,
+    /// A chunk stops once it holds this many HELLOs (100 per contact of
+    /// `chunk_contacts` when unset).
+    pub chunk_hellos: Option<u64>,
     /// Worker threads for validation and scoring; 0 = every core (0).
     pub parallelism: usize,
     /// ID_A ranges the purge, reset and evaluation steps work through, one
@@ -62,8 +67,8 @@ impl Default for BatchConfig {
             last_contact_delay_days: 7,
             country_code: CountryCode::FRANCE.0,
             service_start: ServiceStart::REFERENCE.date(),
-            chunk_contacts: 10_000,
-            chunk_hellos: 1_000_000,
+            chunk_contacts: None,
+            chunk_hellos: None,
             parallelism: 0,
             partitions: 64,
             forwarded_countries: Vec::new(),
@@ -239,11 +244,30 @@ pub(crate) struct Settings {
     pub(crate) policy: HelloPolicy,
     pub(crate) scoring: Scoring,
     pub(crate) risk: RiskParams,
-    pub(crate) chunk_contacts: usize,
-    pub(crate) chunk_hellos: u64,
+    chunk_contacts: Option<usize>,
+    chunk_hellos: Option<u64>,
     pub(crate) threads: usize,
     pub(crate) partitions: u32,
     pub(crate) forwarded_countries: Vec<u8>,
+}
+
+impl Settings {
+    /// Contacts and HELLOs per chunk on `backend`: as configured, or the
+    /// back end's own default. Larger chunks commit less often; SQLite's
+    /// single writer gains from that up to 20,000 contacts, while
+    /// PostgreSQL's batch was faster at 10,000 (docs/batch-profile.md,
+    /// fifth round).
+    pub(crate) fn chunk(&self, backend: Backend) -> (usize, u64) {
+        let contacts = self.chunk_contacts.unwrap_or(match backend {
+            Backend::Sqlite => 20_000,
+            // PostgreSQL, and any back end not measured yet.
+            _ => 10_000,
+        });
+        let hellos = self
+            .chunk_hellos
+            .unwrap_or_else(|| u64::try_from(contacts).map_or(u64::MAX, |c| c.saturating_mul(100)));
+        (contacts, hellos)
+    }
 }
 
 impl BatchConfig {
@@ -302,7 +326,7 @@ impl BatchConfig {
         if !(self.risk_threshold.is_finite() && self.risk_threshold > 0.0) {
             return bad("risk_threshold must be finite and positive");
         }
-        if self.chunk_contacts == 0 || self.chunk_hellos == 0 {
+        if self.chunk_contacts == Some(0) || self.chunk_hellos == Some(0) {
             return bad("chunk_contacts and chunk_hellos must be at least 1");
         }
         if !(1..=65_536).contains(&self.partitions) {
@@ -375,6 +399,25 @@ mod tests {
     }
 
     #[test]
+    fn chunk_sizes_follow_the_store_unless_set() {
+        let s = BatchConfig::default().settings().unwrap();
+        assert_eq!(s.chunk(Backend::Sqlite), (20_000, 2_000_000));
+        assert_eq!(s.chunk(Backend::Postgres), (10_000, 1_000_000));
+        let c: BatchConfig = toml::from_str("chunk_contacts = 500").unwrap();
+        let s = c.settings().unwrap();
+        assert_eq!(s.chunk(Backend::Sqlite), (500, 50_000));
+        assert_eq!(s.chunk(Backend::Postgres), (500, 50_000));
+        let c: BatchConfig = toml::from_str("chunk_hellos = 7").unwrap();
+        assert_eq!(c.settings().unwrap().chunk(Backend::Postgres), (10_000, 7));
+        assert!(
+            toml::from_str::<BatchConfig>("chunk_hellos = 0")
+                .unwrap()
+                .settings()
+                .is_err()
+        );
+    }
+
+    #[test]
     fn toml_section_with_overrides() {
         let c: BatchConfig = toml::from_str(
             "risk_threshold = 0.2\nservice_start = \"2022-01-01\"\n[scoring]\nr0 = 0.007\n",
@@ -405,7 +448,7 @@ mod tests {
         assert!(scoring(|s| s.deltas.clear()).settings().is_err());
         assert!(scoring(|s| s.soft_max_b = 0.0).settings().is_err());
         let c = BatchConfig {
-            chunk_contacts: 0,
+            chunk_contacts: Some(0),
             ..BatchConfig::default()
         };
         assert!(c.settings().is_err());

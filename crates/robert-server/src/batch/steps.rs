@@ -131,10 +131,11 @@ pub(super) async fn score_contacts(
 ) -> Result<(), BatchError> {
     let step = Instant::now();
     let validation = Arc::new(Validation::new(keys, settings));
+    let (chunk_contacts, chunk_hellos) = settings.chunk(store.backend());
     let fetch = |after| async move {
         let t = Instant::now();
         let contacts = store
-            .next_contacts(after, settings.chunk_contacts, settings.chunk_hellos)
+            .next_contacts(after, chunk_contacts, chunk_hellos)
             .await?;
         Ok::<_, BatchError>((contacts, t.elapsed()))
     };

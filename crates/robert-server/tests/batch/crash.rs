@@ -87,7 +87,7 @@ impl Population {
 
     fn config(&self, chunk: usize) -> BatchConfig {
         BatchConfig {
-            chunk_contacts: chunk,
+            chunk_contacts: Some(chunk),
             ..self.world.config.clone()
         }
     }
