@@ -8,7 +8,7 @@
 //! | URL | implementation | notes |
 //! |---|---|---|
 //! | `sqlite:<path>`, `sqlite://<path>` | [`SqliteStore`] | the embedded default: one file, WAL, `synchronous=FULL`, group commit |
-//! | `sqlite::memory:` | [`SqliteStore`] | tests only: everything goes through the single connection |
+//! | `sqlite::memory:` | [`SqliteStore`] | tests only: a temporary file, removed when the store is dropped |
 //! | `postgres://…`, `postgresql://…` | [`PgStore`] | a connection pool; the schema is shardable by ID_A |
 //!
 //! Migrations (`migrations/sqlite`, `migrations/postgres`) run in [`open`].

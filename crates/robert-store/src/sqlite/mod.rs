@@ -171,6 +171,8 @@ struct TemporaryDatabase {
 }
 
 impl TemporaryDatabase {
+    /// A fresh path; files a killed process of the same id left there are
+    /// removed first, so the database starts empty.
     fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
@@ -178,19 +180,25 @@ impl TemporaryDatabase {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        Self {
+        let fresh = Self {
             path: std::env::temp_dir().join(name),
+        };
+        fresh.remove();
+        fresh
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm", ".batch-lock"] {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
         }
     }
 }
 
 impl Drop for TemporaryDatabase {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", ".batch-lock"] {
-            let mut p = self.path.as_os_str().to_owned();
-            p.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(p));
-        }
+        self.remove();
     }
 }
 
