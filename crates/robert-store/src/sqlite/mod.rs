@@ -98,10 +98,13 @@ impl SqliteStore {
         let file = base.get_filename();
         let mut lock_path = file.as_os_str().to_owned();
         lock_path.push(".batch-lock");
+        // The batch's connections open later: by the absolute path, so a
+        // change of working directory cannot point them at another file.
+        let absolute = std::fs::canonicalize(file)?;
         Ok(Self {
             writer: Writer::spawn(conn, options.sqlite_group_commit_max),
             readers,
-            batch_reader: BatchReader::new(file, options.busy_timeout),
+            batch_reader: BatchReader::new(&absolute, options.busy_timeout),
             lock_path: PathBuf::from(lock_path),
             _temporary: temporary,
         })
