@@ -95,5 +95,14 @@ mod tests {
         assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
         assert!(!StoreError::DuplicateIdA.is_unavailable());
         assert!(!StoreError::Corrupt("x").is_unavailable());
+        let sqlite = |code| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_unavailable());
+        assert!(sqlite(rusqlite::ffi::SQLITE_LOCKED).is_unavailable());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_CORRUPT).is_unavailable());
     }
 }
