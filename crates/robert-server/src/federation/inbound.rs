@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use robert_core::time::NtpSeconds;
 use robert_store::UploadedContact;
 use robert_store::federation::{InboundBatch, Received};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::wire::{self, InboundBody};
@@ -185,17 +186,45 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Re
     }
     let now = state.clock.now_ntp();
     let retention = u64::from(fed.config().inbox_retention_days) * 86_400;
-    let received = state
-        .store
-        .receive_federated(&InboundBatch {
-            origin,
-            batch_id: &batch_id,
-            digest,
-            contacts: &contacts,
-            received_at: now,
-            forget_before: NtpSeconds(now.get().saturating_sub(retention)),
-        })
+    // Stored and counted in a task of its own: a partner that hangs up (its
+    // timeout) drops this handler, while the store's writer may still commit
+    // the batch, and the counters must not miss what was stored.
+    let (store, fed) = (Arc::clone(&state.store), Arc::clone(&state.federation));
+    let stored = tokio::spawn(async move {
+        let received = store
+            .receive_federated(&InboundBatch {
+                origin,
+                batch_id: &batch_id,
+                digest,
+                contacts: &contacts,
+                received_at: now,
+                forget_before: NtpSeconds(now.get().saturating_sub(retention)),
+            })
+            .await?;
+        let m = &fed.metrics;
+        match received {
+            Received::Stored => {
+                m.batches_received.fetch_add(1, Ordering::Relaxed);
+                m.contacts_received
+                    .fetch_add(contacts.len() as u64, Ordering::Relaxed);
+                tracing::info!(
+                    origin,
+                    batch = %batch_id,
+                    contacts = contacts.len(),
+                    "federation batch stored"
+                );
+            }
+            Received::Duplicate => {
+                m.batches_duplicate.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(origin, batch = %batch_id, "federation batch received again; not stored twice");
+            }
+            Received::Conflict => {}
+        }
+        Ok::<_, robert_store::StoreError>((received, contacts.len()))
+    });
+    let (received, count) = stored
         .await
+        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| {
             tracing::error!(error = %e, "cannot store a federation batch");
             let status = if e.is_unavailable() {
@@ -205,25 +234,9 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Re
             };
             Refusal::new(status, "the batch could not be stored: retry later")
         })?;
-    let m = &fed.metrics;
     let (status, stored) = match received {
-        Received::Stored => {
-            m.batches_received.fetch_add(1, Ordering::Relaxed);
-            m.contacts_received
-                .fetch_add(contacts.len() as u64, Ordering::Relaxed);
-            tracing::info!(
-                origin,
-                batch = %batch_id,
-                contacts = contacts.len(),
-                "federation batch stored"
-            );
-            ("stored", contacts.len())
-        }
-        Received::Duplicate => {
-            m.batches_duplicate.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(origin, batch = %batch_id, "federation batch received again; not stored twice");
-            ("duplicate", 0)
-        }
+        Received::Stored => ("stored", count),
+        Received::Duplicate => ("duplicate", 0),
         Received::Conflict => {
             return Err(Refusal::new(
                 StatusCode::CONFLICT,
