@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use p256::ecdsa::SigningKey;
-use robert_core::time::UtcDate;
+use robert_core::time::{NtpSeconds, UtcDate};
 use robert_server::config::Config;
 use robert_server::federation::outbound::deliver;
 use robert_server::federation::wire;
@@ -103,8 +103,118 @@ fn contacts_of(phone: &Phone) -> Value {
     phone.report_body("unused")["contacts"].clone()
 }
 
+/// One contact of `phone` heard at `t`, in a batch's `contacts` form.
+fn contact(phone: &Phone, start: &robert_core::time::ServiceStart, t: NtpSeconds) -> Value {
+    let hello = phone.hello_at(start, t);
+    json!([{
+        "ebid": hello.ebid.to_base64(),
+        "ecc": hello.ecc.to_base64(),
+        "ids": [{
+            "timeCollectedOnDevice": t.get(),
+            "timeFromHelloMessage": hello.time.0,
+            "mac": hello.mac.to_base64(),
+            "rssiCalibrated": -50,
+        }],
+    }])
+}
+
+/// A batch's body.
+fn body(id: &str, origin: u8, destination: u8, created: i64, contacts: &Value) -> Value {
+    json!({"version": 1, "origin": origin, "destination": destination, "batchId": id,
+           "createdAt": created, "contacts": contacts})
+}
+
+/// A counter of the app's `/metrics`.
+async fn counter(app: &TestApp, name: &str) -> u64 {
+    let m = app.get("/metrics").await;
+    let text = String::from_utf8_lossy(&m.bytes).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name}: {text}"))
+        .parse()
+        .unwrap()
+}
+
 async fn pending(app: &TestApp) -> u64 {
     app.state.store.pending_contacts().await.unwrap().contacts
+}
+
+/// A partner that gives up waiting (its timeout) while this server is
+/// still storing its batch: the batch is stored, and counted. The store and
+/// the count run in a task of their own; before, the handler was dropped on
+/// the closed connection while the SQLite writer still committed the batch,
+/// and the counter missed it.
+#[tokio::test]
+async fn a_batch_stored_after_its_sender_hung_up_is_counted() {
+    let dir = std::env::temp_dir().join(format!("robert-fed-hangup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (fr_sk, _, _) = key_pair(&dir, "fr");
+    let (_, be_pk, be_key) = key_pair(&dir, "be");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let unused = format!("http://127.0.0.1:9{}", wire::CONTACTS_PATH);
+    let fr = TestApp::with_keys(
+        Backend::Sqlite,
+        "fed-hangup",
+        test_keys(UtcDate::of(today_noon())),
+        |c| configure(c, FR, &fr_sk, BE, unused, &be_pk),
+    )
+    .await
+    .unwrap();
+    let _server = serve(&fr, listener);
+    fr.set_now(today_noon().minus(3 * 3600));
+    let pierre = Phone::register(&fr, "pierre").await;
+    fr.set_now(today_noon());
+    let t = today_noon().minus(600);
+    let batch = body(
+        "hangup-1",
+        BE,
+        FR,
+        fr.state.clock.now_unix(),
+        &contact(&pierre, &fr.state.start, t),
+    );
+    let (headers, bytes) = signed(&be_key, BE, &batch);
+
+    // Another connection holds SQLite's write lock: the store's writer
+    // waits for it, and the partner gives up first.
+    let url = fr.db.as_ref().unwrap().url().to_owned();
+    let mut holder = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let mut req = client.post(format!("http://{addr}{}", wire::CONTACTS_PATH));
+    for (k, v) in &headers {
+        req = req.header(*k, v);
+    }
+    let sent = req.body(bytes).send().await;
+    assert!(sent.is_err_and(|e| e.is_timeout()), "the partner hangs up");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+
+    // The writer now commits the batch; the counter follows it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pending(&fr).await == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(pending(&fr).await, 1, "the batch is stored");
+    while counter(&fr, "robert_federation_batches_received_total").await == 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        counter(&fr, "robert_federation_batches_received_total").await,
+        1,
+        "and counted"
+    );
+    fr.cleanup().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -246,25 +356,8 @@ async fn scenario(backend: Backend) {
     let client = reqwest::Client::new();
     let now = fr.state.clock.now_unix();
     let t = today_noon().minus(600);
-    let contact = |phone: &Phone, start: &robert_core::time::ServiceStart| {
-        let hello = phone.hello_at(start, t);
-        json!([{
-            "ebid": hello.ebid.to_base64(),
-            "ecc": hello.ecc.to_base64(),
-            "ids": [{
-                "timeCollectedOnDevice": t.get(),
-                "timeFromHelloMessage": hello.time.0,
-                "mac": hello.mac.to_base64(),
-                "rssiCalibrated": -50,
-            }],
-        }])
-    };
-    let french_contact = contact(&pierre, &fr.state.start);
-    let belgian = contact(&lotte, &be.state.start);
-    let body = |id: &str, origin: u8, destination: u8, created: i64, contacts: &Value| {
-        json!({"version": 1, "origin": origin, "destination": destination, "batchId": id,
-               "createdAt": created, "contacts": contacts})
-    };
+    let french_contact = contact(&pierre, &fr.state.start, t);
+    let belgian = contact(&lotte, &be.state.start, t);
     let before = pending(&fr).await;
 
     // A batch signed by Belgium: stored once; its repeat is acknowledged, not stored.
@@ -361,20 +454,17 @@ async fn scenario(backend: Backend) {
     assert_eq!(pending(&fr).await, before + 1, "nothing refused was stored");
 
     // The counters.
-    let m = fr.get("/metrics").await;
-    let text = String::from_utf8_lossy(&m.bytes).into_owned();
-    let counter = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name}: {text}"))
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(counter("robert_federation_batches_received_total"), 3);
+    assert_eq!(
+        counter(&fr, "robert_federation_batches_received_total").await,
+        3
+    );
     // The failed delivery's request may be answered too once the server
     // listens (it waited in the listen backlog): then as a duplicate.
-    assert!((2..=3).contains(&counter("robert_federation_batches_duplicate_total")));
-    assert_eq!(counter("robert_federation_batches_refused_total"), 12);
+    assert!((2..=3).contains(&counter(&fr, "robert_federation_batches_duplicate_total").await));
+    assert_eq!(
+        counter(&fr, "robert_federation_batches_refused_total").await,
+        12
+    );
 
     fr.cleanup().await;
     be.cleanup().await;
