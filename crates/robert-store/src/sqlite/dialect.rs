@@ -14,9 +14,9 @@ use crate::{ContactExposure, DeletionMark, NewRegistration, RiskUpdate, StoreErr
 /// Rows per multi-row `INSERT` statement (parameters stay far below SQLite's limit).
 const INSERT_GROUP: usize = 100;
 
-/// Rows per multi-row `INSERT` of exposures: a batch chunk stores 10⁴ of
-/// them, and every statement is a round trip to sqlx's worker thread, so
-/// ten statements of 4,000 parameters rather than a hundred of 400.
+/// Rows per multi-row `INSERT` of exposures: a batch chunk stores up to
+/// 2 × 10⁴ of them, and every statement is a round trip to sqlx's worker
+/// thread, so statements of 4,000 parameters rather than of 400.
 const EXPOSURE_GROUP: usize = 1000;
 
 /// Registrations per bulk-insert write: large inserts commit per 50 000 rows

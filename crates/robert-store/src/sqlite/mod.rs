@@ -64,10 +64,11 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .foreign_keys(false)
             .statement_cache_capacity(256)
-            // Reads of many rows (the risk evaluation's outdated
-            // registrations with their exposures) fit the channel whole, so
-            // the worker thread never waits for the reader to drain it
-            // (docs/batch-profile.md, fourth round).
+            // Reads of many rows fit the channel whole, so the worker thread
+            // never waits for the reader to drain it. Measured on the batch's
+            // reads when they went through sqlx (docs/batch-profile.md,
+            // fourth round); the risk evaluation's reads of outdated
+            // registrations still do.
             .row_buffer_size(16384)
             .pragma("temp_store", "memory")
             .journal_mode(SqliteJournalMode::Wal);
