@@ -8,6 +8,15 @@
 //! iteration by 100 for one instruction, and by the clock period for cycles.
 //! `skinny_round_x40` is the single-block SKINNY kernel's round chain
 //! (`pshufb` → `vpternlogq` → `pshufb`) forty times: one block's floor.
+//!
+//! One probe measures throughput rather than latency:
+//! `bitsliced_round_mix_x40` issues the instruction mix of the bitsliced
+//! AVX-512 kernel's decryption round (skinny's `decrypt_round`: 32
+//! three-input logic operations, 8 `vprorq`, 4 `vpshufd`, on 512-bit words)
+//! forty times over sixteen words, each operation waiting only on results
+//! two or more operations old (most eleven or more): what the core can issue
+//! of one 128-block chunk's forty rounds when no dependency holds it back.
+//! Divided by 128, the per-block floor of that kernel's rounds on this CPU.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -74,6 +83,36 @@ mod chains {
         x
     }
 
+    /// One round's worth of the bitsliced kernel's instruction mix on `s`:
+    /// four groups of eight `vpternlogq`, two `vprorq` and one `vpshufd`,
+    /// every operation writing the word after the last one written.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn round_mix(s: &mut [__m512i; 16], k: __m512i) {
+        let mut j = 0;
+        for _ in 0..4 {
+            for _ in 0..8 {
+                s[j] = _mm512_ternarylogic_epi64::<0x96>(s[j], s[(j + 5) % 16], k);
+                j = (j + 1) % 16;
+            }
+            // Each permutation reads a `vpternlogq` result (of the last
+            // eight), so that no two permutations fold into one.
+            for _ in 0..2 {
+                s[j] = _mm512_ror_epi64::<16>(s[(j + 14) % 16]);
+                j = (j + 1) % 16;
+            }
+            s[j] = _mm512_shuffle_epi32::<0b10_11_00_01>(s[(j + 11) % 16]);
+            j = (j + 1) % 16;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub fn bitsliced_round_mix_x40(s: &mut [__m512i; 16], k: __m512i) {
+        for _ in 0..40 {
+            round_mix(s, k);
+        }
+    }
+
     fn v(b: u8) -> __m128i {
         // SAFETY: SSE2 is part of the x86-64 baseline.
         black_box(unsafe { _mm_set1_epi8(b as i8) })
@@ -112,6 +151,20 @@ mod chains {
                     // SAFETY: SSSE3 (implied) and AVX-512 F and VL detected above.
                     x = unsafe { skinny_round_x40(x, t, k) };
                     x
+                })
+            });
+        }
+        if has("avx512") {
+            // SAFETY: AVX-512 F detected above.
+            let k = black_box(unsafe { _mm512_set1_epi64(0x5A5A) });
+            // SAFETY: as above.
+            let mut s: [__m512i; 16] =
+                core::array::from_fn(|i| unsafe { _mm512_set1_epi64(i as i64) });
+            g.bench_function("bitsliced_round_mix_x40", |b| {
+                b.iter(|| {
+                    // SAFETY: AVX-512 F detected above.
+                    unsafe { bitsliced_round_mix_x40(&mut s, k) };
+                    black_box(&mut s);
                 })
             });
         }
