@@ -318,9 +318,15 @@ impl fmt::Debug for WrappedKey {
 
 /// KEK: the AES-256-GCM key-encryption key protecting each registration's
 /// K_A and K_A_Tuples at rest (protocol.md §11).
+///
+/// Holds the expanded cipher (AES round keys and the GHASH key, zeroized on
+/// drop like the raw key): every `/status` and every contact of the risk
+/// batch unwraps a K_A, and expanding the key each time cost more than the
+/// unwrap itself.
 #[derive(Clone)]
 pub struct Kek {
     raw: Zeroizing<[u8; 32]>,
+    aead: Aes256Gcm,
 }
 
 secret_debug_eq!(Kek);
@@ -328,9 +334,9 @@ secret_debug_eq!(Kek);
 impl Kek {
     /// Wraps raw key bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self {
-            raw: Zeroizing::new(bytes),
-        }
+        let raw = Zeroizing::new(bytes);
+        let aead = Aes256Gcm::new(&(*raw).into());
+        Self { raw, aead }
     }
 
     /// Draws a fresh random key.
@@ -362,9 +368,8 @@ impl Kek {
         iv_out.copy_from_slice(&iv);
         let (body, tag_out) = rest.split_at_mut(32);
         body.copy_from_slice(key);
-        let aead = Aes256Gcm::new(&(*self.raw).into());
         // GCM only fails for messages beyond 2^36 bytes; a 32-byte key is far below.
-        if let Ok(tag) = aead.encrypt_inout_detached(&nonce, &[], body.into()) {
+        if let Ok(tag) = self.aead.encrypt_inout_detached(&nonce, &[], body.into()) {
             tag_out.copy_from_slice(&tag);
         }
         WrappedKey(out)
@@ -372,14 +377,14 @@ impl Kek {
 
     /// Decrypts a wrapped key; fails if it was not wrapped under this KEK or was altered.
     pub fn unwrap(&self, wrapped: &WrappedKey) -> Result<Zeroizing<[u8; 32]>, Error> {
-        let aead = Aes256Gcm::new(&(*self.raw).into());
         let (iv, rest) = wrapped.0.split_at(12);
         let (body, tag) = rest.split_at(32);
         let nonce = Nonce::try_from(iv).map_err(|_| Error::Unwrap)?;
         let tag = aes_gcm::Tag::try_from(tag).map_err(|_| Error::Unwrap)?;
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(body);
-        aead.decrypt_inout_detached(&nonce, &[], out.as_mut_slice().into(), &tag)
+        self.aead
+            .decrypt_inout_detached(&nonce, &[], out.as_mut_slice().into(), &tag)
             .map_err(|_| Error::Unwrap)?;
         Ok(out)
     }
@@ -441,5 +446,21 @@ mod tests {
         let iv: [u8; 12] = w.0[..12].try_into().unwrap();
         assert_eq!(kek.wrap_with_iv(iv, &key), w);
         assert_ne!(kek.wrap_with_iv([0; 12], &key), w);
+    }
+
+    /// AES-256-GCM known answer (computed with Python's `cryptography`),
+    /// wrapped by a clone that is then dropped and unwrapped by the original:
+    /// the expanded cipher each keeps is its own key's.
+    #[test]
+    fn kek_wrap_matches_an_independent_aes_gcm() {
+        let expected = "2424242424242424242424244fcb9e1bb39c9c647cb278f0e768c9fc\
+                        36a1692aecf10a37eafe96000c9fbd497194aafcdc6994ed95f17692c265a0b9";
+        let kek = Kek::from_bytes([0x42; 32]);
+        let copy = kek.clone();
+        let w = copy.wrap_with_iv([0x24; 12], &[0x5A; 32]);
+        drop(copy);
+        let hex: String = w.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+        assert_eq!(*kek.unwrap(&w).unwrap(), [0x5A; 32]);
     }
 }
