@@ -448,6 +448,16 @@ mod tests {
         assert_ne!(kek.wrap_with_iv([0; 12], &key), w);
     }
 
+    /// The KEK keeps an expanded `Aes256Gcm`: it must wipe its round keys
+    /// and GHASH key on drop (the `zeroize` features of `aes` and
+    /// `aes-gcm`); without them this does not compile.
+    #[test]
+    fn the_kek_cipher_zeroizes_on_drop() {
+        fn zeroizes_on_drop<T: ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<Aes256Gcm>();
+        zeroizes_on_drop::<Kek>();
+    }
+
     /// AES-256-GCM known answer (computed with Python's `cryptography`),
     /// wrapped by a clone that is then dropped and unwrapped by the original:
     /// the expanded cipher each keeps is its own key's.
