@@ -11,8 +11,8 @@
 //!
 //! One probe measures throughput rather than latency:
 //! `bitsliced_round_mix_x40` issues the instruction mix of the bitsliced
-//! AVX-512 kernel's decryption round (skinny's `decrypt_round`: 32
-//! three-input logic operations, 8 `vprorq`, 4 `vpshufd`, on 512-bit words)
+//! AVX-512 kernel's decryption round (skinny's `decrypt_round`: 32 logic
+//! operations, here all `vpternlogq`, 8 `vprorq`, 4 `vpshufd`, 512-bit words)
 //! forty times over sixteen words, each operation waiting only on results
 //! two or more operations old (most eleven or more): what the core can issue
 //! of one 128-block chunk's forty rounds when no dependency holds it back.

@@ -320,9 +320,9 @@ impl fmt::Debug for WrappedKey {
 /// K_A and K_A_Tuples at rest (protocol.md §11).
 ///
 /// Holds the expanded cipher (AES round keys and the GHASH key, zeroized on
-/// drop like the raw key): every `/status` and every contact of the risk
-/// batch unwraps a K_A, and expanding the key each time cost more than the
-/// unwrap itself.
+/// drop like the raw key): every `/status` and every sender in the risk
+/// batch unwraps a K_A, and expanding the key at each unwrap took a third
+/// of its time.
 #[derive(Clone)]
 pub struct Kek {
     raw: Zeroizing<[u8; 32]>,
