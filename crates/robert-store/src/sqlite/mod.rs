@@ -85,6 +85,12 @@ impl SqliteStore {
             .thread_name(|_| SQLITE_WRITER_THREAD.to_owned());
         let mut conn = writer_options.connect().await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        // The file exists now. Every connection opened later (the readers'
+        // pool grows on demand, the batch's connections, the batch lock)
+        // names it by its absolute path, so a change of working directory
+        // cannot point them at another file.
+        let file = std::fs::canonicalize(base.get_filename())?;
+        let base = base.filename(&file);
 
         let readers = SqlitePoolOptions::new()
             .max_connections(options.sqlite_readers.max(1))
@@ -96,16 +102,12 @@ impl SqliteStore {
                     .thread_name(|id| format!("{SQLITE_READER_THREAD}{id}")),
             )
             .await?;
-        let file = base.get_filename();
         let mut lock_path = file.as_os_str().to_owned();
         lock_path.push(".batch-lock");
-        // The batch's connections open later: by the absolute path, so a
-        // change of working directory cannot point them at another file.
-        let absolute = std::fs::canonicalize(file)?;
         Ok(Self {
             writer: Writer::spawn(conn, options.sqlite_group_commit_max),
             readers,
-            batch_reader: BatchReader::new(&absolute, options.busy_timeout),
+            batch_reader: BatchReader::new(&file, options.busy_timeout),
             lock_path: PathBuf::from(lock_path),
             _temporary: temporary,
         })
