@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{KillOnDrop as Server, free_port};
+use common::KillOnDrop as Server;
 
 /// The reference's development registration key (any valid P-256 SPKI).
 const KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7fAxfrLtG5tXyjomCOg9r1wNnr9len4m9sTflJUHDdkwubKyidTtFkVfNLrM91yuffdrpJZe9XOkof8P+zPGDg==";
@@ -49,9 +49,10 @@ fn robert_with(args: &[&str], envs: &[(&str, &str)], cwd: &Path, stdin: &str) ->
     child.wait_with_output().unwrap()
 }
 
-/// Starts `robert serve` on `bind` and waits until it accepts connections.
-fn start_server(bind: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Server {
-    let server = Server(
+/// Starts `robert serve` on `bind` (`127.0.0.1:0`: any free port) and waits
+/// until it says it listens: the server and the address it listens on.
+fn start_server(bind: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> (Server, String) {
+    let listening = common::spawn_listening(
         Command::new(env!("CARGO_BIN_EXE_robert"))
             .args(
                 [
@@ -63,21 +64,15 @@ fn start_server(bind: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) ->
             .env_remove("ROBERT_CLOCK_OFFSET")
             .env_remove("ROBERT_CONFIG")
             .env_remove("ROBERT_CODES_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("ROBERT_LOG__FORMAT", "json")
             .env("ROBERT_KEYS__ARGON2_MEMORY_KIB", "64")
             .env("ROBERT_KEYS__ARGON2_ITERATIONS", "1")
             .envs(envs.iter().copied())
             .current_dir(cwd)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stdout(std::process::Stdio::null()),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(bind).is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    server
+    (Server(listening.child), listening.addr)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -114,10 +109,8 @@ fn two_phones_against_robert_serve() {
     assert!(out.status.success(), "{:?}", text(&out));
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
+    let (_server, bind) = start_server("127.0.0.1:0", &common, &[], &dir);
     let url = format!("http://{bind}");
-    let _server = start_server(&bind, &common, &[], &dir);
 
     let (a, b) = (dir.join("a"), dir.join("b"));
     for (p, model) in [(&a, "SM-G973F"), (&b, "Pixel 4")] {
@@ -334,9 +327,8 @@ fn register_retries_the_captcha() {
     assert!(out.status.success(), "{:?}", text(&out));
     let out = robert(&["keys", "show-public", "--data-dir", d(&srv)]);
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let bind = format!("127.0.0.1:{}", free_port());
+    let (server, bind) = start_server("127.0.0.1:0", &["--data-dir", d(&srv)], &[], &dir);
     let url = format!("http://{bind}");
-    let server = start_server(&bind, &["--data-dir", d(&srv)], &[], &dir);
 
     let phone = dir.join("p");
     let args = [
@@ -367,7 +359,7 @@ fn register_retries_the_captcha() {
     drop(server);
 
     // The same phone against a server that accepts any answer.
-    let _server = start_server(
+    let (_server, _) = start_server(
         &bind,
         &["--data-dir", d(&srv)],
         &[("ROBERT_CAPTCHA__MODE", "accept-any")],
@@ -402,11 +394,9 @@ fn readme_walk_a_phone_at_risk_with_a_clock_offset() {
     .unwrap();
     let config = ["-c", "robert.toml"];
     let past = [("ROBERT_CLOCK_OFFSET", "-1h")];
-    let bind = format!("127.0.0.1:{}", free_port());
-    let url = format!("http://{bind}");
     let serve_args = [&config[..], &["--codes-config", DEV_CODES]].concat();
-
-    let server = start_server(&bind, &serve_args, &past, &dir);
+    let (server, bind) = start_server("127.0.0.1:0", &serve_args, &past, &dir);
+    let url = format!("http://{bind}");
     let out = robert_with(
         &["keys", "show-public", "-c", "robert.toml"],
         &past,
@@ -456,7 +446,7 @@ fn readme_walk_a_phone_at_risk_with_a_clock_offset() {
     drop(server);
 
     // Back to the present.
-    let _server = start_server(&bind, &serve_args, &[], &dir);
+    let (_server, _) = start_server(&bind, &serve_args, &[], &dir);
     let out = robert_with(&["codes", "-c", DEV_CODES, "issue", "short"], &[], &dir, "");
     assert!(out.status.success(), "{:?}", text(&out));
     let code = text(&out).0.lines().next().unwrap().trim().to_owned();

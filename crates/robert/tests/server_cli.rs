@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -185,8 +187,12 @@ fn http(addr: &str, request: &str) -> (u16, String) {
 #[test]
 fn serve_with_no_configuration_then_batch() {
     let d = dir("serve");
-    let (mut child, addr, internal, text) =
-        spawn_listening_at(serve_command(&[]).arg("--data-dir").arg(&d));
+    let common::Listening {
+        mut child,
+        addr,
+        internal,
+        log: text,
+    } = common::spawn_listening(serve_command(&[]).arg("--data-dir").arg(&d));
     assert!(
         text.contains("keystore.pass") && text.contains("Protect it"),
         "{text}"
@@ -289,31 +295,8 @@ fn serve_command(extra: &[&str]) -> Command {
 /// Spawns a `robert serve` command logging JSON and waits for its
 /// "listening" line: the child, its address and the log lines before it.
 fn spawn_listening(mut cmd: Command) -> (std::process::Child, String, String) {
-    let (child, addr, _, log) = spawn_listening_at(&mut cmd);
-    (child, addr, log)
-}
-
-/// [`spawn_listening`], also returning the internal listener's address.
-fn spawn_listening_at(cmd: &mut Command) -> (std::process::Child, String, String, String) {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = Instant::now();
-    let mut log = Vec::new();
-    while started.elapsed() < Duration::from_secs(30) {
-        let Some(Ok(line)) = lines.next() else { break };
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["fields"]["message"] == "ROBERT server listening" {
-            let addr = v["fields"]["address"].as_str().unwrap().to_owned();
-            let internal = v["fields"]["internal"].as_str().unwrap().to_owned();
-            // Keep draining stderr so the child never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, addr, internal, log.join("\n"));
-        }
-        log.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("no listening line in {log:#?}");
+    let l = common::spawn_listening(&mut cmd);
+    (l.child, l.addr, l.log)
 }
 
 fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
@@ -347,7 +330,12 @@ fn serve_with_the_code_service_inside() {
     )
     .unwrap();
     let codes_arg = codes.to_str().unwrap().to_owned();
-    let (mut child, addr, internal, _) = spawn_listening_at(
+    let common::Listening {
+        mut child,
+        addr,
+        internal,
+        ..
+    } = common::spawn_listening(
         serve_command(&["--codes-config", &codes_arg])
             .arg("--data-dir")
             .arg(&d),
