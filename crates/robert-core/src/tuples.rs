@@ -16,6 +16,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::crypto;
 use crate::ebid::Ebid;
 use crate::ecc::{CountryCode, Ecc};
 use crate::id_a::IdA;
@@ -217,13 +218,10 @@ impl TupleBundle {
         out.extend_from_slice(&iv);
         self.write_json(&mut out);
         debug_assert_eq!(out.len(), IV_LEN + json_len);
-        // GCM only fails for messages beyond 2^36 bytes; bundles are kilobytes.
-        match key
-            .aead()
-            .encrypt_inout_detached(&Nonce::from(iv), &[], (&mut out[IV_LEN..]).into())
-        {
-            Ok(tag) => out.extend_from_slice(&tag),
-            Err(_) => unreachable!("bundle far below the GCM length limit"),
+        // GCM only refuses messages beyond 2^36 bytes; bundles are kilobytes.
+        match crypto::gcm::seal_in_place(key.expose_secret(), &iv, &mut out[IV_LEN..]) {
+            Some(tag) => out.extend_from_slice(&tag),
+            None => unreachable!("bundle far below the GCM length limit"),
         }
         out
     }

@@ -1,4 +1,5 @@
-//! x86-64 kernels: SHA-256 with SHA-NI, AES-256 with AES-NI.
+//! x86-64 kernels: SHA-256 with SHA-NI, AES-256 with AES-NI, GHASH with
+//! VPCLMULQDQ.
 //!
 //! All `unsafe` of robert-core lives here, audited like `skinny/src/x86.rs`.
 //! The kernels are safe `#[target_feature]` functions (Rust ≥ 1.87 lets them
@@ -10,7 +11,10 @@
 //! Data goes in and out of vectors by value (`_mm_set_epi32`,
 //! `_mm_set_epi64x`, `_mm_extract_*`), never through pointers: no unsafe
 //! loads or stores, and no pointer checks in the debug build, where the
-//! instruction-count guard runs.
+//! instruction-count guard runs. One exception: GHASH reads the message
+//! 64 bytes at a time from a 256-byte group (`ghash_blocks`, bounds proven
+//! by the group's type); it only runs with AVX-512, which valgrind, and so
+//! the guard, does not emulate.
 
 #![allow(unsafe_code, reason = "SIMD intrinsics behind runtime CPU detection")]
 
@@ -547,4 +551,210 @@ fn aes256_first_bytes(rk: &AesRoundKeys, halves: &[[u8; 8]], out: &mut Vec<u8>) 
         }
         out.push(_mm_cvtsi128_si32(_mm_aesenclast_si128(v, rk[14])) as u8);
     }
+}
+
+// ---------------------------------------------------------------- GHASH
+
+cpufeatures::new!(
+    cpuid_clmul512,
+    "pclmulqdq",
+    "sse4.1",
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "vpclmulqdq"
+);
+
+/// Proof that this CPU has VPCLMULQDQ on 512-bit vectors (with AVX-512 F
+/// and BW) and PCLMULQDQ, for GHASH four blocks per instruction.
+///
+/// The field is private: the only constructor is [`Clmul512::detect`], which
+/// checks the CPU first. Every `unsafe` call below relies on this.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clmul512(());
+
+impl Clmul512 {
+    /// `Some` when the CPU has 512-bit VPCLMULQDQ.
+    #[inline]
+    pub(crate) fn detect() -> Option<Self> {
+        cpuid_clmul512::get().then_some(Self(()))
+    }
+
+    /// The GHASH key of `h` (`AES_K(0^128)`): its first sixteen powers.
+    pub(crate) fn ghash_key(self, h: &[u8; 16]) -> GhashKey {
+        // SAFETY: `self` proves the features (see `Clmul512`).
+        unsafe { ghash_expand(h) }
+    }
+
+    /// Folds whole blocks into the running GHASH, sixteen at a time.
+    #[inline]
+    pub(crate) fn ghash_update(self, key: &GhashKey, acc: &mut GhashAcc, blocks: &[[u8; 16]]) {
+        // SAFETY: `self` proves the features (see `Clmul512`).
+        unsafe { ghash_blocks(key, acc, blocks) }
+    }
+}
+
+/// A GHASH key: `H^16 … H^1` in four 512-bit vectors (first block's power in
+/// the lowest lane) and `H` alone, in POLYVAL's bit order (RFC 8452,
+/// Appendix A: GHASH is POLYVAL of the byte-reversed blocks under
+/// `mulX(ByteReverse(H))`, byte-reversed). Zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct GhashKey {
+    powers: [__m512i; 4],
+    h: __m128i,
+}
+
+/// A running GHASH value (POLYVAL's bit order: GCM's bytes reversed),
+/// zeroized on drop.
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct GhashAcc([u8; 16]);
+
+impl GhashAcc {
+    /// The GHASH value as GCM's bytes.
+    pub(crate) fn to_bytes(&self) -> [u8; 16] {
+        let mut out = self.0;
+        out.reverse();
+        out
+    }
+}
+
+/// POLYVAL's modulus `x^128 + x^127 + x^126 + x^121 + 1` without its top
+/// term, as the reduction uses it: `0xC2 << 56` in the high word, 1 in the
+/// low word.
+const POLYVAL_LOW: i64 = 1;
+const POLYVAL_HIGH: u64 = 0xC200_0000_0000_0000;
+
+/// The 256-bit carry-less product of `a` and `b` in three parts: low,
+/// middle (to be shifted by 64 bits) and high.
+#[inline]
+#[target_feature(enable = "pclmulqdq,sse2")]
+fn clmul128(a: __m128i, b: __m128i) -> (__m128i, __m128i, __m128i) {
+    let lo = _mm_clmulepi64_si128::<0x00>(a, b);
+    let hi = _mm_clmulepi64_si128::<0x11>(a, b);
+    let mid = _mm_xor_si128(
+        _mm_clmulepi64_si128::<0x01>(a, b),
+        _mm_clmulepi64_si128::<0x10>(a, b),
+    );
+    (lo, mid, hi)
+}
+
+/// POLYVAL's product (`a·b·x^-128` mod the modulus) from the unreduced
+/// parts: the middle part folded in, then two Montgomery steps by the
+/// modulus's low word.
+#[inline]
+#[target_feature(enable = "pclmulqdq,sse2")]
+fn polyval_reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
+    let lo = _mm_xor_si128(lo, _mm_slli_si128::<8>(mid));
+    let hi = _mm_xor_si128(hi, _mm_srli_si128::<8>(mid));
+    let poly = _mm_set_epi64x(POLYVAL_HIGH as i64, POLYVAL_LOW);
+    let t = _mm_clmulepi64_si128::<0x10>(lo, poly);
+    let lo = _mm_xor_si128(_mm_shuffle_epi32::<0x4e>(lo), t);
+    let t = _mm_clmulepi64_si128::<0x10>(lo, poly);
+    let lo = _mm_xor_si128(_mm_shuffle_epi32::<0x4e>(lo), t);
+    _mm_xor_si128(hi, lo)
+}
+
+/// POLYVAL's field product of `a` and `b`.
+#[inline]
+#[target_feature(enable = "pclmulqdq,sse2")]
+fn polyval_mul(a: __m128i, b: __m128i) -> __m128i {
+    let (lo, mid, hi) = clmul128(a, b);
+    polyval_reduce(lo, mid, hi)
+}
+
+/// The byte reversal of each 128-bit lane, as a `pshufb` mask.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn reverse_mask() -> __m128i {
+    _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
+
+#[target_feature(enable = "pclmulqdq,sse2,ssse3,sse4.1,avx,avx2,avx512f,avx512bw,vpclmulqdq")]
+fn ghash_expand(h: &[u8; 16]) -> GhashKey {
+    // mulX(ByteReverse(H)) in POLYVAL's field: shift left by one, and fold
+    // the bit shifted out back in as the modulus (without a branch on H).
+    let mut v = u128::from_be_bytes(*h);
+    let carry = 0u128.wrapping_sub(v >> 127);
+    v = (v << 1) ^ (carry & ((u128::from(POLYVAL_HIGH) << 64) | 1));
+    let mut bytes = v.to_le_bytes();
+    let h1 = load16(&bytes);
+    bytes.zeroize();
+    v.zeroize();
+    // p[k] = H^(k+1).
+    let mut p = [h1; 16];
+    for k in 1..16 {
+        p[k] = polyval_mul(p[k - 1], h1);
+    }
+    let lanes = |a: __m128i, b: __m128i, c: __m128i, d: __m128i| {
+        let v = _mm512_castsi128_si512(a);
+        let v = _mm512_inserti32x4::<1>(v, b);
+        let v = _mm512_inserti32x4::<2>(v, c);
+        _mm512_inserti32x4::<3>(v, d)
+    };
+    let key = GhashKey {
+        powers: [
+            lanes(p[15], p[14], p[13], p[12]),
+            lanes(p[11], p[10], p[9], p[8]),
+            lanes(p[7], p[6], p[5], p[4]),
+            lanes(p[3], p[2], p[1], p[0]),
+        ],
+        h: h1,
+    };
+    p.zeroize();
+    key
+}
+
+/// The three parts of the carry-less products of four lanes by four lanes
+/// ([`clmul128`] per 128-bit lane).
+#[inline]
+#[target_feature(enable = "avx512f,vpclmulqdq")]
+fn clmul512(a: __m512i, b: __m512i) -> (__m512i, __m512i, __m512i) {
+    let lo = _mm512_clmulepi64_epi128::<0x00>(a, b);
+    let hi = _mm512_clmulepi64_epi128::<0x11>(a, b);
+    let mid = _mm512_xor_si512(
+        _mm512_clmulepi64_epi128::<0x01>(a, b),
+        _mm512_clmulepi64_epi128::<0x10>(a, b),
+    );
+    (lo, mid, hi)
+}
+
+/// The XOR of a vector's four 128-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2,avx512f")]
+fn xor_lanes(v: __m512i) -> __m128i {
+    let v = _mm256_xor_si256(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
+    _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+}
+
+#[target_feature(enable = "pclmulqdq,sse2,ssse3,sse4.1,avx,avx2,avx512f,avx512bw,vpclmulqdq")]
+fn ghash_blocks(key: &GhashKey, acc: &mut GhashAcc, blocks: &[[u8; 16]]) {
+    let rev = reverse_mask();
+    let rev512 = _mm512_broadcast_i32x4(rev);
+    let mut s = load16(&acc.0);
+    let (groups, rest) = blocks.as_chunks::<16>();
+    for g in groups {
+        // Sixteen blocks: (S ⊕ X0)·H^16 ⊕ X1·H^15 ⊕ … ⊕ X15·H, one reduction.
+        let at = g.as_ptr().cast::<__m512i>();
+        let load = |i: usize| {
+            // SAFETY: `g` is sixteen 16-byte blocks, 256 contiguous bytes:
+            // four unaligned 64-byte loads at 0, 64, 128 and 192 stay in it.
+            let v = unsafe { _mm512_loadu_si512(at.add(i)) };
+            _mm512_shuffle_epi8(v, rev512)
+        };
+        let x0 = _mm512_xor_si512(load(0), _mm512_zextsi128_si512(s));
+        let (mut lo, mut mid, mut hi) = clmul512(x0, key.powers[0]);
+        for i in 1..4 {
+            let (l, m, h) = clmul512(load(i), key.powers[i]);
+            lo = _mm512_xor_si512(lo, l);
+            mid = _mm512_xor_si512(mid, m);
+            hi = _mm512_xor_si512(hi, h);
+        }
+        s = polyval_reduce(xor_lanes(lo), xor_lanes(mid), xor_lanes(hi));
+    }
+    for b in rest {
+        let x = _mm_shuffle_epi8(load16(b), rev);
+        s = polyval_mul(_mm_xor_si128(s, x), key.h);
+    }
+    acc.0 = store16(s);
+    s.zeroize();
 }
