@@ -6,11 +6,11 @@
 //!   blocks laid out directly (no buffering, no padding logic).
 //! * `Aes256Keys`: the 15 round keys of an AES-256 K_G, expanded once, for
 //!   the ECC's single block.
-//! * `gcm::seal_in_place`: AES-256-GCM for the tuple bundles, its GHASH four
-//!   blocks per carry-less multiplication on AVX-512 (`aes-gcm` elsewhere).
+//! * `gcm::seal_in_place`: AES-256-GCM for the tuple bundles, in one pass
+//!   four blocks per instruction on AVX-512 (`aes-gcm` elsewhere).
 //!
 //! Each has a portable back end (the RustCrypto crates: `sha2`'s compression
-//! function, the `aes` crate's cipher) and an x86-64 one (SHA-NI, AES-NI, VPCLMULQDQ; all `unsafe`
+//! function, the `aes` crate's cipher) and an x86-64 one (SHA-NI, AES-NI, VAES with VPCLMULQDQ; all `unsafe`
 //! of the crate is in `x86.rs`), chosen at run time. The tests check every
 //! back end against the portable one and against the RustCrypto crates.
 

@@ -1,5 +1,5 @@
-//! x86-64 kernels: SHA-256 with SHA-NI, AES-256 with AES-NI, GHASH with
-//! VPCLMULQDQ.
+//! x86-64 kernels: SHA-256 with SHA-NI, AES-256 with AES-NI, AES-256-GCM
+//! with VAES and VPCLMULQDQ.
 //!
 //! All `unsafe` of robert-core lives here, audited like `skinny/src/x86.rs`.
 //! The kernels are safe `#[target_feature]` functions (Rust ≥ 1.87 lets them
@@ -11,10 +11,10 @@
 //! Data goes in and out of vectors by value (`_mm_set_epi32`,
 //! `_mm_set_epi64x`, `_mm_extract_*`), never through pointers: no unsafe
 //! loads or stores, and no pointer checks in the debug build, where the
-//! instruction-count guard runs. One exception: GHASH reads the message
-//! 64 bytes at a time from a 256-byte group (`ghash_blocks`, bounds proven
-//! by the group's type); it only runs with AVX-512, which valgrind, and so
-//! the guard, does not emulate.
+//! instruction-count guard runs. One exception: AES-256-GCM reads and
+//! writes the message 64 bytes at a time within a 256-byte group
+//! (`xor_group`, bounds proven by the group's type); it only runs with
+//! AVX-512, which valgrind, and so the guard, does not emulate.
 
 #![allow(unsafe_code, reason = "SIMD intrinsics behind runtime CPU detection")]
 
@@ -553,44 +553,43 @@ fn aes256_first_bytes(rk: &AesRoundKeys, halves: &[[u8; 8]], out: &mut Vec<u8>) 
     }
 }
 
-// ---------------------------------------------------------------- GHASH
+// ---------------------------------------------------------------- AES-256-GCM
 
 cpufeatures::new!(
-    cpuid_clmul512,
+    cpuid_gcm512,
+    "aes",
     "pclmulqdq",
     "sse4.1",
     "avx2",
     "avx512f",
     "avx512bw",
+    "vaes",
     "vpclmulqdq"
 );
 
-/// Proof that this CPU has VPCLMULQDQ on 512-bit vectors (with AVX-512 F
-/// and BW) and PCLMULQDQ, for GHASH four blocks per instruction.
+/// Proof that this CPU has VAES and VPCLMULQDQ on 512-bit vectors (with
+/// AVX-512 F and BW), AES-NI and PCLMULQDQ: AES-256-GCM four blocks per
+/// instruction.
 ///
-/// The field is private: the only constructor is [`Clmul512::detect`], which
+/// The field is private: the only constructor is [`Gcm512::detect`], which
 /// checks the CPU first. Every `unsafe` call below relies on this.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Clmul512(());
+pub(crate) struct Gcm512(());
 
-impl Clmul512 {
-    /// `Some` when the CPU has 512-bit VPCLMULQDQ.
+impl Gcm512 {
+    /// `Some` when the CPU has 512-bit VAES and VPCLMULQDQ.
     #[inline]
     pub(crate) fn detect() -> Option<Self> {
-        cpuid_clmul512::get().then_some(Self(()))
+        cpuid_gcm512::get().then_some(Self(()))
     }
 
-    /// The GHASH key of `h` (`AES_K(0^128)`): its first sixteen powers.
-    pub(crate) fn ghash_key(self, h: &[u8; 16]) -> GhashKey {
-        // SAFETY: `self` proves the features (see `Clmul512`).
-        unsafe { ghash_expand(h) }
-    }
-
-    /// Folds whole blocks into the running GHASH, sixteen at a time.
-    #[inline]
-    pub(crate) fn ghash_update(self, key: &GhashKey, acc: &mut GhashAcc, blocks: &[[u8; 16]]) {
-        // SAFETY: `self` proves the features (see `Clmul512`).
-        unsafe { ghash_blocks(key, acc, blocks) }
+    /// AES-256-GCM of `buf` in place under `key` with the 12-byte `iv` and
+    /// no associated data; returns the tag. `buf` must be shorter than 2^36
+    /// − 32 bytes (GCM's limit; the caller checks), so the 32-bit block
+    /// counter never wraps.
+    pub(crate) fn seal(self, key: &[u8; 32], iv: &[u8; 12], buf: &mut [u8]) -> [u8; 16] {
+        // SAFETY: `self` proves the features (see `Gcm512`).
+        unsafe { gcm_seal(key, iv, buf) }
     }
 }
 
@@ -598,24 +597,10 @@ impl Clmul512 {
 /// the lowest lane) and `H` alone, in POLYVAL's bit order (RFC 8452,
 /// Appendix A: GHASH is POLYVAL of the byte-reversed blocks under
 /// `mulX(ByteReverse(H))`, byte-reversed). Zeroized on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub(crate) struct GhashKey {
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct GhashKey {
     powers: [__m512i; 4],
     h: __m128i,
-}
-
-/// A running GHASH value (POLYVAL's bit order: GCM's bytes reversed),
-/// zeroized on drop.
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
-pub(crate) struct GhashAcc([u8; 16]);
-
-impl GhashAcc {
-    /// The GHASH value as GCM's bytes.
-    pub(crate) fn to_bytes(&self) -> [u8; 16] {
-        let mut out = self.0;
-        out.reverse();
-        out
-    }
 }
 
 /// POLYVAL's modulus `x^128 + x^127 + x^126 + x^121 + 1` without its top
@@ -726,35 +711,133 @@ fn xor_lanes(v: __m512i) -> __m128i {
     _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
 }
 
-#[target_feature(enable = "pclmulqdq,sse2,ssse3,sse4.1,avx,avx2,avx512f,avx512bw,vpclmulqdq")]
-fn ghash_blocks(key: &GhashKey, acc: &mut GhashAcc, blocks: &[[u8; 16]]) {
-    let rev = reverse_mask();
-    let rev512 = _mm512_broadcast_i32x4(rev);
-    let mut s = load16(&acc.0);
-    let (groups, rest) = blocks.as_chunks::<16>();
-    for g in groups {
-        // Sixteen blocks: (S ⊕ X0)·H^16 ⊕ X1·H^15 ⊕ … ⊕ X15·H, one reduction.
-        let at = g.as_ptr().cast::<__m512i>();
-        let load = |i: usize| {
-            // SAFETY: `g` is sixteen 16-byte blocks, 256 contiguous bytes:
-            // four unaligned 64-byte loads at 0, 64, 128 and 192 stay in it.
-            let v = unsafe { _mm512_loadu_si512(at.add(i)) };
-            _mm512_shuffle_epi8(v, rev512)
-        };
-        let x0 = _mm512_xor_si512(load(0), _mm512_zextsi128_si512(s));
-        let (mut lo, mut mid, mut hi) = clmul512(x0, key.powers[0]);
-        for i in 1..4 {
-            let (l, m, h) = clmul512(load(i), key.powers[i]);
-            lo = _mm512_xor_si512(lo, l);
-            mid = _mm512_xor_si512(mid, m);
-            hi = _mm512_xor_si512(hi, h);
-        }
-        s = polyval_reduce(xor_lanes(lo), xor_lanes(mid), xor_lanes(hi));
+/// Sixteen blocks, byte-reversed, four to a vector, into the running
+/// GHASH `s`: `(s ⊕ X0)·H^16 ⊕ X1·H^15 ⊕ … ⊕ X15·H`, one reduction.
+#[inline]
+#[target_feature(enable = "pclmulqdq,sse2,avx,avx2,avx512f,vpclmulqdq")]
+fn ghash_group(key: &GhashKey, s: __m128i, x: [__m512i; 4]) -> __m128i {
+    let x0 = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(s));
+    let (mut lo, mut mid, mut hi) = clmul512(x0, key.powers[0]);
+    for (x, power) in x.into_iter().zip(&key.powers).skip(1) {
+        let (l, m, h) = clmul512(x, *power);
+        lo = _mm512_xor_si512(lo, l);
+        mid = _mm512_xor_si512(mid, m);
+        hi = _mm512_xor_si512(hi, h);
     }
-    for b in rest {
-        let x = _mm_shuffle_epi8(load16(b), rev);
+    polyval_reduce(xor_lanes(lo), xor_lanes(mid), xor_lanes(hi))
+}
+
+/// Whole blocks into the running GHASH `s`, one at a time (the message's
+/// last blocks, the lengths block).
+#[inline]
+#[target_feature(enable = "pclmulqdq,sse2,ssse3")]
+fn ghash_blocks(key: &GhashKey, mut s: __m128i, blocks: &[[u8; 16]]) -> __m128i {
+    for b in blocks {
+        let x = _mm_shuffle_epi8(load16(b), reverse_mask());
         s = polyval_mul(_mm_xor_si128(s, x), key.h);
     }
-    acc.0 = store16(s);
+    s
+}
+
+/// The counter blocks' byte order within each 128-bit lane: the IV's 12
+/// bytes as they are, the 32-bit counter (kept little-endian for the
+/// additions) big-endian.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn counter_mask() -> __m128i {
+    _mm_set_epi8(12, 13, 14, 15, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+}
+
+#[target_feature(
+    enable = "aes,pclmulqdq,sse2,ssse3,sse4.1,avx,avx2,avx512f,avx512bw,vaes,vpclmulqdq"
+)]
+fn gcm_seal(key: &[u8; 32], iv: &[u8; 12], buf: &mut [u8]) -> [u8; 16] {
+    let rk = aes256_expand(key);
+    let mut h = aes256_encrypt(&rk, &[0u8; 16]);
+    let ghash = ghash_expand(&h);
+    h.zeroize();
+    let mut block = [0u8; 16];
+    block[..12].copy_from_slice(iv);
+    // J0 = IV ‖ 1 masks the tag; the message's counters start at 2.
+    block[15] = 1;
+    let mut mask = aes256_encrypt(&rk, &block);
+    block[15] = 0;
+    let mut rk512: [__m512i; 15] = core::array::from_fn(|i| _mm512_broadcast_i32x4(rk.0[i]));
+    let be = _mm512_broadcast_i32x4(counter_mask());
+    let rev = _mm512_broadcast_i32x4(reverse_mask());
+    // Lane i of the first vector holds counter 2 + i; each vector adds 4.
+    let mut ctr = _mm512_add_epi32(
+        _mm512_broadcast_i32x4(load16(&block)),
+        _mm512_set_epi32(5, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0),
+    );
+    let four = _mm512_set_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0);
+    // Sixteen blocks' keystream, one 512-bit vector per four blocks.
+    let mut keystream = || -> [__m512i; 4] {
+        let mut x: [__m512i; 4] = core::array::from_fn(|_| {
+            let c = _mm512_xor_si512(_mm512_shuffle_epi8(ctr, be), rk512[0]);
+            ctr = _mm512_add_epi32(ctr, four);
+            c
+        });
+        for k in &rk512[1..14] {
+            for v in &mut x {
+                *v = _mm512_aesenc_epi128(*v, *k);
+            }
+        }
+        for v in &mut x {
+            *v = _mm512_aesenclast_epi128(*v, rk512[14]);
+        }
+        x
+    };
+    let mut s = _mm_setzero_si128();
+    let len = buf.len();
+    let (groups, tail) = buf.as_chunks_mut::<256>();
+    for g in groups {
+        let x = xor_group(g, keystream(), rev);
+        s = ghash_group(&ghash, s, x);
+    }
+    if !tail.is_empty() {
+        // The last blocks through a zero-padded copy: encrypted there, the
+        // message's bytes copied back, the rest zeroed again for GHASH.
+        let mut last = [0u8; 256];
+        last[..tail.len()].copy_from_slice(tail);
+        xor_group(&mut last, keystream(), rev);
+        tail.copy_from_slice(&last[..tail.len()]);
+        last[tail.len()..].fill(0);
+        let (blocks, _) = last.as_chunks::<16>();
+        s = ghash_blocks(&ghash, s, &blocks[..tail.len().div_ceil(16)]);
+        last.zeroize();
+    }
+    // The lengths block: 0 bits of associated data, the message's bits.
+    let mut lengths = [0u8; 16];
+    lengths[8..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+    s = ghash_blocks(&ghash, s, &[lengths]);
+    let mut tag = store16(_mm_shuffle_epi8(s, reverse_mask()));
+    for (t, m) in tag.iter_mut().zip(&mask) {
+        *t ^= m;
+    }
+    mask.zeroize();
+    rk512.zeroize();
     s.zeroize();
+    ctr.zeroize();
+    tag
+}
+
+/// XORs 256 bytes in place with sixteen blocks of keystream and returns the
+/// result byte-reversed per block, as GHASH takes it.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn xor_group(g: &mut [u8; 256], ks: [__m512i; 4], rev: __m512i) -> [__m512i; 4] {
+    let at = g.as_mut_ptr().cast::<__m512i>();
+    let mut x = [_mm512_setzero_si512(); 4];
+    for (i, (x, k)) in x.iter_mut().zip(ks).enumerate() {
+        // SAFETY: `g` is 256 contiguous bytes: the four unaligned 64-byte
+        // accesses at 0, 64, 128 and 192 stay in it.
+        let c = unsafe {
+            let c = _mm512_xor_si512(_mm512_loadu_si512(at.add(i)), k);
+            _mm512_storeu_si512(at.add(i), c);
+            c
+        };
+        *x = _mm512_shuffle_epi8(c, rev);
+    }
+    x
 }
