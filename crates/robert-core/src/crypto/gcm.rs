@@ -7,7 +7,7 @@
 //! blocks per carry-less instruction, one reduction per sixteen blocks.
 //! RustCrypto's `aes-gcm` makes two passes (counter mode, then GHASH one
 //! 128-bit `pclmulqdq` at a time: `polyval` 0.7.3 has no wider path), with
-//! copies between generic block arrays, and was over half of a bundle's
+//! copies between generic block arrays, and was about half of a bundle's
 //! time. Elsewhere, and for opening, `aes-gcm` itself runs. The tests check
 //! the two equal.
 
