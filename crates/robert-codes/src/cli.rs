@@ -572,7 +572,15 @@ async fn serve(mut cfg: Config, args: ServeArgs) -> Result<(), CliError> {
     let internal_l = tokio::net::TcpListener::bind(internal_addr)
         .await
         .map_err(io(format!("cannot listen on {internal_addr}")))?;
-    tracing::info!(%public_addr, %internal_addr, "robert codes serving");
+    // The bound addresses: with port 0 in the configuration, the ports the
+    // system chose.
+    let bound =
+        |l: &tokio::net::TcpListener, configured: SocketAddr| l.local_addr().unwrap_or(configured);
+    tracing::info!(
+        public_addr = %bound(&public_l, public_addr),
+        internal_addr = %bound(&internal_l, internal_addr),
+        "robert codes serving"
+    );
     let jobs = svc.spawn_daily_jobs();
     let internal = svc.internal_router();
     // The connection limits robert-server has (header timeout, cap, bounded

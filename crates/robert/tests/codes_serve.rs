@@ -13,8 +13,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::free_port;
-
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
@@ -37,30 +35,26 @@ fn slow_heads_are_closed_and_sigterm_stops_at_once() {
         format!(
             "database_url = \"sqlite://{}?mode=rwc\"\n\
              [[peppers]]\nid = \"p1\"\nsecret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
-             [api]\nheader_read_timeout_secs = 1\n",
+             [api]\nheader_read_timeout_secs = 1\n[log]\nformat = \"json\"\n",
             dir.join("codes.db").display()
         ),
     )
     .unwrap();
-    let (public, internal) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
+    let (mut child, fields, _) = common::spawn_until_logged(
+        Command::new(env!("CARGO_BIN_EXE_robert"))
+            .args(["codes", "-c", config.to_str().unwrap(), "serve"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--internal-listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null()),
+        "robert codes serving",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_robert"))
-        .args(["codes", "-c", config.to_str().unwrap(), "serve"])
-        .args(["--listen", &public, "--internal-listen", &internal])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&public).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "robert codes serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let public = fields["public_addr"].as_str().unwrap().to_owned();
+    let internal = fields["internal_addr"].as_str().unwrap().to_owned();
 
     // Half a request head, then nothing: closed after about a second.
     let mut slow = TcpStream::connect(&public).unwrap();

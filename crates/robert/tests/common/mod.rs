@@ -7,13 +7,6 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (free when asked; a test binds it soon
-/// after).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Kills the child process when the test ends, even on failure.
 pub struct KillOnDrop(pub Child);
 
@@ -37,11 +30,25 @@ pub struct Listening {
 }
 
 /// Spawns a `robert serve` command that logs JSON (`ROBERT_LOG__FORMAT=json`)
-/// and waits for its "ROBERT server listening" line. Only that line proves
-/// the server is ready: a connection to the port could reach another
-/// process that took a port this test picked, before this server started.
-/// Panics with the server's log when it exits or stays silent for 30 s.
+/// and waits for its "ROBERT server listening" line (see
+/// [`spawn_until_logged`]).
 pub fn spawn_listening(cmd: &mut Command) -> Listening {
+    let (child, fields, log) = spawn_until_logged(cmd, "ROBERT server listening");
+    Listening {
+        child,
+        addr: fields["address"].as_str().unwrap().to_owned(),
+        internal: fields["internal"].as_str().unwrap().to_owned(),
+        log,
+    }
+}
+
+/// Spawns a command that logs JSON lines on stderr and waits for the line
+/// whose message is `message`: the child, that line's fields and the log
+/// lines before it. Only such a line proves a server ready: a connection to
+/// a port could reach another process that took a port this test picked,
+/// before this server started. Panics with the log when the child exits or
+/// stays silent for 30 s.
+pub fn spawn_until_logged(cmd: &mut Command, message: &str) -> (Child, serde_json::Value, String) {
     let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
@@ -49,21 +56,14 @@ pub fn spawn_listening(cmd: &mut Command) -> Listening {
     while started.elapsed() < Duration::from_secs(30) {
         let Some(Ok(line)) = lines.next() else { break };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "ROBERT server listening" {
-            let addr = v["fields"]["address"].as_str().unwrap().to_owned();
-            let internal = v["fields"]["internal"].as_str().unwrap().to_owned();
+        if v["fields"]["message"] == message {
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            return Listening {
-                child,
-                addr,
-                internal,
-                log: log.join("\n"),
-            };
+            return (child, v["fields"].clone(), log.join("\n"));
         }
         log.push(line);
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("no listening line in {log:#?}");
+    panic!("no {message:?} line in {log:#?}");
 }
