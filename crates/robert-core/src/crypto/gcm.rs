@@ -66,12 +66,9 @@ mod tests {
         assert_eq!(tag, hex::<16>("eb9f796c8d356fc31a8433884b696f4f"));
     }
 
+    /// `N` bytes from hex (the `hex` crate; the length is checked).
     fn hex<const N: usize>(s: &str) -> [u8; N] {
-        let mut out = [0u8; N];
-        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-            *o = u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap();
-        }
-        out
+        ::hex::decode(s).unwrap().try_into().unwrap()
     }
 
     /// Where the CPU has the features, the tests above ran the fast path.
